@@ -1,0 +1,164 @@
+"""Typed models of the payment event envelope and its four payloads.
+
+Field names on the wire are the spec's camelCase; in Python they are snake_case. The models
+are tolerant readers: unknown fields are ignored, and an unknown `paymentMethod` is kept as
+given. They are strict where money and time are concerned: amounts are exact `Decimal`s
+(the JSON is decoded with decimals, never through binary floats), finite and > 0; currencies
+are current ISO 4217 codes; timestamps are ISO 8601 strings with a zone, stored as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Final, Literal
+
+import pycountry
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from common import topics
+
+KNOWN_PAYMENT_METHODS: Final = frozenset(
+    {"credit_card", "debit_card", "paypal", "bank_transfer", "crypto"}
+)
+"""Methods the spec lists. Others are accepted as given: a new method is an additive change."""
+
+ISO_4217_CODES: Final = frozenset(c.alpha_3 for c in pycountry.currencies)
+
+UUID_PATTERN: Final = (
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def _exact_number(value: object) -> object:
+    """Accept JSON numbers only (decoded as int or Decimal); strings, bools and floats are not amounts."""
+    if type(value) is Decimal:
+        return value
+    if type(value) is int:
+        return Decimal(value)
+    raise PydanticCustomError("decimal_type", "amount must be a JSON number")
+
+
+def _iso_string(value: object) -> object:
+    """Timestamps must be ISO 8601 strings; a bare number would otherwise pass as a Unix time."""
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("datetime_type", "timestamp must be an ISO 8601 string")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _iso_4217(value: str) -> str:
+    if value not in ISO_4217_CODES:
+        raise PydanticCustomError(
+            "currency_code", "not an ISO 4217 currency code: {code}", {"code": value}
+        )
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_exact_number), Field(gt=0, allow_inf_nan=False)]
+Currency = Annotated[str, AfterValidator(_iso_4217)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), AfterValidator(_to_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+EventId = Annotated[str, Field(pattern=UUID_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class PaymentInitiatedPayload(_Model):
+    payment_id: Identifier
+    booking_id: Identifier
+    user_id: Identifier
+    amount: Amount
+    currency: Currency
+    payment_method: Identifier
+    initiated_at: Timestamp
+
+
+class PaymentCompletedPayload(_Model):
+    payment_id: Identifier
+    booking_id: Identifier
+    user_id: Identifier
+    amount: Amount
+    currency: Currency
+    transaction_id: Identifier
+    completed_at: Timestamp
+
+
+class PaymentFailedPayload(_Model):
+    payment_id: Identifier
+    booking_id: Identifier
+    user_id: Identifier
+    amount: Amount
+    currency: Currency
+    error_code: Identifier
+    error_message: str
+    failed_at: Timestamp
+
+
+class PaymentRefundedPayload(_Model):
+    payment_id: Identifier
+    booking_id: Identifier
+    user_id: Identifier
+    refund_amount: Amount
+    currency: Currency
+    refund_id: Identifier
+    reason: str
+    refunded_at: Timestamp
+
+
+class _Envelope(_Model):
+    """The fields every DreamScape event carries (the spec's `BaseEvent<T>`)."""
+
+    event_id: EventId
+    timestamp: Timestamp
+    version: str
+    source: str
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class PaymentInitiated(_Envelope):
+    event_type: Literal["payment.initiated"]
+    payload: PaymentInitiatedPayload
+
+
+class PaymentCompleted(_Envelope):
+    event_type: Literal["payment.completed"]
+    payload: PaymentCompletedPayload
+
+
+class PaymentFailed(_Envelope):
+    event_type: Literal["payment.failed"]
+    payload: PaymentFailedPayload
+
+
+class PaymentRefunded(_Envelope):
+    event_type: Literal["payment.refunded"]
+    payload: PaymentRefundedPayload
+
+
+PaymentEvent = PaymentInitiated | PaymentCompleted | PaymentFailed | PaymentRefunded
+
+MODEL_BY_EVENT_TYPE: Final[dict[str, type[PaymentEvent]]] = {
+    topics.PAYMENT_INITIATED: PaymentInitiated,
+    topics.PAYMENT_COMPLETED: PaymentCompleted,
+    topics.PAYMENT_FAILED: PaymentFailed,
+    topics.PAYMENT_REFUNDED: PaymentRefunded,
+}

@@ -1,0 +1,1 @@
+"""Test fixtures for consumers built on common (a pytest plugin)."""
