@@ -1,0 +1,124 @@
+"""Dead-letter records: how a failed record is written, read back, and replayed.
+
+A dead-letter record is the original record byte for byte (key, value, headers) plus `dlq.*`
+headers that say what failed, where the record came from and when. Replay strips those
+headers and sends the original bytes back to the original topic, so a replayed record is
+indistinguishable from the first delivery except for one `dlq.replayed.from` header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from common.records import Header, Inbound, OutboundRecord, Record
+
+PREFIX = "dlq."
+H_ERROR_TYPE = "dlq.error.type"
+H_ERROR_MESSAGE = "dlq.error.message"
+H_TOPIC = "dlq.original.topic"
+H_PARTITION = "dlq.original.partition"
+H_OFFSET = "dlq.original.offset"
+H_TIMESTAMP = "dlq.original.timestamp"
+H_GROUP = "dlq.consumer.group"
+H_ATTEMPTS = "dlq.attempts"
+H_FAILED_AT = "dlq.failed.at"
+H_REPLAYED_FROM = "dlq.replayed.from"
+
+MAX_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """The decision to dead-letter one record, and why."""
+
+    record: Record
+    inbound: Inbound | None
+    error_type: str
+    message: str
+    attempts: int
+
+
+def to_dlq_record(
+    letter: DeadLetter, *, dlq_topic: str, group: str, failed_at: datetime
+) -> OutboundRecord:
+    """The record to write to the DLQ: original bytes plus the `dlq.*` headers."""
+    record = letter.record
+    original_ts = (
+        datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).isoformat()
+        if record.timestamp_ms is not None
+        else ""
+    )
+    headers: list[Header] = [h for h in record.headers if not h[0].startswith(PREFIX)]
+    headers += [
+        (H_ERROR_TYPE, letter.error_type.encode()),
+        (H_ERROR_MESSAGE, letter.message[:MAX_MESSAGE_CHARS].encode()),
+        (H_TOPIC, record.topic.encode()),
+        (H_PARTITION, str(record.partition).encode()),
+        (H_OFFSET, str(record.offset).encode()),
+        (H_TIMESTAMP, original_ts.encode()),
+        (H_GROUP, group.encode()),
+        (H_ATTEMPTS, str(letter.attempts).encode()),
+        (H_FAILED_AT, failed_at.astimezone(UTC).isoformat().encode()),
+    ]
+    return OutboundRecord(
+        topic=dlq_topic, key=record.key, value=record.value, headers=tuple(headers)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DlqEntry:
+    """A record read back from a DLQ topic, with its `dlq.*` headers decoded."""
+
+    record: Record
+    error_type: str
+    error_message: str
+    original_topic: str
+    original_partition: int
+    original_offset: int
+    failed_at: str
+    attempts: int
+    group: str
+
+    @property
+    def ref(self) -> str:
+        """`partition:offset` of the DLQ record: what `replay --only` selects."""
+        return f"{self.record.partition}:{self.record.offset}"
+
+
+def read_entry(record: Record) -> DlqEntry:
+    """Decode the `dlq.*` headers of a DLQ record (missing ones read as empty)."""
+    h = {name: (value or b"").decode("utf-8", "replace") for name, value in record.headers}
+    return DlqEntry(
+        record=record,
+        error_type=h.get(H_ERROR_TYPE, ""),
+        error_message=h.get(H_ERROR_MESSAGE, ""),
+        original_topic=h.get(H_TOPIC, ""),
+        original_partition=int(h.get(H_PARTITION) or -1),
+        original_offset=int(h.get(H_OFFSET) or -1),
+        failed_at=h.get(H_FAILED_AT, ""),
+        attempts=int(h.get(H_ATTEMPTS) or 0),
+        group=h.get(H_GROUP, ""),
+    )
+
+
+def to_replay_record(entry: DlqEntry, dlq_topic: str) -> OutboundRecord:
+    """The original record again, for its original topic, marked with where it came from."""
+    record = entry.record
+    headers = [h for h in record.headers if not h[0].startswith(PREFIX)]
+    headers.append((H_REPLAYED_FROM, f"{dlq_topic}:{entry.ref}".encode()))
+    return OutboundRecord(
+        topic=entry.original_topic, key=record.key, value=record.value, headers=tuple(headers)
+    )
+
+
+def select(
+    entries: Iterable[DlqEntry], *, refs: Sequence[str] = (), error_types: Sequence[str] = ()
+) -> list[DlqEntry]:
+    """Entries matching any of `refs` (partition:offset) and any of `error_types`; empty = all."""
+    return [
+        e
+        for e in entries
+        if (not refs or e.ref in refs) and (not error_types or e.error_type in error_types)
+    ]

@@ -1,0 +1,1 @@
+"""Small consumers built on `common`: the shortest honest examples of the runtime."""

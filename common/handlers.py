@@ -1,0 +1,66 @@
+"""What a service declares: its handler, the errors it calls transient, and optional hooks.
+
+The primary contract is the batch handler: it receives every parsed record of one poll
+(several partitions and event types mixed, in offset order per partition) and applies them,
+typically in one database transaction. It returns the records it rejects for good, with the
+reason; every other record counts as handled once it returns. Raising means "the batch did not
+happen": the run loop decides what next from the exception (see `common.errors`).
+
+`per_event` adapts plain per-event functions to that contract for services that need no batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import PermanentError
+from common.events import PaymentEvent
+from common.records import Inbound, TopicPartition
+
+Rejections = Mapping[Inbound, PermanentError]
+BatchHandler = Callable[[Sequence[Inbound]], Rejections | None]
+StartingOffsets = Callable[[Sequence[TopicPartition]], Mapping[TopicPartition, int]]
+EventHandler = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """Everything the run loop needs to know about one service."""
+
+    name: str
+    group_id: str
+    handle: BatchHandler
+    event_types: Sequence[str] = (
+        "payment.initiated",
+        "payment.completed",
+        "payment.failed",
+        "payment.refunded",
+    )
+    transient_errors: tuple[type[BaseException], ...] = ()
+    starting_offsets: StartingOffsets | None = None
+    """For services that keep offsets with their state (exactly-once): where to resume."""
+    readiness_checks: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+
+
+def per_event(handlers: Mapping[type[PaymentEvent], EventHandler]) -> BatchHandler:
+    """A batch handler calling `handlers[type(event)](event)` per record; others are ignored.
+
+    A `PermanentError` rejects that record only; any other exception fails the batch, and the
+    run loop then retries records one at a time, so handlers must be idempotent.
+    """
+
+    def handle(batch: Sequence[Inbound]) -> Rejections:
+        rejected: dict[Inbound, PermanentError] = {}
+        for inbound in batch:
+            handler = handlers.get(type(inbound.event))
+            if handler is None:
+                continue
+            try:
+                handler(inbound.event)
+            except PermanentError as exc:
+                rejected[inbound] = exc
+        return rejected
+
+    return handle

@@ -1,0 +1,316 @@
+"""The one module that imports `confluent_kafka`.
+
+Everything else works on `Record`s and `OutboundRecord`s. The adapters here are thin: they
+translate client messages, errors and callbacks into the project's types, and keep the
+librdkafka details (rebalance protocol, statistics JSON, delivery reports) in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+)
+from confluent_kafka import TopicPartition as KafkaTopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common.errors import TransientError
+from common.records import OutboundRecord, Record, TopicPartition
+
+_log = logging.getLogger("librdkafka")
+T = TypeVar("T")
+
+
+class KafkaConfigError(Exception):
+    """librdkafka refused the configuration (unknown property, bad value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientError:
+    """An error the client delivered in place of a record."""
+
+    code: str
+    message: str
+    fatal: bool
+    topic: str | None
+
+    @property
+    def unknown_topic(self) -> bool:
+        return self.code == "UNKNOWN_TOPIC_OR_PART"
+
+
+def to_record(message: Message) -> Record:
+    """Copy a client message into a `Record`, bytes untouched."""
+    kind, timestamp = message.timestamp()
+    headers = message.headers()
+    return Record(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        key=message.key(),
+        value=message.value(),
+        headers=tuple(headers) if headers else (),
+        timestamp_ms=timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+    )
+
+
+def _tp(tp: TopicPartition, offset: int | None = None) -> KafkaTopicPartition:
+    if offset is None:
+        return KafkaTopicPartition(tp.topic, tp.partition)
+    return KafkaTopicPartition(tp.topic, tp.partition, offset)
+
+
+def _ours(tps: Iterable[KafkaTopicPartition]) -> list[TopicPartition]:
+    return [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+
+def _build(factory: Callable[[dict[str, Any]], T], config: Mapping[str, Any]) -> T:
+    try:
+        return factory(dict(config))
+    except (KafkaException, ValueError, TypeError) as exc:
+        raise KafkaConfigError(str(exc.args[0] if exc.args else exc)) from None
+
+
+class RebalanceListener:
+    """What the consumer adapter calls back into on group changes (see `Runner`)."""
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        """Return explicit starting offsets for some partitions (others use the committed one)."""
+        return {}
+
+    def after_assign(self, partitions: Sequence[TopicPartition]) -> None: ...
+
+    def on_revoke(self, partitions: Sequence[TopicPartition]) -> None: ...
+
+    def on_lost(self, partitions: Sequence[TopicPartition]) -> None: ...
+
+    def on_commit(self, offsets: Mapping[TopicPartition, int], error: str | None) -> None: ...
+
+    def on_stats(self, lag: Mapping[TopicPartition, int]) -> None: ...
+
+
+class KafkaConsumer:
+    """A consumer-group member with manual offset storage."""
+
+    def __init__(self, config: Mapping[str, str], listener: RebalanceListener) -> None:
+        self._listener = listener
+        full: dict[str, Any] = {
+            **config,
+            "on_commit": self._on_commit,
+            "stats_cb": self._on_stats,
+            "logger": _log,
+        }
+        self._consumer = _build(Consumer, full)
+        strategy = str(config.get("partition.assignment.strategy", "range,roundrobin"))
+        self._incremental = "cooperative" in strategy
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        self._consumer.subscribe(
+            list(topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def poll_batch(
+        self, max_records: int, timeout_s: float
+    ) -> tuple[list[Record], list[ClientError]]:
+        """Up to `max_records` records, waiting at most `timeout_s`; errors come back separately."""
+        records: list[Record] = []
+        errors: list[ClientError] = []
+        for message in self._consumer.consume(max_records, timeout_s):
+            error = message.error()
+            if error is None:
+                records.append(to_record(message))
+            elif error.code() != KafkaError._PARTITION_EOF:
+                errors.append(
+                    ClientError(error.name(), error.str(), error.fatal(), message.topic())
+                )
+        return records, errors
+
+    def store_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Mark `offsets` (the next offset to read, per partition) for the next commit."""
+        self._consumer.store_offsets(offsets=[_tp(tp, off) for tp, off in offsets.items()])
+
+    def commit(self) -> Mapping[TopicPartition, int]:
+        """Commit the stored offsets synchronously; returns what was committed."""
+        try:
+            committed = self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._NO_OFFSET:
+                return {}
+            raise TransientError(f"commit failed: {exc.args[0].str()}") from exc
+        return {TopicPartition(tp.topic, tp.partition): tp.offset for tp in committed or ()}
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.pause([_tp(tp) for tp in partitions])
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        if partitions:
+            self._consumer.resume([_tp(tp) for tp in partitions])
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._consumer.seek(_tp(tp, offset))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        ours = _ours(partitions)
+        starts = self._listener.on_assign(ours)
+        assignment = [_tp(tp, starts.get(tp)) for tp in ours]
+        if self._incremental:
+            consumer.incremental_assign(assignment)
+        else:
+            consumer.assign(assignment)
+        self._listener.after_assign(ours)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        self._listener.on_revoke(_ours(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
+        self._listener.on_lost(_ours(partitions))
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[KafkaTopicPartition]) -> None:
+        if error is not None and error.code() == KafkaError._NO_OFFSET:
+            return
+        offsets = {
+            TopicPartition(tp.topic, tp.partition): tp.offset for tp in partitions if tp.offset >= 0
+        }
+        self._listener.on_commit(offsets, None if error is None else error.str())
+
+    def _on_stats(self, stats_json: str) -> None:
+        self._listener.on_stats(consumer_lag(json.loads(stats_json)))
+
+
+def consumer_lag(stats: Mapping[str, Any]) -> dict[TopicPartition, int]:
+    """Per-partition `consumer_lag` from librdkafka's statistics (only partitions we consume)."""
+    lag: dict[TopicPartition, int] = {}
+    for topic, info in stats.get("topics", {}).items():
+        for number, partition in info.get("partitions", {}).items():
+            value = partition.get("consumer_lag", -1)
+            if int(number) >= 0 and value >= 0:
+                lag[TopicPartition(topic, int(number))] = value
+    return lag
+
+
+class KafkaProducer:
+    """A durable producer: `acks=all`, idempotent, and every send confirmed before returning."""
+
+    def __init__(self, config: Mapping[str, str]) -> None:
+        self._producer = _build(Producer, {**config, "logger": _log})
+
+    def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = 30.0) -> None:
+        """Produce `records` and wait for the broker's acknowledgement of every one.
+
+        Raises `TransientError` if any record is not acknowledged in time: the caller retries,
+        it never assumes the write happened.
+        """
+        failures: list[str] = []
+
+        def report(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        for record in records:
+            self._produce(record, report)
+        remaining = self._producer.flush(timeout_s)
+        if remaining or failures:
+            raise TransientError(
+                f"{remaining} record(s) unacknowledged, {len(failures)} failed: {failures[:1]}"
+            )
+
+    def send(self, records: Iterable[OutboundRecord]) -> None:
+        """Produce without waiting (bulk publishing); call `flush()` to wait for delivery."""
+        for record in records:
+            self._produce(record, None)
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        return int(self._producer.flush(timeout_s))
+
+    def _produce(self, record: OutboundRecord, on_delivery: Callable[..., None] | None) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers) or None,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain, then go on
+                self._producer.poll(0.1)
+            except KafkaException as exc:
+                raise TransientError(f"produce to {record.topic} failed: {exc}") from exc
+
+
+def create_topics(
+    bootstrap_servers: str,
+    names: Sequence[str],
+    partitions: int,
+    extra: Mapping[str, str] | None = None,
+) -> None:
+    """Create `names` (already existing ones are fine)."""
+    admin = _build(AdminClient, {"bootstrap.servers": bootstrap_servers, **(extra or {})})
+    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def read_all(config: Mapping[str, str], topic: str, idle_timeout_s: float = 2.0) -> list[Record]:
+    """Read every record of `topic` from the beginning without joining a group.
+
+    Stops when each partition reached its high watermark, or after `idle_timeout_s` with no
+    record (watermarks can lag on some brokers, so silence also ends the read).
+    """
+    consumer = _build(
+        Consumer,
+        {
+            **config,
+            "group.id": "dreamscape-reader",
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "logger": _log,
+        },
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10)
+        topic_meta = metadata.topics.get(topic)
+        if topic_meta is None or topic_meta.error is not None or not topic_meta.partitions:
+            return []
+        numbers = sorted(topic_meta.partitions)
+        consumer.assign([KafkaTopicPartition(topic, n, OFFSET_BEGINNING) for n in numbers])
+        return _drain(consumer, set(numbers), idle_timeout_s)
+    finally:
+        consumer.close()
+
+
+def _drain(consumer: Consumer, open_partitions: set[int], idle_timeout_s: float) -> list[Record]:
+    records: list[Record] = []
+    while open_partitions:
+        messages = consumer.consume(500, idle_timeout_s)
+        if not messages:
+            break
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(to_record(message))
+            elif error.code() == KafkaError._PARTITION_EOF:
+                open_partitions.discard(message.partition())
+    return records

@@ -1,0 +1,383 @@
+"""The consumer run loop: poll, parse, handle, dead-letter, store offsets; retry and shut down.
+
+The loop owns the consumer. Per poll it:
+
+1. parses every record (`common.parsing`); invalid ones are dead-lettered;
+2. calls the service's batch handler with the valid ones (`common.handlers`);
+3. writes the dead letters and waits for the broker to acknowledge them;
+4. stores each partition's next offset; librdkafka commits stored offsets periodically, and
+   the loop commits synchronously on revocation and on shutdown.
+
+So an offset is stored only after its record's outcome is durable: at-least-once.
+
+Failures follow one decision table (`decide`): transient errors are retried with
+exponential backoff and jitter for as long as it takes, the consumer's partitions paused and
+the loop still polling (so the group keeps it); unexpected errors are retried a bounded
+number of times on the failing record alone, then dead-lettered; permanent errors and
+invalid records go to the DLQ at once; critical errors stop the loop without storing.
+Retries are one tenacity policy whose "sleep" is a paused poll.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Protocol, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
+
+from common import dlq
+from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
+from common.handlers import ConsumerSpec
+from common.kafka import ClientError, RebalanceListener
+from common.lifecycle import (
+    BatchHandled,
+    Bus,
+    ConsumerError,
+    LagMeasured,
+    LoopStopped,
+    OffsetsCommitted,
+    OffsetsStored,
+    PartitionsChanged,
+    RecordDeadLettered,
+    RetryScheduled,
+    TopicMissing,
+)
+from common.parsing import parse_event
+from common.records import Inbound, OutboundRecord, Record, TopicPartition
+from common.settings import RunnerSettings
+from common.topics import Topics
+
+T = TypeVar("T")
+
+
+class ConsumerPort(Protocol):
+    def subscribe(self, topics: Sequence[str]) -> None: ...
+    def poll_batch(
+        self, max_records: int, timeout_s: float
+    ) -> tuple[list[Record], list[ClientError]]: ...
+    def store_offsets(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+    def commit(self) -> Mapping[TopicPartition, int]: ...
+    def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class ProducerPort(Protocol):
+    def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = ...) -> None: ...
+
+
+class Decision(Enum):
+    DEAD_LETTER = "dead_letter"
+    RETRY = "retry"
+    RETRY_BOUNDED = "retry_bounded"
+    STOP = "stop"
+
+
+def decide(error: BaseException, transient: tuple[type[BaseException], ...]) -> Decision:
+    """The one decision table for a failure (see the module docstring)."""
+    if isinstance(error, CriticalError):
+        return Decision.STOP
+    if isinstance(error, InvalidEvent | PermanentError):
+        return Decision.DEAD_LETTER
+    if isinstance(error, TransientError | ConnectionError | TimeoutError | transient):
+        return Decision.RETRY
+    return Decision.RETRY_BOUNDED
+
+
+class _Stopping(Exception):  # noqa: N818 - control flow, never escapes the runner
+    """Raised out of a retry wait when shutdown was requested."""
+
+
+class Runner(RebalanceListener):
+    """Runs one service's handler over its topics until `stop()` is called."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        settings: RunnerSettings,
+        consumer: Callable[[RebalanceListener], ConsumerPort],
+        producer: ProducerPort,
+        bus: Bus,
+        *,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._spec = spec
+        self._settings = settings
+        self._producer = producer
+        self._bus = bus
+        self._wall_clock = wall_clock
+        self._heartbeat = heartbeat
+        self._topics = Topics(settings.topic_prefix)
+        self._dlq_topic = settings.dlq_topic or self._topics.dlq(spec.group_id)
+        self._transient = (*spec.transient_errors,)
+        self._assigned: set[TopicPartition] = set()
+        self._paused = False
+        self._rewind: dict[TopicPartition, int] = {}
+        self._stop = threading.Event()
+        self._has_joined = False
+        self._consumer = consumer(self)
+
+    # -- public -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit and return (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def ready(self) -> bool:
+        """The consumer has joined its group and received an assignment."""
+        return self._has_joined
+
+    @property
+    def dlq_topic(self) -> str:
+        return self._dlq_topic
+
+    def run(self) -> str:
+        """Consume until stopped; returns why it stopped. Raises nothing but CriticalError."""
+        self._consumer.subscribe([self._topics.for_event(t) for t in self._spec.event_types])
+        reason = "stop requested"
+        try:
+            while not self._stop.is_set():
+                self._heartbeat()
+                records, errors = self._consumer.poll_batch(
+                    self._settings.batch_size, self._settings.poll_timeout_seconds
+                )
+                self._report(errors)
+                if records:
+                    self._process(records)
+        except _Stopping:
+            reason = "stop requested during retry"
+        except CriticalError as exc:
+            reason = f"critical error: {exc}"
+            self._close(commit=False, reason=reason)
+            raise
+        self._close(commit=True, reason=reason)
+        return reason
+
+    # -- one batch ----------------------------------------------------------------------
+
+    def _process(self, records: list[Record]) -> None:
+        valid: list[Inbound] = []
+        letters: list[dlq.DeadLetter] = []
+        for record in records:
+            try:
+                event = parse_event(record.value, record.topic, topics=self._topics)
+            except InvalidEvent as exc:
+                letters.append(dlq.DeadLetter(record, None, exc.reason, exc.detail, 1))
+            else:
+                valid.append(Inbound(record, event))
+        if valid:
+            letters += self._handle(valid)
+        if letters:
+            try:
+                self._with_retry(
+                    lambda: self._dead_letter(letters), [x.record for x in letters], bounded=False
+                )
+            except _Attempts as failure:  # not a transient failure: a bug; never skip the record
+                raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
+        self._resume()
+        self._store(records)
+
+    def _handle(self, batch: list[Inbound]) -> list[dlq.DeadLetter]:
+        """Apply `batch`; returns the records to dead-letter. Isolates a failing record."""
+        started = time.perf_counter()
+        try:
+            rejected = self._with_retry(
+                lambda: self._call(batch), [i.record for i in batch], bounded=len(batch) == 1
+            )
+        except _Attempts as failure:
+            if len(batch) > 1:
+                return [letter for inbound in batch for letter in self._handle([inbound])]
+            return [self._letter(batch[0], failure.error, failure.attempts)]
+        live = [i for i in batch if i.record.tp in self._assigned]
+        handled = [i for i in live if i not in rejected]
+        self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
+        return [self._letter(i, rejected[i], 1) for i in live if i in rejected]
+
+    def _call(self, batch: list[Inbound]) -> Mapping[Inbound, PermanentError]:
+        live = [i for i in batch if i.record.tp in self._assigned]
+        return (self._spec.handle(live) or {}) if live else {}
+
+    def _letter(self, inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
+        if isinstance(error, PermanentError):
+            kind = error.error_type
+        else:
+            kind = f"unexpected:{type(error).__name__}"
+        return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
+
+    def _dead_letter(self, letters: list[dlq.DeadLetter]) -> None:
+        live = [letter for letter in letters if letter.record.tp in self._assigned]
+        failed_at = self._wall_clock()
+        group = self._spec.group_id
+        self._producer.send_confirmed(
+            [
+                dlq.to_dlq_record(x, dlq_topic=self._dlq_topic, group=group, failed_at=failed_at)
+                for x in live
+            ]
+        )
+        for x in live:
+            self._bus.emit(
+                RecordDeadLettered(
+                    x.record, x.inbound, x.error_type, x.message, x.attempts, self._dlq_topic
+                )
+            )
+
+    def _store(self, records: list[Record]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            if record.tp in self._assigned:
+                offsets[record.tp] = max(offsets.get(record.tp, 0), record.offset + 1)
+        if offsets:
+            self._consumer.store_offsets(offsets)
+            self._bus.emit(OffsetsStored(offsets))
+
+    # -- retries ------------------------------------------------------------------------
+
+    def _with_retry(
+        self, attempt: Callable[[], T], records: Sequence[Record], *, bounded: bool
+    ) -> T:
+        """Run `attempt` under the retry policy; `bounded` allows retrying unexpected errors."""
+
+        def retryable(error: BaseException) -> bool:
+            decision = decide(error, self._transient)
+            return decision is Decision.RETRY or (bounded and decision is Decision.RETRY_BOUNDED)
+
+        def give_up(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome else None
+            if error is None or decide(error, self._transient) is Decision.RETRY:
+                return False
+            return state.attempt_number >= self._settings.max_attempts
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=give_up,
+            wait=wait_exponential_jitter(
+                initial=self._settings.retry_initial_seconds, max=self._settings.retry_max_seconds
+            ),
+            sleep=self._paused_wait,
+            before_sleep=lambda state: self._announce_retry(state, records),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except (CriticalError, _Stopping):
+            raise
+        except Exception as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            raise _Attempts(exc, attempts) from exc
+
+    def _announce_retry(self, state: RetryCallState, records: Sequence[Record]) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        assert error is not None
+        kind = "transient" if decide(error, self._transient) is Decision.RETRY else "unexpected"
+        delay = state.next_action.sleep if state.next_action else 0.0
+        self._bus.emit(RetryScheduled(records, kind, error, state.attempt_number, delay))
+
+    def _paused_wait(self, seconds: float) -> None:
+        """Wait by polling with every partition paused, so the group keeps this member."""
+        self._pause()
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._stop.is_set():
+                raise _Stopping
+            self._heartbeat()
+            records, errors = self._consumer.poll_batch(
+                self._settings.batch_size, min(remaining, self._settings.poll_timeout_seconds)
+            )
+            self._report(errors)
+            for record in records:  # fetched before the pause took effect: read again later
+                self._rewind[record.tp] = min(
+                    self._rewind.get(record.tp, record.offset), record.offset
+                )
+
+    def _pause(self) -> None:
+        if not self._paused:
+            self._consumer.pause(sorted(self._assigned))
+            self._paused = True
+
+    def _resume(self) -> None:
+        if not self._paused:
+            return
+        self._consumer.resume(sorted(self._assigned))
+        self._paused = False
+        for tp, offset in self._rewind.items():
+            if tp in self._assigned:
+                self._consumer.seek(tp, offset)
+        self._rewind.clear()
+
+    # -- group membership (called from inside poll) ------------------------------------
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
+        if self._spec.starting_offsets is None or not partitions:
+            return {}
+        return self._spec.starting_offsets(partitions)
+
+    def after_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self._assigned.update(partitions)
+        self._has_joined = True
+        if self._paused:
+            self._consumer.pause(list(partitions))
+        self._bus.emit(PartitionsChanged("assigned", list(partitions)))
+
+    def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
+        try:
+            committed = self._consumer.commit()
+        except TransientError as exc:  # the next owner re-reads from the last good commit
+            self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
+        else:
+            self._bus.emit(OffsetsCommitted(committed, "revoke"))
+        self._forget(partitions, "revoked")
+
+    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
+        self._forget(partitions, "lost")
+
+    def on_commit(self, offsets: Mapping[TopicPartition, int], error: str | None) -> None:
+        if error is None:
+            self._bus.emit(OffsetsCommitted(offsets, "periodic"))
+        else:
+            self._bus.emit(ConsumerError("COMMIT_FAILED", error, fatal=False))
+
+    def on_stats(self, lag: Mapping[TopicPartition, int]) -> None:
+        self._bus.emit(LagMeasured(lag))
+
+    def _forget(self, partitions: Sequence[TopicPartition], change: str) -> None:
+        self._assigned.difference_update(partitions)
+        for tp in partitions:
+            self._rewind.pop(tp, None)
+        self._bus.emit(PartitionsChanged(change, list(partitions)))
+
+    # -- errors and shutdown ------------------------------------------------------------
+
+    def _report(self, errors: list[ClientError]) -> None:
+        for error in errors:
+            if error.unknown_topic and error.topic:
+                self._bus.emit(TopicMissing(error.topic))
+            else:
+                self._bus.emit(ConsumerError(error.code, error.message, error.fatal))
+                if error.fatal:
+                    raise CriticalError(f"fatal client error {error.code}: {error.message}")
+
+    def _close(self, *, commit: bool, reason: str) -> None:
+        committed: Mapping[TopicPartition, int] = {}
+        if commit:
+            try:
+                committed = self._consumer.commit()
+            except TransientError as exc:
+                self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
+            else:
+                self._bus.emit(OffsetsCommitted(committed, "shutdown"))
+        self._consumer.close()
+        self._bus.emit(LoopStopped(reason, committed))
+
+
+class _Attempts(Exception):  # noqa: N818 - carries the last error out of the retry policy
+    def __init__(self, error: BaseException, attempts: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.attempts = attempts

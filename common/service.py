@@ -1,0 +1,151 @@
+"""`main()` for a consumer process: settings, logging, metrics, health, signals, the loop.
+
+Every service's entry point is `run_service(...)` with a function that builds its
+`ConsumerSpec` from its settings. Everything stateful (settings, clients, registry, database
+engines) is created here or in that function, at start-up, never at import.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid configuration (one line on
+stderr, no traceback), 1 after a critical error or a shutdown that overran its deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TypeVar
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from common.handlers import ConsumerSpec
+from common.health import HealthServer, Liveness
+from common.kafka import KafkaConfigError, KafkaConsumer, KafkaProducer
+from common.lifecycle import Bus
+from common.logs import LogSubscriber, configure_logging
+from common.metrics import RuntimeMetrics
+from common.runner import Runner
+from common.settings import ConfigurationError, RunnerSettings, load_settings
+
+S = TypeVar("S", bound=RunnerSettings)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def run_service(
+    settings_cls: type[S],
+    build: Callable[[S, CollectorRegistry], ConsumerSpec],
+    *,
+    service: str,
+) -> int:
+    """Run one consumer service until SIGTERM/SIGINT; returns the process exit code."""
+    try:
+        settings = load_settings(settings_cls)
+    except ConfigurationError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(level=settings.log_level, fmt=settings.log_format, service=service)
+    log = structlog.get_logger("common.service")
+    registry = CollectorRegistry()
+    liveness = Liveness(settings.liveness_timeout_seconds)
+    try:
+        spec = build(settings, registry)
+        runner = _runner(spec, settings, registry, liveness.beat)
+    except (ConfigurationError, KafkaConfigError) as exc:
+        print(f"{service}: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    health = _health(runner, spec, settings, registry, liveness)
+    health.start()
+    log.info(
+        "service.started", group=spec.group_id, http_port=health.port, dlq_topic=runner.dlq_topic
+    )
+    _on_signals(lambda: _request_stop(runner, settings.shutdown_timeout_seconds))
+    try:
+        reason = runner.run()
+    except Exception as exc:
+        log.error("service.stopped", reason=str(exc), exc_info=True)
+        return EXIT_FAILURE
+    finally:
+        health.stop()
+    log.info("service.stopped", reason=reason)
+    return EXIT_OK
+
+
+def _runner(
+    spec: ConsumerSpec,
+    settings: RunnerSettings,
+    registry: CollectorRegistry,
+    heartbeat: Callable[[], None],
+) -> Runner:
+    bus = Bus([LogSubscriber(), RuntimeMetrics(registry, spec.name)])
+    consumer_config = settings.consumer_config(spec.group_id)
+    return Runner(
+        spec,
+        settings,
+        lambda listener: KafkaConsumer(consumer_config, listener),
+        KafkaProducer(settings.producer_config() | _bootstrap(consumer_config)),
+        bus,
+        heartbeat=heartbeat,
+    )
+
+
+def _bootstrap(consumer_config: dict[str, str]) -> dict[str, str]:
+    return {"bootstrap.servers": consumer_config["bootstrap.servers"]}
+
+
+def _health(
+    runner: Runner,
+    spec: ConsumerSpec,
+    settings: RunnerSettings,
+    registry: CollectorRegistry,
+    liveness: Liveness,
+) -> HealthServer:
+    def readiness() -> tuple[bool, dict[str, str]]:
+        checks = {"partitions_assigned": "ok" if runner.ready else "waiting for assignment"}
+        for name, check in spec.readiness_checks.items():
+            checks[name] = "ok" if _safe(check) else "failing"
+        return all(v == "ok" for v in checks.values()), checks
+
+    return HealthServer(
+        settings.http_port,
+        registry,
+        liveness=liveness,
+        readiness=readiness,
+    )
+
+
+def _safe(check: Callable[[], bool]) -> bool:
+    try:
+        return bool(check())
+    except Exception:
+        return False
+
+
+def _request_stop(runner: Runner, deadline_s: float) -> None:
+    """Stop the loop; if it has not returned within `deadline_s`, leave anyway (exit 1)."""
+    runner.stop()
+
+    def overran() -> None:
+        structlog.get_logger("common.service").error(
+            "service.shutdown_overran",
+            deadline_s=deadline_s,
+            note="exiting without the final commit; uncommitted records will be redelivered",
+        )
+        os._exit(EXIT_FAILURE)
+
+    timer = threading.Timer(deadline_s, overran)
+    timer.daemon = True
+    timer.start()
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
