@@ -9,6 +9,7 @@ are current ISO 4217 codes; timestamps are ISO 8601 strings with a zone, stored 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final, Literal
@@ -48,15 +49,23 @@ def _exact_number(value: object) -> object:
     raise PydanticCustomError("decimal_type", "amount must be a JSON number")
 
 
+_ISO_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:")
+
+
 def _iso_string(value: object) -> object:
-    """Timestamps must be ISO 8601 strings; a bare number would otherwise pass as a Unix time."""
-    if isinstance(value, str):
-        return value
-    raise PydanticCustomError("datetime_type", "timestamp must be an ISO 8601 string")
+    """Timestamps must be ISO 8601 date-times; pydantic alone would read `"1734517800"` as Unix time."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "timestamp must be an ISO 8601 string")
+    if _ISO_DATE_TIME.match(value) is None:
+        raise PydanticCustomError("datetime_format", "timestamp is not an ISO 8601 date-time")
+    return value
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError("datetime_range", "timestamp is out of range in UTC") from None
 
 
 def _iso_4217(value: str) -> str:
@@ -76,7 +85,11 @@ EventId = Annotated[str, Field(pattern=UUID_PATTERN)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        frozen=True,
+        extra="ignore",
     )
 
 

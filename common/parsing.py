@@ -19,7 +19,7 @@ from common.events import MODEL_BY_EVENT_TYPE, PaymentEvent
 from common.topics import DEFAULT_TOPICS, EVENT_TYPES, Topics
 
 SUPPORTED_MAJOR: Final = "1"
-_VERSION = re.compile(r"^(\d+)(\.\d+){0,2}$")
+_VERSION = re.compile(r"([0-9]+)(\.[0-9]+){0,2}")
 
 _TYPE_ERRORS: Final = frozenset(
     {
@@ -79,7 +79,7 @@ def _check_version(document: dict[str, Any]) -> None:
     version = _required(document, "version", str)
     if version == "1.0":  # the common case, without a regex
         return
-    match = _VERSION.match(version)
+    match = _VERSION.fullmatch(version)
     if match is None:
         raise InvalidEvent("invalid_value", f"version {version!r} is not MAJOR[.MINOR]", "version")
     if match.group(1) != SUPPORTED_MAJOR:

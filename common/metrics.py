@@ -1,0 +1,201 @@
+"""Prometheus metrics of the run loop, fed as a lifecycle subscriber.
+
+Metrics subscribe to the lifecycle events (`common.lifecycle`) so the loop has no metrics
+code. They live in a registry passed in, never the global one, so each test (and each
+service in a process) gets its own. `BatchHandled` arrives many times per second: it is
+counted with one local tally and one `inc(n)` per event type, on labelled children cached
+once, instead of a `.labels()` lookup per record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from common.lifecycle import (
+    BatchHandled,
+    ConsumerError,
+    LagMeasured,
+    LifecycleEvent,
+    OffsetsCommitted,
+    PartitionsChanged,
+    RecordDeadLettered,
+    RetryScheduled,
+    TopicMissing,
+)
+from common.records import TopicPartition
+from common.topics import EVENT_TYPES
+
+UNKNOWN_EVENT_TYPE: Final = "unknown"
+"""The event_type label of a dead-lettered record whose value did not parse."""
+
+BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+BATCH_DURATION_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+_PREFIX: Final = "dreamscape_consumer_"
+
+
+class RuntimeMetrics:
+    """The consumer runtime's metrics in `registry`; call the instance with lifecycle events.
+
+    Label sets that are known up front (event types, retry kinds, commit reasons) start at
+    zero, so rates are defined from the first scrape. Lag is published per partition while
+    the partition is reported and assigned; an unknown (negative) lag is not published.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, service: str, *, now: Callable[[], float] = time.time
+    ) -> None:
+        self._service = service
+        self._now = now
+        self._records = _counter(
+            registry, "records", "Records by outcome.", "event_type", "outcome"
+        )
+        self._dead_letters = _counter(
+            registry, "dead_letters", "Records dead-lettered.", "error_type"
+        )
+        self._retries = _counter(registry, "retries", "Retries scheduled, by error kind.", "kind")
+        self._commits = _counter(registry, "commits", "Successful offset commits.", "reason")
+        self._topic_missing = _counter(registry, "topic_missing", "Missing topic reports.", "topic")
+        self._errors = _counter(registry, "errors", "Client errors not about one record.", "fatal")
+        self._lag = Gauge(
+            _PREFIX + "lag",
+            "Consumer lag in records.",
+            ["service", "topic", "partition"],
+            registry=registry,
+        )
+        self._batch_duration = Histogram(
+            _PREFIX + "batch_duration_seconds",
+            "Handler time per batch.",
+            ["service"],
+            registry=registry,
+            buckets=BATCH_DURATION_BUCKETS,
+        ).labels(service)
+        self._batch_size = Histogram(
+            _PREFIX + "batch_size",
+            "Records per handled batch.",
+            ["service"],
+            registry=registry,
+            buckets=BATCH_SIZE_BUCKETS,
+        ).labels(service)
+        self._last_commit = Gauge(
+            _PREFIX + "last_commit_timestamp_seconds",
+            "Unix time of the last commit.",
+            ["service"],
+            registry=registry,
+        ).labels(service)
+        self._assigned_gauge = Gauge(
+            _PREFIX + "assigned_partitions",
+            "Partitions assigned to this consumer.",
+            ["service"],
+            registry=registry,
+        ).labels(service)
+        self._record_children: dict[tuple[str, str], Counter] = {}
+        self._assigned: set[TopicPartition] = set()
+        self._lagging: set[TopicPartition] = set()
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        for event_type in EVENT_TYPES:
+            self._record_child(event_type, "handled")
+            self._record_child(event_type, "dead_lettered")
+        self._record_child(UNKNOWN_EVENT_TYPE, "dead_lettered")
+        _touch(self._retries, self._service, ("transient", "unexpected"))
+        _touch(self._commits, self._service, ("periodic", "revoke", "shutdown"))
+        _touch(self._errors, self._service, ("true", "false"))
+
+    def __call__(self, event: LifecycleEvent) -> None:
+        match event:  # the per-batch event first: it is by far the most frequent
+            case BatchHandled():
+                self._batch_handled(event)
+            case RecordDeadLettered():
+                self._dead_lettered(event)
+            case RetryScheduled():
+                self._retries.labels(self._service, event.kind).inc()
+            case OffsetsCommitted():
+                self._commits.labels(self._service, event.reason).inc()
+                self._last_commit.set(self._now())
+            case LagMeasured():
+                self._lag_measured(event)
+            case PartitionsChanged():
+                self._partitions_changed(event)
+            case TopicMissing():
+                self._topic_missing.labels(self._service, event.topic).inc()
+            case ConsumerError():
+                self._errors.labels(self._service, "true" if event.fatal else "false").inc()
+            case _:  # OffsetsStored, LoopStopped
+                pass
+
+    def _batch_handled(self, event: BatchHandled) -> None:
+        counts: dict[str, int] = {}
+        for inbound in event.handled:
+            event_type = inbound.event.event_type
+            counts[event_type] = counts.get(event_type, 0) + 1
+        for handled_type, count in counts.items():
+            self._record_child(handled_type, "handled").inc(count)
+        self._batch_duration.observe(event.duration_s)
+        self._batch_size.observe(len(event.handled))
+
+    def _dead_lettered(self, event: RecordDeadLettered) -> None:
+        inbound = event.inbound
+        event_type = inbound.event.event_type if inbound is not None else UNKNOWN_EVENT_TYPE
+        self._record_child(event_type, "dead_lettered").inc()
+        self._dead_letters.labels(self._service, event.error_type).inc()
+
+    def _record_child(self, event_type: str, outcome: str) -> Counter:
+        key = (event_type, outcome)
+        child = self._record_children.get(key)
+        if child is None:
+            child = self._records.labels(self._service, event_type, outcome)
+            self._record_children[key] = child
+        return child
+
+    def _lag_measured(self, event: LagMeasured) -> None:
+        known = {tp for tp, lag in event.lag.items() if lag >= 0}
+        self._forget_lag(self._lagging - known)
+        for tp in known:
+            self._lag.labels(self._service, tp.topic, str(tp.partition)).set(event.lag[tp])
+        self._lagging = known
+
+    def _partitions_changed(self, event: PartitionsChanged) -> None:
+        if event.change == "assigned":
+            self._assigned.update(event.partitions)
+        else:  # "revoked" or "lost"
+            self._assigned.difference_update(event.partitions)
+            self._forget_lag(self._lagging.intersection(event.partitions))
+        self._assigned_gauge.set(len(self._assigned))
+
+    def _forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in list(partitions):
+            self._lag.remove(self._service, tp.topic, str(tp.partition))
+            self._lagging.discard(tp)
+
+
+def _counter(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Counter:
+    """A counter named `dreamscape_consumer_<name>_total` labelled by service and `labels`."""
+    return Counter(_PREFIX + name, doc, ["service", *labels], registry=registry)
+
+
+def _touch(counter: Counter, service: str, values: Iterable[str]) -> None:
+    """Create the label sets `(service, value)` at zero."""
+    for value in values:
+        counter.labels(service, value)
