@@ -34,6 +34,9 @@ KNOWN_PAYMENT_METHODS: Final = frozenset(
 
 ISO_4217_CODES: Final = frozenset(c.alpha_3 for c in pycountry.currencies)
 
+SUPPORTED_VERSION: Final = r"^1(\.[0-9]+){0,2}$"
+"""Major version 1, any minor (tolerant reader); the parser explains any other version."""
+
 UUID_PATTERN: Final = (
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -151,7 +154,7 @@ class _Envelope(_Model):
 
     event_id: EventId
     timestamp: Timestamp
-    version: str
+    version: Annotated[str, Field(pattern=SUPPORTED_VERSION)]
     source: str
     correlation_id: str | None = None
     causation_id: str | None = None

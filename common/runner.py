@@ -116,7 +116,7 @@ class Runner(RebalanceListener):
         self._topics = Topics(settings.topic_prefix)
         self._dlq_topic = settings.dlq_topic or self._topics.dlq(spec.group_id)
         self._transient = (*spec.transient_errors,)
-        self._assigned: set[TopicPartition] = set()
+        self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
         self._paused = False
         self._rewind: dict[TopicPartition, int] = {}
         self._stop = threading.Event()
@@ -195,14 +195,19 @@ class Runner(RebalanceListener):
             if len(batch) > 1:
                 return [letter for inbound in batch for letter in self._handle([inbound])]
             return [self._letter(batch[0], failure.error, failure.attempts)]
-        live = [i for i in batch if i.record.tp in self._assigned]
-        handled = [i for i in live if i not in rejected]
+        live = self._live(batch)
+        handled = [i for i in live if i not in rejected] if rejected else live
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
         return [self._letter(i, rejected[i], 1) for i in live if i in rejected]
 
     def _call(self, batch: list[Inbound]) -> Mapping[Inbound, PermanentError]:
-        live = [i for i in batch if i.record.tp in self._assigned]
+        live = self._live(batch)
         return (self._spec.handle(live) or {}) if live else {}
+
+    def _live(self, batch: list[Inbound]) -> list[Inbound]:
+        """The part of `batch` whose partitions are still ours (a rebalance may intervene)."""
+        assigned = self._assigned
+        return [i for i in batch if (i.record.topic, i.record.partition) in assigned]
 
     def _letter(self, inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
         if isinstance(error, PermanentError):
@@ -212,7 +217,7 @@ class Runner(RebalanceListener):
         return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
 
     def _dead_letter(self, letters: list[dlq.DeadLetter]) -> None:
-        live = [letter for letter in letters if letter.record.tp in self._assigned]
+        live = [x for x in letters if (x.record.topic, x.record.partition) in self._assigned]
         failed_at = self._wall_clock()
         group = self._spec.group_id
         self._producer.send_confirmed(
@@ -229,10 +234,13 @@ class Runner(RebalanceListener):
             )
 
     def _store(self, records: list[Record]) -> None:
-        offsets: dict[TopicPartition, int] = {}
+        """Store each partition's next offset; a poll returns a partition's records in order."""
+        latest: dict[tuple[str, int], int] = {}
         for record in records:
-            if record.tp in self._assigned:
-                offsets[record.tp] = max(offsets.get(record.tp, 0), record.offset + 1)
+            latest[(record.topic, record.partition)] = record.offset + 1
+        offsets = {
+            TopicPartition(*tp): offset for tp, offset in latest.items() if tp in self._assigned
+        }
         if offsets:
             self._consumer.store_offsets(offsets)
             self._bus.emit(OffsetsStored(offsets))
@@ -296,15 +304,18 @@ class Runner(RebalanceListener):
                     self._rewind.get(record.tp, record.offset), record.offset
                 )
 
+    def _assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(*tp) for tp in sorted(self._assigned)]
+
     def _pause(self) -> None:
         if not self._paused:
-            self._consumer.pause(sorted(self._assigned))
+            self._consumer.pause(self._assignment())
             self._paused = True
 
     def _resume(self) -> None:
         if not self._paused:
             return
-        self._consumer.resume(sorted(self._assigned))
+        self._consumer.resume(self._assignment())
         self._paused = False
         for tp, offset in self._rewind.items():
             if tp in self._assigned:
