@@ -1,0 +1,1 @@
+"""The analytics consumer service (placeholder until its own issue lands)."""

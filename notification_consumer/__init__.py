@@ -1,0 +1,1 @@
+"""The notification consumer service (placeholder until its own issue lands)."""

@@ -1,0 +1,14 @@
+"""Entry point of `notification-consumer` (placeholder: the service lands with its own issue)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    print("notification-consumer is not implemented yet", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

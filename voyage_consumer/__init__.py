@@ -1,0 +1,1 @@
+"""The voyage consumer service (placeholder until its own issue lands)."""
