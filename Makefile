@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 test: $(STAMP)
+	@bash scripts/ensure-tools.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
