@@ -84,7 +84,7 @@ def decide(error: BaseException, transient: tuple[type[BaseException], ...]) -> 
         return Decision.STOP
     if isinstance(error, InvalidEvent | PermanentError):
         return Decision.DEAD_LETTER
-    if isinstance(error, TransientError | ConnectionError | TimeoutError | transient):
+    if isinstance(error, (TransientError, ConnectionError, TimeoutError, *transient)):
         return Decision.RETRY
     return Decision.RETRY_BOUNDED
 
