@@ -49,7 +49,7 @@ def parse_event(
     if not value:
         raise InvalidEvent("empty_value", "the record has no value (null or tombstone)")
     try:
-        document = jiter.from_json(value, float_mode="decimal")
+        document = jiter.from_json(value, float_mode="decimal", cache_mode="keys")
     except ValueError as exc:
         raise InvalidEvent("not_json", str(exc)) from None
     if type(document) is not dict:
