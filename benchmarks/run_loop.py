@@ -32,6 +32,7 @@ from common.logs import LogSubscriber, configure_logging
 from common.metrics import RuntimeMetrics
 from common.records import Inbound
 from common.runner import Runner
+from common.service import tune_gc
 from common.settings import RunnerSettings
 from common.simulator import SimulationConfig, generate
 from common.testing.broker import EmbeddedBroker
@@ -99,6 +100,7 @@ def run_loop(bootstrap: str, total: int, group: str, batch_size: int) -> float:
         KafkaProducer({"bootstrap.servers": bootstrap}),
         bus,
     )
+    tune_gc()
     thread = threading.Thread(target=runner.run)
     thread.start()
     done.wait(300)

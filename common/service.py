@@ -10,6 +10,7 @@ stderr, no traceback), 1 after a critical error or a shutdown that overran its d
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -65,6 +66,7 @@ def run_service(
         "service.started", group=spec.group_id, http_port=health.port, dlq_topic=runner.dlq_topic
     )
     _on_signals(lambda: _request_stop(runner, settings.shutdown_timeout_seconds))
+    tune_gc()
     try:
         reason = runner.run()
     except Exception as exc:
@@ -74,6 +76,19 @@ def run_service(
         health.stop()
     log.info("service.stopped", reason=reason)
     return EXIT_OK
+
+
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's way and collect young objects less often.
+
+    Each record allocates a few dozen short-lived containers (a parsed event is two pydantic
+    models, dicts, datetimes); reference counting frees them, yet with the default
+    thresholds the cyclic collector runs every 700 allocations and rescans the young
+    generation, which cost ~20% of throughput in the run-loop benchmark. `gc.freeze()` also
+    keeps the long-lived start-up objects (modules, settings, templates) out of every scan.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _runner(
