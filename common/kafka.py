@@ -78,7 +78,9 @@ def _build(factory: Callable[[dict[str, Any]], T], config: Mapping[str, Any]) ->
     try:
         return factory(dict(config))
     except (KafkaException, ValueError, TypeError) as exc:
-        raise KafkaConfigError(str(exc.args[0] if exc.args else exc)) from None
+        detail = exc.args[0] if exc.args else exc
+        message = detail.str() if isinstance(detail, KafkaError) else str(detail)
+        raise KafkaConfigError(f"{message} (KAFKA_* settings name librdkafka properties)") from None
 
 
 class RebalanceListener:
@@ -303,10 +305,10 @@ def read_all(config: Mapping[str, str], topic: str, idle_timeout_s: float = 2.0)
 
 def _drain(consumer: Consumer, open_partitions: set[int], idle_timeout_s: float) -> list[Record]:
     records: list[Record] = []
-    while open_partitions:
-        messages = consumer.consume(500, idle_timeout_s)
-        if not messages:
-            break
+    idle = 0.0
+    while open_partitions and idle < idle_timeout_s:
+        messages = consumer.consume(500, 0.1)
+        idle = idle + 0.1 if not messages else 0.0
         for message in messages:
             error = message.error()
             if error is None:

@@ -122,6 +122,10 @@ class Runner(RebalanceListener):
         self._stop = threading.Event()
         self._has_joined = False
         self._consumer = consumer(self)
+        initial = settings.retry_initial_seconds
+        self._backoff = wait_exponential_jitter(
+            multiplier=initial, max=settings.retry_max_seconds, jitter=initial
+        )
 
     # -- public -------------------------------------------------------------------------
 
@@ -265,9 +269,7 @@ class Runner(RebalanceListener):
         retrying = Retrying(
             retry=retry_if_exception(retryable),
             stop=give_up,
-            wait=wait_exponential_jitter(
-                initial=self._settings.retry_initial_seconds, max=self._settings.retry_max_seconds
-            ),
+            wait=self._backoff,
             sleep=self._paused_wait,
             before_sleep=lambda state: self._announce_retry(state, records),
             reraise=True,

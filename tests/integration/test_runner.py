@@ -1,0 +1,402 @@
+"""The run loop against the real broker, in-process: DLQ, retries, rebalances, missing topics.
+
+Each test runs one or two `Runner`s on threads of this process (see `helpers.RunnerThread`)
+with fast group timings and short retry delays, and observes them through their lifecycle
+bus and through what lands in the topics.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from common import dlq
+from common.errors import TransientError
+from common.lifecycle import OffsetsStored, RecordDeadLettered, TopicMissing
+from common.records import Inbound, OutboundRecord
+from common.testing.broker import ProxiedBroker, create_topics
+from common.topics import Topics
+from tests.integration.helpers import (
+    RunnerThread,
+    dlq_records,
+    event_id,
+    payment_record,
+    payment_records,
+    produce,
+    runner_settings,
+    running,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_S = 20.0
+ORIGINAL_TS_MS = 1_766_053_800_000  # 2025-12-18T10:30:00Z, the spec example's time
+
+
+def _group() -> str:
+    return f"g-{uuid.uuid4().hex[:8]}"
+
+
+def _accept(_batch: Sequence[Inbound]) -> None:
+    return None
+
+
+def _why_not_retrying(consumer: RunnerThread) -> str | None:
+    """Why a runner that should be retrying never will (it died or dead-lettered instead)."""
+    if not consumer.alive:
+        return f"the runner died: {consumer.error!r}"
+    if letters := consumer.recorder.dead_lettered():
+        return f"{len(letters)} record(s) dead-lettered instead, first as {letters[0].error_type}: {letters[0].message}"
+    return None
+
+
+class TestDeadLetterRoundTrip:
+    def test_poison_record_is_dead_lettered_byte_for_byte_and_the_next_record_is_processed(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """A poison record lands in the DLQ with its key, value and headers intact plus every dlq.* header, and the record after it is handled."""
+        original_headers = [
+            ("trace-id", b"trace-\x00\x01\xff"),
+            ("content-type", b"application/json"),
+            ("trace-id", b"second value, same name"),
+            ("empty", b""),
+            ("null", None),
+        ]
+        poison = OutboundRecord(
+            topic=topics.for_event("payment.initiated"),
+            key=b"booking-42",
+            value=b'{"eventId": "not json at all',
+            headers=tuple(original_headers),
+        )
+        valid = payment_record(topics, key=b"booking-42")  # same key: same partition, after
+        delivered = produce(kafka_bootstrap_servers, [poison, valid], timestamp_ms=ORIGINAL_TS_MS)
+        assert delivered[0].tp == delivered[1].tp
+        group = _group()
+        before = datetime.now(UTC)
+
+        with running(
+            RunnerThread(_accept, runner_settings(topics, kafka_bootstrap_servers), group=group)
+        ) as consumer:
+            wait_until(
+                lambda: event_id(valid) in consumer.recorder.handled_ids(),
+                TIMEOUT_S,
+                "the record after the poison one to be handled",
+            )
+            consumer.stop()
+        after = datetime.now(UTC)
+
+        letters = dlq_records(kafka_bootstrap_servers, consumer.dlq_topic)
+        assert len(letters) == 1
+        letter = letters[0]
+        assert (letter.key, letter.value) == (poison.key, poison.value)
+        assert [h for h in letter.headers if not h[0].startswith("dlq.")] == original_headers
+        dlq_headers = {name: value for name, value in letter.headers if name.startswith("dlq.")}
+        assert set(dlq_headers) == {
+            dlq.H_ERROR_TYPE,
+            dlq.H_ERROR_MESSAGE,
+            dlq.H_TOPIC,
+            dlq.H_PARTITION,
+            dlq.H_OFFSET,
+            dlq.H_TIMESTAMP,
+            dlq.H_GROUP,
+            dlq.H_ATTEMPTS,
+            dlq.H_FAILED_AT,
+        }
+        entry = dlq.read_entry(letter)
+        assert entry.error_type == "not_json"
+        assert entry.error_message
+        assert entry.original_topic == poison.topic
+        assert (entry.original_partition, entry.original_offset) == (
+            delivered[0].partition,
+            delivered[0].offset,
+        )
+        assert dlq_headers[dlq.H_TIMESTAMP] == b"2025-12-18T10:30:00+00:00"
+        assert entry.group == group
+        assert entry.attempts == 1
+        failed_at = datetime.fromisoformat(entry.failed_at)
+        assert failed_at.tzinfo is not None
+        assert before - timedelta(seconds=1) <= failed_at <= after + timedelta(seconds=1)
+        assert consumer.recorder.handled_ids().count(event_id(valid)) >= 1
+
+
+class TestTransientFailures:
+    def test_a_failing_dependency_pauses_retries_and_recovers_with_nothing_dead_lettered(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """A handler raising TransientError is retried with its partitions paused until the dependency is back, then every record is handled and none dead-lettered."""
+        records = payment_records(topics, 12)
+        produce(kafka_bootstrap_servers, records)
+        healthy = threading.Event()
+
+        def handle(batch: Sequence[Inbound]) -> None:
+            if not healthy.is_set():
+                raise TransientError("the database is down")
+
+        with running(
+            RunnerThread(handle, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        ) as consumer:
+            wait_until(
+                lambda: len(consumer.recorder.retries()) >= 2,
+                TIMEOUT_S,
+                "two retries",
+                abort=lambda: _why_not_retrying(consumer),
+            )
+            assert consumer.recorder.handled_ids() == []
+            healthy.set()
+            wanted = {event_id(r) for r in records}
+            wait_until(
+                lambda: wanted <= set(consumer.recorder.handled_ids()),
+                TIMEOUT_S,
+                "every record to be handled after recovery",
+            )
+            consumer.stop()
+
+        retries = consumer.recorder.retries()
+        assert {r.kind for r in retries} == {"transient"}
+        assert [r.attempt for r in retries[:2]] == [1, 2]
+        flow = [call for call, _ in consumer.flow_control]
+        assert flow[:1] == ["pause"], "partitions were not paused for the retries"
+        assert flow[-1:] == ["resume"], "partitions were not resumed after recovery"
+        assert consumer.recorder.dead_lettered() == []
+        assert dlq_records(kafka_bootstrap_servers, consumer.dlq_topic) == []
+
+    def test_an_unreachable_dlq_is_retried_and_the_poison_record_never_skipped(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """A DLQ write failing transiently is retried until acknowledged, and the poison record's offset is stored only afterwards."""
+        poison = OutboundRecord(topics.for_event("payment.failed"), b"k", b"[1, 2, 3]")
+        valid = payment_record(topics, "payment.failed", key=b"k")
+        delivered = produce(kafka_bootstrap_servers, [poison, valid])
+        failures_left = [3]
+
+        class FlakyDlq:
+            """Fails the first `failures_left` writes as the real producer does when cut off."""
+
+            def __init__(self, inner: object) -> None:
+                self.inner = inner
+
+            def send_confirmed(
+                self, records: Sequence[OutboundRecord], timeout_s: float = 30.0
+            ) -> None:
+                if failures_left[0] > 0:
+                    failures_left[0] -= 1
+                    raise TransientError(
+                        "0 record(s) unacknowledged, 1 failed: ['Local: Broker transport failure']"
+                    )
+                self.inner.send_confirmed(records, timeout_s)  # type: ignore[attr-defined]
+
+        with running(
+            RunnerThread(
+                _accept,
+                runner_settings(topics, kafka_bootstrap_servers),
+                group=_group(),
+                producer=FlakyDlq,
+            )
+        ) as consumer:
+            wait_until(
+                lambda: (
+                    consumer.recorder.dead_lettered()
+                    and event_id(valid) in consumer.recorder.handled_ids()
+                ),
+                TIMEOUT_S,
+                "the poison record to be dead-lettered and the next one handled",
+                abort=lambda: None if consumer.alive else f"the runner died: {consumer.error!r}",
+            )
+            consumer.stop()
+
+        assert failures_left == [0]
+        retries = consumer.recorder.retries()
+        assert len(retries) >= 3
+        assert all(r.kind == "transient" for r in retries)
+        letters = dlq_records(kafka_bootstrap_servers, consumer.dlq_topic)
+        assert [(x.key, x.value) for x in letters] == [(poison.key, poison.value)]
+        events = consumer.recorder.events
+        dead_at = next(i for i, e in enumerate(events) if isinstance(e, RecordDeadLettered))
+        stored_at = next(
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, OffsetsStored)
+            and e.offsets.get(delivered[0].tp, -1) > delivered[0].offset
+        )
+        assert dead_at < stored_at, "the poison offset was stored before its DLQ write landed"
+
+    def test_a_dlq_cut_off_from_the_network_is_retried_until_it_is_back(
+        self, kafka_bootstrap_servers: str, topics: Topics, proxied_kafka: ProxiedBroker
+    ) -> None:
+        """A DLQ on a broker the network cuts off is retried (partitions paused) until the link is restored, then the poison record lands there and the next record is handled."""
+        proxied_kafka.proxy.cut()
+        poison = OutboundRecord(topics.for_event("payment.completed"), b"k", b"")
+        valid = payment_record(topics, "payment.completed", key=b"k")
+        produce(kafka_bootstrap_servers, [poison, valid])
+        settings = runner_settings(topics, kafka_bootstrap_servers)
+        dlq_config = {
+            **settings.producer_config(),
+            "bootstrap.servers": proxied_kafka.bootstrap_servers,
+            "message.timeout.ms": "500",
+            "reconnect.backoff.ms": "20",
+            "reconnect.backoff.max.ms": "100",
+        }
+
+        with running(
+            RunnerThread(_accept, settings, group=_group(), producer_config=dlq_config)
+        ) as consumer:
+            wait_until(
+                lambda: len(consumer.recorder.retries()) >= 2,
+                TIMEOUT_S,
+                "two retries of the DLQ write",
+                abort=lambda: _why_not_retrying(consumer),
+            )
+            assert consumer.recorder.dead_lettered() == []
+            proxied_kafka.proxy.restore()
+            wait_until(
+                lambda: (
+                    consumer.recorder.dead_lettered()
+                    and event_id(valid) in consumer.recorder.handled_ids()
+                ),
+                TIMEOUT_S,
+                "the poison record to be dead-lettered once the DLQ is reachable",
+                abort=lambda: None if consumer.alive else f"the runner died: {consumer.error!r}",
+            )
+            consumer.stop()
+
+        assert {r.kind for r in consumer.recorder.retries()} == {"transient"}
+        letters = dlq_records(proxied_kafka.bootstrap_servers, consumer.dlq_topic)
+        assert letters
+        assert {(x.key, x.value, dlq.read_entry(x).error_type) for x in letters} == {
+            (b"k", b"", "empty_value")
+        }
+
+
+class TestUnexpectedErrors:
+    def test_a_bug_on_one_record_dead_letters_it_after_max_attempts_and_spares_its_neighbours(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """A handler raising ValueError for one eventId dead-letters that record after 3 attempts as unexpected:ValueError while its neighbours are handled."""
+        records = [payment_record(topics, key=b"same-partition") for _ in range(5)]
+        bad = event_id(records[2])
+        produce(kafka_bootstrap_servers, records)
+
+        def handle(batch: Sequence[Inbound]) -> None:
+            if any(i.event.event_id == bad for i in batch):
+                raise ValueError(f"cannot handle {bad}")
+
+        with running(
+            RunnerThread(handle, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        ) as consumer:
+            wanted = {event_id(r) for r in records} - {bad}
+            wait_until(
+                lambda: (
+                    wanted <= set(consumer.recorder.handled_ids())
+                    and consumer.recorder.dead_lettered()
+                ),
+                TIMEOUT_S,
+                "the neighbours to be handled and the bad record dead-lettered",
+            )
+            consumer.stop()
+
+        assert bad not in consumer.recorder.handled_ids()
+        letters = [
+            dlq.read_entry(r) for r in dlq_records(kafka_bootstrap_servers, consumer.dlq_topic)
+        ]
+        assert [event_id(x.record) for x in letters] == [bad]
+        assert letters[0].attempts == 3
+        assert letters[0].error_type.startswith("unexpected:")
+        assert letters[0].error_type == "unexpected:ValueError"
+        assert bad in letters[0].error_message
+        unexpected = [r for r in consumer.recorder.retries() if r.kind == "unexpected"]
+        assert [r.attempt for r in unexpected] == [1, 2]
+
+
+class TestGroupMembership:
+    def test_two_members_split_the_partitions_and_a_leaving_member_loses_nothing(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """Two runners in one group split the 12 partitions between them, and when one stops the other takes over without losing a record."""
+        group = _group()
+        settings = runner_settings(topics, kafka_bootstrap_servers)
+        first_half = payment_records(topics, 120)
+        second_half = payment_records(topics, 120)
+        all_ids = {event_id(r) for r in first_half + second_half}
+        partitions = {(t, p) for t in topics.payment_topics for p in range(3)}
+
+        with (
+            running(RunnerThread(_accept, settings, group=group, name="member-a")) as a,
+            running(RunnerThread(_accept, settings, group=group, name="member-b")) as b,
+        ):
+            wait_until(
+                lambda: (
+                    a.recorder.assignment()
+                    and b.recorder.assignment()
+                    and len(a.recorder.assignment() | b.recorder.assignment()) == 12
+                ),
+                TIMEOUT_S,
+                "both members to hold partitions and all 12 to be assigned",
+            )
+            split = (a.recorder.assignment(), b.recorder.assignment())
+            produce(kafka_bootstrap_servers, first_half)
+            wait_until(
+                lambda: (
+                    {event_id(r) for r in first_half}
+                    <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids())
+                ),
+                TIMEOUT_S,
+                "the first half to be handled by the two members",
+            )
+            a.stop()
+            wait_until(
+                lambda: len(b.recorder.assignment()) == 12,
+                TIMEOUT_S,
+                "the remaining member to take every partition",
+            )
+            produce(kafka_bootstrap_servers, second_half)
+            wait_until(
+                lambda: all_ids <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids()),
+                TIMEOUT_S,
+                "every record to be handled",
+            )
+            b.stop()
+
+        assert split[0], "member a held no partition while both were in the group"
+        assert split[1], "member b held no partition while both were in the group"
+        assert not split[0] & split[1]
+        assert {tuple(tp) for tp in split[0] | split[1]} == partitions
+        assert a.recorder.handled_ids()
+        assert b.recorder.handled_ids()
+        taken_over = {event_id(r) for r in second_half}
+        assert taken_over <= set(b.recorder.handled_ids())
+        assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
+
+
+class TestMissingTopics:
+    def test_a_subscribed_topic_that_does_not_exist_is_reported_and_picked_up_once_created(
+        self, kafka_bootstrap_servers: str
+    ) -> None:
+        """A runner subscribed to topics that do not exist emits TopicMissing without crashing and handles a record once the topics are created."""
+        missing = Topics(prefix=f"m{uuid.uuid4().hex[:8]}-")
+        settings = runner_settings(
+            missing,
+            kafka_bootstrap_servers,
+            kafka={"topic.metadata.refresh.interval.ms": "500"},
+        )
+        with running(RunnerThread(_accept, settings, group=_group())) as consumer:
+            wait_until(
+                lambda: consumer.recorder.of(TopicMissing), TIMEOUT_S, "a TopicMissing event"
+            )
+            assert consumer.alive
+            assert {e.topic for e in consumer.recorder.of(TopicMissing)} <= set(
+                missing.payment_topics
+            )
+            create_topics(kafka_bootstrap_servers, missing.payment_topics, partitions=3)
+            record = payment_record(missing, "payment.refunded")
+            produce(kafka_bootstrap_servers, [record])
+            wait_until(
+                lambda: event_id(record) in consumer.recorder.handled_ids(),
+                TIMEOUT_S,
+                "the record on the newly created topic to be handled",
+            )
+            assert consumer.stop() == "stop requested"

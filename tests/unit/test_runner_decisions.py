@@ -1,0 +1,516 @@
+"""The run loop's decision table and its batch logic, on an in-memory consumer and producer.
+
+No broker: `FakeConsumer` hands the runner scripted batches (every partition assigned at
+subscribe time), pauses by returning nothing, and stops the runner once the script is
+played and nothing is paused. Every call the runner makes lands in one shared `calls` log,
+so a test can check what happened in what order (DLQ acknowledged before offsets stored...).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
+from common.handlers import ConsumerSpec
+from common.kafka import ClientError, RebalanceListener
+from common.lifecycle import (
+    BatchHandled,
+    Bus,
+    LifecycleEvent,
+    LoopStopped,
+    OffsetsStored,
+    RecordDeadLettered,
+    RetryScheduled,
+)
+from common.records import Inbound, OutboundRecord, Record, TopicPartition
+from common.runner import Decision, Runner, decide
+from common.settings import RunnerSettings
+from common.topics import Topics
+
+TOPICS = Topics(prefix="unit-")
+TOPIC = TOPICS.for_event("payment.initiated")
+TP = TopicPartition(TOPIC, 0)
+
+
+class DriverError(Exception):
+    """A service-declared transient error type."""
+
+
+# -- fakes ------------------------------------------------------------------------------
+
+
+def event_value(event_id: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "eventId": event_id or str(uuid.uuid4()),
+            "eventType": "payment.initiated",
+            "timestamp": "2025-12-18T10:30:00.000Z",
+            "version": "1.0",
+            "source": "payment-service",
+            "correlationId": "booking-123-payment-flow",
+            "payload": {
+                "paymentId": f"pay_{uuid.uuid4().hex[:10]}",
+                "bookingId": "booking_456def",
+                "userId": "usr_123456789",
+                "amount": 1250.00,
+                "currency": "EUR",
+                "paymentMethod": "credit_card",
+                "initiatedAt": "2025-12-18T10:30:00.000Z",
+            },
+        }
+    ).encode()
+
+
+def record(offset: int, value: bytes | None = None, tp: TopicPartition = TP) -> Record:
+    return Record(
+        tp.topic, tp.partition, offset, b"key", value or event_value(), (("h", b"1"),), 1_000
+    )
+
+
+class FakeConsumer:
+    """Plays `batches` one per poll; returns nothing while paused; stops the runner at the end."""
+
+    def __init__(
+        self,
+        batches: Sequence[Sequence[Record]],
+        calls: list[tuple[str, Any]],
+        *,
+        while_paused: Sequence[Record] = (),
+        revoke_while_paused: Sequence[TopicPartition] = (),
+        errors: Sequence[ClientError] = (),
+    ) -> None:
+        self.batches = [list(b) for b in batches]
+        self.calls = calls
+        self.while_paused = list(while_paused)
+        self.revoke_while_paused = list(revoke_while_paused)
+        self.errors = list(errors)
+        self.paused: set[TopicPartition] = set()
+        self.listener: RebalanceListener | None = None
+        self.on_drained: Callable[[], None] = lambda: None
+        self.polls = 0
+
+    def bind(self, listener: RebalanceListener) -> FakeConsumer:
+        self.listener = listener
+        return self
+
+    def subscribe(self, topics: Sequence[str]) -> None:
+        self.calls.append(("subscribe", list(topics)))
+        assert self.listener is not None
+        self.listener.after_assign([TP, TopicPartition(TOPIC, 1)])
+
+    def poll_batch(
+        self, max_records: int, timeout_s: float
+    ) -> tuple[list[Record], list[ClientError]]:
+        self.polls += 1
+        assert self.polls < 200_000, "the runner never stopped"
+        errors, self.errors = self.errors, []
+        if self.paused:
+            if self.revoke_while_paused:  # a rebalance, delivered from inside poll
+                revoked, self.revoke_while_paused = self.revoke_while_paused, []
+                assert self.listener is not None
+                self.listener.on_revoke(revoked)
+                self.paused.difference_update(revoked)  # unassigned: no longer paused
+            fetched, self.while_paused = self.while_paused, []
+            return fetched, errors
+        if self.batches:
+            return self.batches.pop(0), errors
+        self.on_drained()
+        return [], errors
+
+    def store_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self.calls.append(("store", dict(offsets)))
+
+    def commit(self) -> Mapping[TopicPartition, int]:
+        self.calls.append(("commit", None))
+        return {}
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        self.calls.append(("pause", list(partitions)))
+        self.paused.update(partitions)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self.calls.append(("resume", list(partitions)))
+        self.paused.difference_update(partitions)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.calls.append(("seek", (tp, offset)))
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+
+
+class FakeProducer:
+    """Acknowledges every DLQ write, after raising `failures` (in order) on the first calls."""
+
+    def __init__(self, calls: list[tuple[str, Any]], failures: Sequence[Exception] = ()) -> None:
+        self.calls = calls
+        self.failures = list(failures)
+        self.sent: list[OutboundRecord] = []
+
+    def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = 30.0) -> None:
+        if self.failures:
+            self.calls.append(("send_failed", len(records)))
+            raise self.failures.pop(0)
+        self.calls.append(("send", len(records)))
+        self.sent.extend(records)
+
+
+class Harness:
+    """One runner over a fake consumer and producer, with everything it did recorded."""
+
+    def __init__(
+        self,
+        handle: Callable[[Sequence[Inbound]], Any],
+        batches: Sequence[Sequence[Record]],
+        *,
+        dlq_failures: Sequence[Exception] = (),
+        transient: tuple[type[BaseException], ...] = (),
+        settings: Mapping[str, Any] | None = None,
+        **consumer_options: Any,
+    ) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.events: list[LifecycleEvent] = []
+        self.handler_calls: list[list[int]] = []
+
+        def recording(batch: Sequence[Inbound]) -> Any:
+            self.handler_calls.append([i.record.offset for i in batch])
+            return handle(batch)
+
+        self.consumer = FakeConsumer(batches, self.calls, **consumer_options)
+        self.producer = FakeProducer(self.calls, dlq_failures)
+        values: dict[str, Any] = {
+            "topic_prefix": TOPICS.prefix,
+            "retry_initial_seconds": 0.001,
+            "retry_max_seconds": 0.004,
+            "max_attempts": 3,
+            "kafka": {},
+            **(settings or {}),
+        }
+        spec = ConsumerSpec(
+            name="unit", group_id="unit-group", handle=recording, transient_errors=transient
+        )
+        self.bus = Bus([self.events.append])
+        self.runner = Runner(
+            spec, RunnerSettings(**values), self.consumer.bind, self.producer, self.bus
+        )
+        self.consumer.on_drained = self.runner.stop
+
+    def run(self) -> str:
+        return self.runner.run()
+
+    def of(self, kind: type[Any]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def handled_offsets(self) -> list[int]:
+        return [i.record.offset for e in self.of(BatchHandled) for i in e.handled]
+
+    def stored(self) -> list[Mapping[TopicPartition, int]]:
+        return [args for name, args in self.calls if name == "store"]
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def ok(_batch: Sequence[Inbound]) -> None:
+    return None
+
+
+def header(dlq_record: OutboundRecord, name: str) -> str:
+    values = [v for k, v in dlq_record.headers if k == name]
+    assert len(values) == 1
+    assert values[0] is not None
+    return values[0].decode()
+
+
+# -- the decision table -----------------------------------------------------------------
+
+
+class TestDecide:
+    @pytest.mark.parametrize(
+        ("error", "decision"),
+        [
+            (CriticalError("disk corrupt"), Decision.STOP),
+            (InvalidEvent("not_json", "x"), Decision.DEAD_LETTER),
+            (PermanentError("no such booking"), Decision.DEAD_LETTER),
+        ],
+    )
+    def test_critical_invalid_and_permanent_errors(
+        self, error: BaseException, decision: Decision
+    ) -> None:
+        """Critical errors stop the loop; invalid events and permanent errors go to the DLQ."""
+        assert decide(error, ()) is decision
+
+    @pytest.mark.parametrize(
+        "error", [TransientError("db down"), ConnectionError("reset"), TimeoutError("slow")]
+    )
+    def test_transient_errors_are_retried(self, error: BaseException) -> None:
+        """TransientError, ConnectionError and TimeoutError are retried without limit."""
+        assert decide(error, ()) is Decision.RETRY
+
+    def test_service_declared_transient_errors_are_retried(self) -> None:
+        """An exception type the service declares transient is retried without limit."""
+        assert decide(DriverError("driver error"), (DriverError,)) is Decision.RETRY
+
+    def test_anything_else_gets_bounded_retries(self) -> None:
+        """An unexpected exception (a bug) is retried a bounded number of times."""
+        assert decide(ValueError("bug"), ()) is Decision.RETRY_BOUNDED
+
+    def test_permanent_wins_over_a_declared_transient_type(self) -> None:
+        """A PermanentError is dead-lettered even when its type is also declared transient."""
+        assert decide(PermanentError("no"), (PermanentError,)) is Decision.DEAD_LETTER
+
+
+# -- the run loop on fakes --------------------------------------------------------------
+
+
+class TestPoisonAndRejections:
+    def test_a_poison_record_is_dead_lettered_and_the_rest_of_the_batch_handled(self) -> None:
+        """A batch with one unparsable record calls the handler with the others and dead-letters that one."""
+        h = Harness(ok, [[record(0), record(1, b"not json"), record(2)]])
+
+        assert h.run() == "stop requested"
+
+        assert h.handler_calls == [[0, 2]]
+        assert [(r.value, r.key) for r in h.producer.sent] == [(b"not json", b"key")]
+        assert header(h.producer.sent[0], "dlq.error.type") == "not_json"
+        assert header(h.producer.sent[0], "dlq.attempts") == "1"
+        assert ("h", b"1") in h.producer.sent[0].headers
+        assert h.stored() == [{TP: 3}]
+        assert h.names().index("send") < h.names().index("store")
+
+    def test_a_record_the_handler_rejects_is_dead_lettered_with_its_error_type(self) -> None:
+        """A PermanentError returned for one record dead-letters it once with the handler's error type."""
+
+        def reject_second(batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
+            return {
+                i: PermanentError("unknown booking", error_type="unknown_booking")
+                for i in batch
+                if i.record.offset == 1
+            }
+
+        h = Harness(reject_second, [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handled_offsets() == [0, 2]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type, letter.attempts) == (
+            1,
+            "unknown_booking",
+            1,
+        )
+        assert h.stored() == [{TP: 3}]
+
+
+class TestRetries:
+    def test_a_transient_error_pauses_retries_and_resumes(self) -> None:
+        """A TransientError is retried on the same batch with every partition paused, then the partitions resume and offsets are stored."""
+        failures = [TransientError("db down"), TransientError("db down")]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(flaky, [[record(0), record(1)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1], [0, 1], [0, 1]]
+        assert [(r.kind, r.attempt) for r in h.of(RetryScheduled)] == [
+            ("transient", 1),
+            ("transient", 2),
+        ]
+        names = h.names()
+        assert names.index("pause") < names.index("resume") < names.index("store")
+        assert h.of(RecordDeadLettered) == []
+        assert h.stored() == [{TP: 2}]
+
+    def test_a_declared_transient_error_is_retried_without_limit(self) -> None:
+        """A service-declared transient error is retried past max_attempts and never dead-lettered."""
+        failures = [DriverError("driver")] * 5
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(flaky, [[record(0)]], transient=(DriverError,))
+        h.run()
+
+        assert len(h.handler_calls) == 6
+        assert h.handled_offsets() == [0]
+        assert h.of(RecordDeadLettered) == []
+
+    def test_a_failing_record_is_isolated_and_dead_lettered_after_max_attempts(self) -> None:
+        """In a batch of 3, a record whose handling raises ValueError is retried alone 3 times and dead-lettered while its neighbours are handled."""
+
+        def buggy(batch: Sequence[Inbound]) -> None:
+            if any(i.record.offset == 1 for i in batch):
+                raise ValueError("bug on offset 1")
+
+        h = Harness(buggy, [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1, 2], [0], [1], [1], [1], [2]]
+        assert sorted(h.handled_offsets()) == [0, 2]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type, letter.attempts) == (
+            1,
+            "unexpected:ValueError",
+            3,
+        )
+        assert header(h.producer.sent[0], "dlq.attempts") == "3"
+        assert [r.kind for r in h.of(RetryScheduled)] == ["unexpected", "unexpected"]
+        assert h.stored() == [{TP: 3}]
+
+    def test_a_failing_dlq_write_is_retried_and_the_record_never_skipped(self) -> None:
+        """A DLQ write failing transiently is retried until acknowledged, and only then is the offset stored."""
+        h = Harness(
+            ok,
+            [[record(0, b"[]"), record(1)]],
+            dlq_failures=[TransientError("unacknowledged")] * 3,
+        )
+        h.run()
+
+        assert h.names().count("send_failed") == 3
+        assert len(h.producer.sent) == 1
+        assert h.names().index("send") < h.names().index("store")
+        assert h.stored() == [{TP: 2}]
+
+    def test_a_dlq_write_failing_with_a_bug_stops_without_storing(self) -> None:
+        """A DLQ write raising a non-transient error stops the loop with CriticalError and stores nothing."""
+        h = Harness(ok, [[record(0, b"[]")]], dlq_failures=[RuntimeError("serializer bug")] * 5)
+
+        with pytest.raises(CriticalError, match="cannot write to the DLQ"):
+            h.run()
+
+        assert h.stored() == []
+        assert "commit" not in h.names()
+
+    def test_records_fetched_while_pausing_are_read_again_after_resuming(self) -> None:
+        """Records a paused poll still returns are not handled then, and the partition is rewound to them on resume."""
+        failures = [TransientError("db down")]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(flaky, [[record(0)]], while_paused=[record(1), record(2)])
+        h.run()
+
+        assert h.handler_calls == [[0], [0]]
+        assert ("seek", (TP, 1)) in h.calls
+        assert h.names().index("resume") < h.names().index("seek")
+
+    def test_the_first_retry_waits_about_retry_initial_seconds(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The first retry is scheduled at most twice retry_initial_seconds away, even with the largest jitter."""
+        monkeypatch.setattr(random, "uniform", lambda _low, high: high)  # worst-case jitter
+
+        def down(_batch: Sequence[Inbound]) -> None:
+            raise TransientError("db down")
+
+        h = Harness(
+            down, [[record(0)]], settings={"retry_initial_seconds": 0.01, "retry_max_seconds": 60}
+        )
+        h.bus.subscribe(lambda e: h.runner.stop() if isinstance(e, RetryScheduled) else None)
+
+        assert h.run() == "stop requested during retry"
+
+        [retry] = h.of(RetryScheduled)
+        assert retry.delay_s <= 0.02 + 1e-9
+
+    def test_records_of_a_partition_revoked_during_a_retry_are_neither_handled_nor_stored(
+        self,
+    ) -> None:
+        """When a rebalance takes a partition away during a retry wait, the retry handles only the records still owned and stores only their offsets."""
+        other = TopicPartition(TOPIC, 1)
+        failures = [TransientError("db down")]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(flaky, [[record(0), record(0, tp=other)]], revoke_while_paused=[other])
+        h.run()
+
+        assert h.handler_calls == [[0, 0], [0]]
+        assert [i.record.tp for e in h.of(BatchHandled) for i in e.handled] == [TP]
+        assert h.stored() == [{TP: 1}]
+
+    def test_a_permanent_error_raised_by_a_batch_handler_dead_letters_only_its_record(
+        self,
+    ) -> None:
+        """A batch handler raising PermanentError has its batch retried record by record, and only the record that raises is dead-lettered, with the error's type."""
+
+        def strict(batch: Sequence[Inbound]) -> None:
+            if any(i.record.offset == 2 for i in batch):
+                raise PermanentError("refund exceeds payment", error_type="refund_too_large")
+
+        h = Harness(strict, [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1, 2], [0], [1], [2]]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type, letter.attempts) == (
+            2,
+            "refund_too_large",
+            1,
+        )
+        assert h.of(RetryScheduled) == []
+
+
+class TestStopping:
+    def test_stop_during_a_retry_wait_leaves_without_storing_the_batch_in_hand(self) -> None:
+        """stop() while a transient retry waits ends the loop at once, commits and closes, and stores nothing for the failing batch."""
+
+        def down(_batch: Sequence[Inbound]) -> None:
+            raise TransientError("db down")
+
+        h = Harness(down, [[record(0)]], settings={"retry_initial_seconds": 5})
+        h.bus.subscribe(lambda e: h.runner.stop() if isinstance(e, RetryScheduled) else None)
+
+        assert h.run() == "stop requested during retry"
+
+        assert h.stored() == []
+        assert h.names()[-2:] == ["commit", "close"]
+
+    def test_a_critical_error_stops_without_storing_or_committing(self) -> None:
+        """A handler raising CriticalError stops the loop: nothing stored, nothing committed, the consumer closed."""
+
+        def critical(_batch: Sequence[Inbound]) -> None:
+            raise CriticalError("ledger out of balance")
+
+        h = Harness(critical, [[record(0), record(1)]])
+
+        with pytest.raises(CriticalError, match="ledger"):
+            h.run()
+
+        assert h.stored() == []
+        assert "commit" not in h.names()
+        assert h.names()[-1] == "close"
+        [stopped] = h.of(LoopStopped)
+        assert stopped.reason.startswith("critical error")
+
+    def test_a_clean_stop_commits_then_closes(self) -> None:
+        """After stop(), the loop commits the stored offsets, then closes the consumer."""
+        h = Harness(ok, [[record(0)]])
+
+        h.run()
+
+        assert h.names()[-3:] == ["store", "commit", "close"]
+        assert h.of(OffsetsStored)[0].offsets == {TP: 1}
+
+    def test_a_fatal_client_error_stops_the_loop(self) -> None:
+        """A fatal error from the client becomes CriticalError and nothing is committed."""
+        fatal = ClientError("_FENCED", "fenced by a newer instance", True, None)
+        h = Harness(ok, [], errors=[fatal])
+
+        with pytest.raises(CriticalError, match="_FENCED"):
+            h.run()
+
+        assert "commit" not in h.names()
