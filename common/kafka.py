@@ -22,7 +22,7 @@ from confluent_kafka import (
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from common.errors import TransientError
 from common.records import OutboundRecord, Record, TopicPartition
@@ -54,13 +54,13 @@ def to_record(message: Message) -> Record:
     kind, timestamp = message.timestamp()
     headers = message.headers()
     return Record(
-        topic=message.topic(),
-        partition=message.partition(),
-        offset=message.offset(),
-        key=message.key(),
-        value=message.value(),
-        headers=tuple(headers) if headers else (),
-        timestamp_ms=timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+        message.topic(),  # type: ignore[arg-type]  # never None on a consumed record
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        message.key(),  # bytes: no deserializer is configured
+        message.value(),
+        tuple(headers) if headers else (),  # type: ignore[arg-type]
+        timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
     )
 
 

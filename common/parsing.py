@@ -73,7 +73,7 @@ def _model_for(document: dict[str, Any], topic: str | None, topics: Topics) -> t
 
 
 def _event_type(document: dict[str, Any], topic: str | None, topics: Topics) -> str:
-    event_type = _required(document, "eventType", str)
+    event_type: str = _required(document, "eventType", str)
     if event_type not in EVENT_TYPES:
         raise InvalidEvent("unknown_event_type", f"unknown eventType {event_type!r}", "eventType")
     expected = _expected_event_type(topics, topic) if topic is not None else None
