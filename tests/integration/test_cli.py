@@ -1,0 +1,145 @@
+"""The `dreamscape` CLI against the real broker: simulate, dlq list, dlq replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from common import dlq
+from common.cli import main
+from common.kafka import read_all
+from common.records import OutboundRecord
+from common.simulator import SimulationConfig, generate
+from common.topics import Topics
+from tests.integration.helpers import (
+    RunnerThread,
+    payment_record,
+    produce,
+    runner_settings,
+    running,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+GROUP = "cli-test"
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap_servers: str, topics: Topics) -> None:
+    """The CLI reads the same environment as the services."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap_servers)
+    monkeypatch.setenv("TOPIC_PREFIX", topics.prefix)
+
+
+def dead_letter(topics: Topics, bootstrap: str, poison: list[OutboundRecord]) -> None:
+    """Run a consumer over `poison` until every record is in the group's DLQ."""
+    runner = RunnerThread(lambda batch: None, runner_settings(topics, bootstrap), group=GROUP)
+    produce(bootstrap, poison)
+    with running(runner):
+        wait_until(lambda: len(runner.recorder.dead_lettered()) >= len(poison), 20, "dead letters")
+
+
+class TestDlqList:
+    def test_json_lists_each_record_with_its_reason_and_origin(
+        self,
+        cli_env: None,
+        topics: Topics,
+        kafka_bootstrap_servers: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """`dlq list --json` prints one object per DLQ record with its reason and original position."""
+        topic = topics.for_event("payment.completed")
+        poison = [
+            OutboundRecord(topic, b"k1", b"not json"),
+            OutboundRecord(topic, b"k2", None),
+        ]
+        dead_letter(topics, kafka_bootstrap_servers, poison)
+        assert main(["dlq", "list", "--group", GROUP, "--json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert sorted(r["error_type"] for r in rows) == ["empty_value", "not_json"]
+        assert {r["original_topic"] for r in rows} == {topic}
+        assert {r["key"] for r in rows} == {"k1", "k2"}
+        assert all(r["consumer_group"] == GROUP and r["attempts"] == 1 for r in rows)
+
+    def test_table_counts_records_by_reason(
+        self,
+        cli_env: None,
+        topics: Topics,
+        kafka_bootstrap_servers: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The table view names the DLQ topic, the record count and a tally per error type."""
+        topic = topics.for_event("payment.failed")
+        dead_letter(topics, kafka_bootstrap_servers, [OutboundRecord(topic, b"k", b"[1]")])
+        assert main(["dlq", "list", "--group", GROUP]) == 0
+        out = capsys.readouterr().out
+        assert f"1 record(s) in {topics.dlq(GROUP)}" in out
+        assert "not_an_object" in out
+
+
+class TestDlqReplay:
+    def test_replay_sends_the_original_bytes_back_to_the_original_topic(
+        self, cli_env: None, topics: Topics, kafka_bootstrap_servers: str
+    ) -> None:
+        """A replayed record reaches its original topic with the same key, value and headers, plus dlq.replayed.from."""
+        original = payment_record(topics, "payment.completed", headers=[("trace", b"abc")])
+        wrong_topic = OutboundRecord(
+            topics.for_event("payment.failed"), original.key, original.value, original.headers
+        )
+        dead_letter(topics, kafka_bootstrap_servers, [wrong_topic])
+        entry = dlq.read_entry(
+            read_all({"bootstrap.servers": kafka_bootstrap_servers}, topics.dlq(GROUP))[0]
+        )
+
+        assert main(["dlq", "replay", "--group", GROUP, "--only", entry.ref]) == 0
+
+        replayed = [
+            r
+            for r in read_all({"bootstrap.servers": kafka_bootstrap_servers}, wrong_topic.topic)
+            if dict(r.headers).get(dlq.H_REPLAYED_FROM)
+        ]
+        assert len(replayed) == 1
+        assert replayed[0].key == original.key
+        assert replayed[0].value == original.value
+        assert replayed[0].headers[0] == ("trace", b"abc")
+        assert (
+            dict(replayed[0].headers)[dlq.H_REPLAYED_FROM]
+            == f"{topics.dlq(GROUP)}:{entry.ref}".encode()
+        )
+        assert not any(name.startswith("dlq.error") for name, _ in replayed[0].headers)
+
+    def test_dry_run_and_unknown_refs_replay_nothing(
+        self, cli_env: None, topics: Topics, kafka_bootstrap_servers: str
+    ) -> None:
+        """`--dry-run` publishes nothing, and a ref that is not in the DLQ is an error (exit 1)."""
+        topic = topics.for_event("payment.refunded")
+        dead_letter(topics, kafka_bootstrap_servers, [OutboundRecord(topic, b"k", b"{")])
+        config = {"bootstrap.servers": kafka_bootstrap_servers}
+        before = len(read_all(config, topic))
+
+        assert main(["dlq", "replay", "--group", GROUP, "--all", "--dry-run"]) == 0
+        assert main(["dlq", "replay", "--group", GROUP, "--only", "9:999"]) == 1
+        assert len(read_all(config, topic)) == before
+
+
+class TestSimulate:
+    def test_publishes_the_seeded_stream_and_writes_expectations(
+        self, cli_env: None, topics: Topics, kafka_bootstrap_servers: str, tmp_path: Path
+    ) -> None:
+        """`simulate` publishes exactly the generator's records for the seed and writes its expectations."""
+        expectations = tmp_path / "expected.json"
+        args = ["simulate", "--flows", "30", "--seed", "5", "--poison", "2", "--partitions", "3"]
+        assert main([*args, "--expectations", str(expectations)]) == 0
+
+        simulation = generate(SimulationConfig(flows=30, seed=5, poison=2, topics=topics))
+        config = {"bootstrap.servers": kafka_bootstrap_servers}
+        published = [r for t in topics.payment_topics for r in read_all(config, t)]
+        assert sorted(r.value or b"" for r in published) == sorted(
+            r.value or b"" for r in simulation.records
+        )
+        written = json.loads(expectations.read_text())
+        assert written["valid_records"] == simulation.expected.valid_records
+        assert written["total_records"] == len(simulation.records)
