@@ -1,0 +1,211 @@
+"""Emails per second from the notification service into a local SMTP server.
+
+    .venv/bin/python benchmarks/notification.py [--flows 3000] [--batch-size 1000]
+                                                [--record-every 50] [--smtp-connections 4]
+                                                [--database-url URL]
+
+Publishes a simulated payment history (valid records only) to the embedded broker once,
+starts an aiosmtpd server that accepts and discards mail in a separate process (as a real
+relay would be), then reads the records twice, each time with a fresh consumer group,
+timing from the first record received to the last one handled (the group join excluded):
+
+* `bare consume()`: `Consumer.consume(1000)` and nothing else, the ceiling of the machine;
+* `notification service`: the run loop with the service's handler as `build` wires it:
+  payment facts and the ledger in the database (SQLite file by default), templates
+  rendered per email, one SMTP connection per batch, each message accepted by the server.
+
+Prints records/s for both, and emails/s (accepted by the server) for the service. The
+goal is 300 emails/s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry
+
+from common.handlers import ConsumerSpec
+from common.kafka import KafkaConsumer, KafkaProducer, create_topics
+from common.lifecycle import BatchHandled, Bus, LifecycleEvent
+from common.logs import configure_logging
+from common.records import Inbound
+from common.runner import Runner
+from common.simulator import SimulationConfig, generate
+from common.testing.broker import EmbeddedBroker
+from common.testing.proxy import free_port
+from common.topics import DEFAULT_TOPICS
+from notification_consumer.service import build
+from notification_consumer.settings import NotificationSettings
+
+FAST_GROUP = {
+    "session.timeout.ms": "1000",
+    "heartbeat.interval.ms": "100",
+    "fetch.wait.max.ms": "50",
+}
+"""Fast group joins, and no 500 ms wait on an empty fetch (Tansu answers only then)."""
+
+
+def publish(bootstrap: str, flows: int) -> tuple[int, dict[str, int]]:
+    create_topics(bootstrap, DEFAULT_TOPICS.payment_topics, partitions=6)
+    simulation = generate(SimulationConfig(flows=flows, seed=42))
+    producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
+    producer.send(simulation.records)
+    producer.flush(120)
+    return len(simulation.records), simulation.expected.emails_by_kind
+
+
+def smtp_sink() -> tuple[subprocess.Popen[bytes], int]:
+    """An aiosmtpd process that accepts and discards every message; returns once it listens."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-c",
+            "aiosmtpd.handlers.Sink",
+            "-l",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the SMTP sink did not start")
+
+
+def bare(bootstrap: str, total: int, group: str) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            **FAST_GROUP,
+        }
+    )
+    consumer.subscribe(list(DEFAULT_TOPICS.payment_topics))
+    seen, started = 0, 0.0
+    while seen < total:
+        messages = consumer.consume(1000, 1.0)
+        if messages and not started:
+            started = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return seen / elapsed
+
+
+def service(
+    bootstrap: str, total: int, smtp_port: int, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """(records/s, emails/s, emails sent) of the notification service over `total` records."""
+    settings = NotificationSettings(
+        mail_from="DreamScape <no-reply@dreamscape.test>",
+        payment_retry_url="https://app.dreamscape.test/bookings/{booking_id}/pay?retry={payment_id}",
+        recipient_email_template="{user_id}@example.test",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        database_url=args.database_url,
+        batch_size=args.batch_size,
+        record_every=args.record_every,
+        smtp_connections=args.smtp_connections,
+        kafka={"bootstrap.servers": bootstrap, **FAST_GROUP},
+    )
+    registry = CollectorRegistry()
+    spec = build(settings, registry)
+    done = threading.Event()
+    state = {"seen": 0, "started": 0.0, "ended": 0.0}
+
+    def timed(batch: Sequence[Inbound]) -> None:
+        if not state["started"]:
+            state["started"] = time.perf_counter()
+        spec.handle(batch)
+
+    def count(event: LifecycleEvent) -> None:
+        if isinstance(event, BatchHandled):
+            state["seen"] += len(event.handled)
+            if state["seen"] >= total:
+                state["ended"] = time.perf_counter()
+                done.set()
+
+    group = "bench-notification"
+    config = settings.consumer_config(group)
+    runner = Runner(
+        ConsumerSpec(
+            name="bench", group_id=group, handle=timed, transient_errors=spec.transient_errors
+        ),
+        settings,
+        lambda listener: KafkaConsumer(config, listener),
+        KafkaProducer({"bootstrap.servers": bootstrap}),
+        Bus([count]),
+    )
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    finished = done.wait(600)
+    runner.stop()
+    thread.join()
+    if not finished:
+        raise RuntimeError(f"only {state['seen']} of {total} records handled in 600 s")
+    sent = sum(
+        registry.get_sample_value(
+            "dreamscape_notification_emails_total", {"kind": k, "outcome": "sent"}
+        )
+        or 0.0
+        for k in ("receipt", "payment_failed", "refund")
+    )
+    elapsed = state["ended"] - state["started"]
+    return state["seen"] / elapsed, sent / elapsed, sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flows", type=int, default=3000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--record-every", type=int, default=50)
+    parser.add_argument("--smtp-connections", type=int, default=4)
+    parser.add_argument(
+        "--database-url", default=None, help="default: an SQLite file in a temporary directory"
+    )
+    args = parser.parse_args()
+    configure_logging(level="WARNING", fmt="json", service="bench")
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        args.database_url = args.database_url or f"sqlite:///{Path(tmp) / 'notification.db'}"
+        sink, port = smtp_sink()
+        try:
+            total, expected = publish(broker.bootstrap_servers, args.flows)
+            print(f"{total} records published ({args.flows} flows; expected emails {expected})")
+            bare_rate = bare(broker.bootstrap_servers, total, "bench-bare")
+            records_rate, emails_rate, sent = service(broker.bootstrap_servers, total, port, args)
+        finally:
+            sink.terminate()
+            sink.wait(10)
+    print(f"{'bare consume()':58s} {bare_rate:12,.0f} records/s")
+    print(f"{'notification service (DB + templates + SMTP)':58s} {records_rate:12,.0f} records/s")
+    print(
+        f"{'notification service, emails accepted by the SMTP server':58s} {emails_rate:12,.0f} emails/s  ({sent:.0f} emails)"
+    )
+    print(
+        f"goal 300 emails/s: {'met' if emails_rate >= 300 else 'NOT met'}   "
+        f"database: {args.database_url.split(':')[0]}   SMTP connections: {args.smtp_connections}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The service's tables: who to write to, what we know of each payment, what was sent.
+
+* `user_contact` is the recipients' directory (filled by whoever owns user data; this
+  service only reads it).
+* `payment_fact` keeps what earlier events said about a payment, so that later emails can
+  say "paid by credit card on ..." and a failure for an already-paid booking is recognised
+  as stale. It is keyed by paymentId and looked up by bookingId.
+* `sent_notification` is the exactly-once ledger: one row per (eventId, kind) whose outcome
+  is final (sent, failed, undeliverable), checked before sending, written after the SMTP
+  server accepted or refused the message.
+
+Amounts are kept as their exact decimal text (SQLite has no exact decimal type), times as
+timezone-aware columns (PostgreSQL keeps the zone; SQLite returns naive UTC, which the
+repository re-labels).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import DateTime
+from sqlmodel import Field, SQLModel
+
+from notification_consumer.notifications import Status
+
+STATUSES: Final[tuple[Status, ...]] = ("sent", "failed", "undeliverable")
+
+
+class UserContact(SQLModel, table=True):
+    """Where and how to write to a user."""
+
+    __tablename__ = "user_contact"
+
+    user_id: str = Field(primary_key=True, max_length=256)
+    email: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=256)
+    locale: str | None = Field(default=None, max_length=35)
+
+
+class PaymentFact(SQLModel, table=True):
+    """What the events of one payment (one paymentId) told us so far."""
+
+    __tablename__ = "payment_fact"
+
+    payment_id: str = Field(primary_key=True, max_length=256)
+    booking_id: str = Field(index=True, max_length=256)
+    user_id: str = Field(max_length=256)
+    amount: str | None = Field(default=None, max_length=64)
+    currency: str | None = Field(default=None, max_length=3)
+    payment_method: str | None = Field(default=None, max_length=256)
+    initiated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    transaction_id: str | None = Field(default=None, max_length=256)
+    failed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class SentNotification(SQLModel, table=True):
+    """The final outcome of one notification: the exactly-once ledger."""
+
+    __tablename__ = "sent_notification"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=32)
+    status: str = Field(max_length=16)
+    message_id: str = Field(max_length=256)
+    booking_id: str = Field(max_length=256)
+    payment_id: str = Field(max_length=256)
+    smtp_code: int | None = None
+    detail: str | None = Field(default=None, max_length=600)
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+MODELS: Final = (UserContact, PaymentFact, SentNotification)

@@ -1,0 +1,138 @@
+"""The SMTP adapter: a session (one connection, opened on first use) and a verdict per message.
+
+A message's outcome is one of three, and the batch handler acts on each differently:
+
+* accepted (`None`): the server took responsibility for it;
+* `Refused`: a 5xx reply for this recipient or this message (unknown mailbox, content
+  rejected). Sending it again would get the same answer, so it is recorded as failed;
+* `SmtpUnavailable` (raised, a `TransientError`): the server cannot take mail *now*:
+  connection refused or dropped, timeout, any 4xx, authentication or TLS trouble, and a
+  5xx for our own sender (MAIL FROM), which would refuse every message alike. The run loop
+  pauses, backs off and retries the batch; nothing is dead-lettered, nothing marked failed.
+
+SMTP replies often quote the recipient's address, so reply text is scrubbed of email
+addresses before it leaves this module.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from common.errors import TransientError
+from common.logs import scrub
+from notification_consumer.settings import NotificationSettings
+
+
+class SmtpUnavailable(TransientError):  # noqa: N818 - a state, like ConnectionError
+    """The SMTP server cannot take mail now; the same message will go through later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A permanent (5xx) refusal of one message."""
+
+    code: int
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: NotificationSettings) -> SmtpConfig:
+        password = settings.smtp_password
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            starttls=settings.smtp_starttls,
+            ssl=settings.smtp_ssl,
+            timeout_s=settings.smtp_timeout_seconds,
+        )
+
+
+def _reply(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    return scrub(text)
+
+
+class MailSession:
+    """Sends messages over one connection, opened on the first send."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+        self._smtp: smtplib.SMTP | None = None
+
+    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Refused | None:
+        """Hand `message` to the server for `recipient`; None once accepted."""
+        envelope_from = parseaddr(sender)[1]
+        try:
+            smtp = self._connection()
+            smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, raw = next(iter(exc.recipients.values()))
+            if 500 <= code < 600:
+                return Refused(code, _reply(raw))
+            raise SmtpUnavailable(f"recipient deferred: {code} {_reply(raw)}") from None
+        except smtplib.SMTPDataError as exc:
+            if 500 <= exc.smtp_code < 600:
+                return Refused(exc.smtp_code, _reply(exc.smtp_error))
+            self.close()
+            raise SmtpUnavailable(
+                f"message deferred: {exc.smtp_code} {_reply(exc.smtp_error)}"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise SmtpUnavailable(
+                f"{type(exc).__name__}: {exc.smtp_code} {_reply(exc.smtp_error)}"
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise SmtpUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}") from None
+        return None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            self._smtp = connect(self._config)
+        return self._smtp
+
+    def close(self) -> None:
+        """QUIT if connected; a connection that already broke is simply dropped."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def connect(config: SmtpConfig) -> smtplib.SMTP:
+    """An authenticated connection, over implicit TLS or upgraded with STARTTLS if asked."""
+    smtp: smtplib.SMTP
+    if config.ssl:
+        context = ssl.create_default_context()
+        smtp = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout_s, context=context)
+    else:
+        smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout_s)
+    try:
+        if config.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if config.username is not None:
+            smtp.login(config.username, config.password or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp

@@ -1,0 +1,51 @@
+"""The parallel sender without a server: results, the first error, and nothing new after it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from notification_consumer.mailer import Mailer
+from notification_consumer.smtp import MailSession, SmtpConfig, SmtpUnavailable
+
+CONFIG = SmtpConfig(host="127.0.0.1", port=9)  # never dialled: the work below sends nothing
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_every_result_comes_back_on_the_calling_thread(connections: int) -> None:
+    """Each job's result reaches on_result once, on the thread that called deliver."""
+    mailer = Mailer(CONFIG, connections=connections)
+    caller, seen = threading.get_ident(), []
+
+    def on_result(value: int) -> None:
+        assert threading.get_ident() == caller
+        seen.append(value)
+
+    mailer.deliver(list(range(20)), lambda _session, job: job * 2, on_result)
+    mailer.close()
+    assert sorted(seen) == [n * 2 for n in range(20)]
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_failure_stops_new_sends_and_is_raised_after_the_results(connections: int) -> None:
+    """After one send fails, no new send starts; results reached are delivered, then the error is raised."""
+    mailer = Mailer(CONFIG, connections=connections)
+    failed_once = threading.Event()
+    started_after_failure: list[int] = []
+    seen: list[int] = []
+
+    def work(_session: MailSession, job: int) -> int:
+        if failed_once.is_set():
+            started_after_failure.append(job)
+        if job == 5:
+            failed_once.set()
+            raise SmtpUnavailable("connection refused")
+        return job
+
+    with pytest.raises(SmtpUnavailable):
+        mailer.deliver(list(range(40)), work, seen.append)
+    mailer.close()
+    assert 5 not in seen
+    assert set(range(5)) <= set(seen)  # jobs start in order, and started ones finish
+    assert len(started_after_failure) <= connections - 1  # only sends already under way

@@ -1,0 +1,58 @@
+"""`notification-consumer preview`: files for template authors, no services needed."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from pathlib import Path
+
+import pytest
+
+from notification_consumer.__main__ import main
+from tests.notification.support import SPEC_EXAMPLES
+
+
+def test_preview_writes_the_eml_html_and_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Previewing the spec's failed event in French writes a parseable .eml and its two bodies."""
+    code = main(
+        [
+            "preview",
+            str(SPEC_EXAMPLES / "payment_failed.json"),
+            "--locale",
+            "fr",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "payment_failed.eml",
+        "payment_failed.html",
+        "payment_failed.txt",
+    ]
+    message = email.message_from_bytes(
+        (tmp_path / "payment_failed.eml").read_bytes(), policy=email.policy.default
+    )
+    assert message.get_content_type() == "multipart/alternative"
+    assert "1\u202f250,00\xa0€" in (tmp_path / "payment_failed.txt").read_text()
+    assert "<html" in (tmp_path / "payment_failed.html").read_text()
+    assert "n'a pas abouti" in capsys.readouterr().out
+
+
+def test_previewing_an_initiated_event_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """payment.initiated sends no email, and the preview says so."""
+    code = main(["preview", str(SPEC_EXAMPLES / "payment_initiated.json"), "--out", str(tmp_path)])
+    assert code == 0
+    assert list(tmp_path.iterdir()) == []
+    assert "sends no email" in capsys.readouterr().err
+
+
+def test_previewing_an_invalid_event_exits_2(tmp_path: Path) -> None:
+    """A file that is not a payment event is reported, exit code 2."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"eventType": "payment.completed"}')
+    assert main(["preview", str(bad), "--out", str(tmp_path / "out")]) == 2

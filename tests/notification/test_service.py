@@ -1,0 +1,219 @@
+"""The notification service on the real run loop and broker: end to end, outages, the process.
+
+Each test runs the handler `build` wires inside a `Runner` on a thread (the run loop's
+own test helpers), against the session's broker, a real SMTP server and SQLite; one test
+runs `python -m notification_consumer` as a process. Progress is read from the runner's
+lifecycle events and from what the SMTP server received, never from sleeps.
+"""
+
+from __future__ import annotations
+
+import gc
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from common.testing.smtp import SmtpSink
+from common.topics import Topics
+from notification_consumer.service import build
+from tests.integration.helpers import (
+    FAST_FETCH,
+    FAST_GROUP,
+    RunnerThread,
+    dlq_records,
+    process_env,
+    produce,
+    running,
+    service_process,
+    wait_until,
+)
+from tests.notification.support import (
+    MAIL_FROM,
+    RETRY_URL,
+    Service,
+    document,
+    kinds,
+    outbound,
+    settings,
+    spec_document,
+)
+
+pytestmark = pytest.mark.integration
+
+TIMEOUT_S = 20.0
+OUTAGE_S = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _release_clients() -> Iterator[None]:
+    """Collect finished runners so their Kafka clients disconnect promptly."""
+    yield
+    gc.collect()
+
+
+def _runner(
+    topics: Topics, bootstrap: str, smtp: SmtpSink, database_url: str, **overrides: Any
+) -> RunnerThread:
+    config = settings(
+        smtp,
+        database_url,
+        recipient_email_template="{user_id}@example.test",
+        topic_prefix=topics.prefix,
+        batch_size=100,
+        poll_timeout_seconds=0.1,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.5,
+        kafka={"bootstrap.servers": bootstrap, **FAST_GROUP, **FAST_FETCH},
+        **overrides,
+    )
+    spec = build(config, CollectorRegistry())
+    return RunnerThread(
+        spec.handle,
+        config,
+        group=f"notification-{uuid.uuid4().hex[:8]}",
+        name="notification",
+        transient_errors=spec.transient_errors,
+    )
+
+
+def _handled(consumer: RunnerThread, *docs: dict[str, Any]) -> bool:
+    handled = set(consumer.recorder.handled_ids())
+    return all(doc["eventId"] in handled for doc in docs)
+
+
+def test_the_spec_examples_end_in_one_receipt_and_one_refund(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """The spec's four examples, the failure arriving after the completion, send a receipt and a refund and no failure notice."""
+    names = ("initiated", "completed", "failed", "refunded")
+    examples = {name: spec_document(f"payment.{name}") for name in names}
+    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+        produce(
+            kafka_bootstrap_servers,
+            [outbound(examples[t], topics.prefix) for t in ("initiated", "completed")],
+        )
+        smtp_server.wait_for(1, TIMEOUT_S)
+        produce(
+            kafka_bootstrap_servers,
+            [outbound(examples[t], topics.prefix) for t in ("failed", "refunded")],
+        )
+        wait_until(lambda: _handled(consumer, *examples.values()), TIMEOUT_S, "all four examples")
+        received = smtp_server.wait_for(2, TIMEOUT_S)
+        consumer.stop()
+
+    assert kinds(received) == ["receipt", "refund"]
+    assert received[0].rcpt_tos == ("usr_123456789@example.test",)
+    assert consumer.recorder.dead_lettered() == []
+
+
+def test_an_event_published_twice_sends_one_email(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """The same completed event at two offsets (a producer retry) is emailed once."""
+    completed = document("payment.completed")
+    record = outbound(completed, topics.prefix)
+    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+        produce(kafka_bootstrap_servers, [record])
+        smtp_server.wait_for(1, TIMEOUT_S)
+        produce(kafka_bootstrap_servers, [record])
+        wait_until(
+            lambda: consumer.recorder.handled_ids().count(completed["eventId"]) >= 2,
+            TIMEOUT_S,
+            "the copy to be handled",
+        )
+        consumer.stop()
+
+    assert len(smtp_server.messages) == 1
+
+
+def test_an_smtp_outage_of_ten_seconds_delays_but_loses_and_repeats_nothing(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """With the SMTP server down for 10 s mid-stream, the loop retries, and afterwards every email has arrived exactly once with nothing dead-lettered."""
+    before = [document("payment.completed", paymentId=f"pay_a{n}") for n in range(10)]
+    during = [document("payment.refunded", paymentId=f"pay_b{n}") for n in range(10)]
+    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+        produce(kafka_bootstrap_servers, [outbound(d, topics.prefix) for d in before])
+        smtp_server.wait_for(10, TIMEOUT_S)
+        smtp_server.stop()
+        back_at = time.monotonic() + OUTAGE_S
+        produce(kafka_bootstrap_servers, [outbound(d, topics.prefix) for d in during])
+        wait_until(lambda: len(consumer.recorder.retries()) >= 3, TIMEOUT_S, "retries")
+        wait_until(lambda: time.monotonic() >= back_at, OUTAGE_S + 1, "the end of the outage")
+        assert len(smtp_server.messages) == 10
+        smtp_server.start()
+        received = smtp_server.wait_for(20, TIMEOUT_S)
+        wait_until(lambda: _handled(consumer, *during), TIMEOUT_S, "the batch to be handled")
+        consumer.stop()
+
+    ids = [m.message["Message-ID"].strip() for m in received]
+    assert len(ids) == len(set(ids)) == 20
+    assert {r.kind for r in consumer.recorder.retries()} == {"transient"}
+    assert consumer.recorder.dead_lettered() == []
+    assert dlq_records(kafka_bootstrap_servers, consumer.dlq_topic) == []
+
+
+def test_a_5xx_refusal_is_recorded_failed_and_never_dead_lettered(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """A recipient refused with 550 is handled once, recorded failed, not retried and not dead-lettered."""
+    smtp_server.reject_with("550 5.1.1 mailbox unavailable")
+    completed = document("payment.completed")
+    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+        produce(kafka_bootstrap_servers, [outbound(completed, topics.prefix)])
+        wait_until(lambda: _handled(consumer, completed), TIMEOUT_S, "the event to be handled")
+        consumer.stop()
+
+    outcome = Service(settings(smtp_server, sqlite_url)).outcome(completed["eventId"], "receipt")
+    assert outcome is not None
+    assert (outcome.status, outcome.smtp_code) == ("failed", 550)
+    assert consumer.recorder.retries() == []
+    assert consumer.recorder.dead_lettered() == []
+
+
+def test_the_service_process_sends_a_receipt_and_stops_cleanly_on_sigterm(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, tmp_path: Path
+) -> None:
+    """`python -m notification_consumer`, configured by environment only, sends a receipt, never logs the address, and exits 0 on SIGTERM."""
+    env = process_env(
+        kafka_bootstrap_servers,
+        topics,
+        DATABASE_URL=f"sqlite:///{tmp_path}/notification.db",
+        SMTP_HOST=smtp_server.host,
+        SMTP_PORT=str(smtp_server.port),
+        MAIL_FROM=MAIL_FROM,
+        PAYMENT_RETRY_URL=RETRY_URL,
+        RECIPIENT_EMAIL_TEMPLATE="{user_id}@example.test",
+        LOG_LEVEL="DEBUG",
+        KAFKA_GROUP_ID=f"notification-{uuid.uuid4().hex[:8]}",
+    )
+    completed = document("payment.completed")
+    with service_process("notification_consumer", env, tmp_path) as service:
+        produce(kafka_bootstrap_servers, [outbound(completed, topics.prefix)])
+        wait_until(lambda: smtp_server.messages, TIMEOUT_S, "the receipt", abort=service.died)
+        service.signal(signal.SIGTERM)
+        assert service.wait(15) == 0
+
+    output = service.output.read_text()
+    assert "notification.sent" in output
+    assert "@example.test" not in output
+
+
+def test_the_service_process_refuses_to_start_without_its_required_settings(
+    tmp_path: Path,
+) -> None:
+    """Without MAIL_FROM and PAYMENT_RETRY_URL the process names them and exits with code 2 before dialling anything."""
+    env = process_env("127.0.0.1:9", Topics())
+    env.pop("MAIL_FROM", None)
+    env.pop("PAYMENT_RETRY_URL", None)
+    with service_process("notification_consumer", env, tmp_path) as service:
+        assert service.wait(15) == 2
+    output = service.output.read_text()
+    assert "MAIL_FROM" in output
+    assert "PAYMENT_RETRY_URL" in output
