@@ -1,1 +1,7 @@
-"""The analytics consumer service (placeholder until its own issue lands)."""
+"""The analytics consumer: exact payment metrics and alerts, exactly once, on shared storage.
+
+Reads the four payment topics through `common`'s run loop, keeps counters, per-payment
+facts and its Kafka positions in one database (SQLite or PostgreSQL) written in one
+transaction per batch, and serves the figures as Prometheus gauges, a report, a dashboard
+and a reconciliation against the gateway. See docs/analytics.md.
+"""

@@ -1,14 +1,8 @@
-"""Entry point of `analytics-consumer` (placeholder: the service lands with its own issue)."""
+"""Entry point of `analytics-consumer` and `python -m analytics_consumer` (see `cli`)."""
 
 from __future__ import annotations
 
-import sys
-
-
-def main() -> int:
-    print("analytics-consumer is not implemented yet", file=sys.stderr)
-    return 1
-
+from analytics_consumer.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -41,6 +41,12 @@ class ConsumerSpec:
     transient_errors: tuple[type[BaseException], ...] = ()
     starting_offsets: StartingOffsets | None = None
     """For services that keep offsets with their state (exactly-once): where to resume."""
+    validate: Callable[[PaymentEvent], None] | None = None
+    """A pure check that raises `PermanentError` for an event this service can never apply.
+
+    Rejected records are dead-lettered *before* the handler runs, so a service that stores
+    offsets with its state (and resumes from them) can never cover a record whose DLQ copy
+    was not yet acknowledged when the process died."""
     readiness_checks: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
 
 

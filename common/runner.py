@@ -2,10 +2,11 @@
 
 The loop owns the consumer. Per poll it:
 
-1. parses every record (`common.parsing`); invalid ones are dead-lettered;
-2. calls the service's batch handler with the valid ones (`common.handlers`);
-3. writes the dead letters and waits for the broker to acknowledge them;
-4. stores each partition's next offset; librdkafka commits stored offsets periodically, and
+1. parses every record (`common.parsing`) and applies the service's optional `validate`;
+   invalid and rejected records are dead-lettered, the broker acknowledging each write;
+2. calls the service's batch handler with the valid ones (`common.handlers`), and
+   dead-letters what it rejects;
+3. stores each partition's next offset; librdkafka commits stored offsets periodically, and
    the loop commits synchronously on revocation and on shutdown.
 
 So an offset is stored only after its record's outcome is durable: at-least-once.
@@ -167,26 +168,42 @@ class Runner(RebalanceListener):
     # -- one batch ----------------------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
+        valid, letters = self._parse(records)
+        self._write_letters(letters)  # before handling: nothing can cover an unwritten letter
+        if valid:
+            self._write_letters(self._handle(valid))
+        self._resume()
+        self._store(records)
+
+    def _parse(self, records: list[Record]) -> tuple[list[Inbound], list[dlq.DeadLetter]]:
         valid: list[Inbound] = []
         letters: list[dlq.DeadLetter] = []
+        validate = self._spec.validate
         for record in records:
             try:
                 event = parse_event(record.value, record.topic, topics=self._topics)
             except InvalidEvent as exc:
                 letters.append(dlq.DeadLetter(record, None, exc.reason, exc.detail, 1))
-            else:
-                valid.append(Inbound(record, event))
-        if valid:
-            letters += self._handle(valid)
-        if letters:
-            try:
-                self._with_retry(
-                    lambda: self._dead_letter(letters), [x.record for x in letters], bounded=False
-                )
-            except _Attempts as failure:  # not a transient failure: a bug; never skip the record
-                raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
-        self._resume()
-        self._store(records)
+                continue
+            inbound = Inbound(record, event)
+            if validate is not None:
+                try:
+                    validate(event)
+                except PermanentError as exc:
+                    letters.append(self._letter(inbound, exc, 1))
+                    continue
+            valid.append(inbound)
+        return valid, letters
+
+    def _write_letters(self, letters: list[dlq.DeadLetter]) -> None:
+        if not letters:
+            return
+        try:
+            self._with_retry(
+                lambda: self._dead_letter(letters), [x.record for x in letters], bounded=False
+            )
+        except _Attempts as failure:  # not a transient failure: a bug; never skip the record
+            raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
 
     def _handle(self, batch: list[Inbound]) -> list[dlq.DeadLetter]:
         """Apply `batch`; returns the records to dead-letter. Isolates a failing record."""

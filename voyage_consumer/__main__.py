@@ -1,13 +1,41 @@
-"""Entry point of `voyage-consumer` (placeholder: the service lands with its own issue)."""
+"""Entry point of `voyage-consumer` and `python -m voyage_consumer`.
+
+    voyage-consumer                      run the service (same as `voyage-consumer run`)
+    voyage-consumer status BOOKING_ID    print a booking, its facts and how it was derived
+
+Configuration comes from the environment only (see docs/voyage.md and the README).
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
 
 
-def main() -> int:
-    print("voyage-consumer is not implemented yet", file=sys.stderr)
-    return 1
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voyage-consumer",
+        description="Booking status from DreamScape payment events (configured by environment).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="consume payment events until SIGTERM (the default)")
+    status = commands.add_parser(
+        "status", help="print a booking, its facts and how its status was derived"
+    )
+    status.add_argument("booking_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "status":
+        from voyage_consumer.status import status
+
+        return status(args.booking_id)
+    from voyage_consumer.service import run
+
+    return run()
 
 
 if __name__ == "__main__":

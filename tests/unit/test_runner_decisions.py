@@ -172,6 +172,7 @@ class Harness:
         dlq_failures: Sequence[Exception] = (),
         transient: tuple[type[BaseException], ...] = (),
         settings: Mapping[str, Any] | None = None,
+        validate: Callable[[Any], None] | None = None,
         **consumer_options: Any,
     ) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -180,6 +181,7 @@ class Harness:
 
         def recording(batch: Sequence[Inbound]) -> Any:
             self.handler_calls.append([i.record.offset for i in batch])
+            self.calls.append(("handle", [i.record.offset for i in batch]))
             return handle(batch)
 
         self.consumer = FakeConsumer(batches, self.calls, **consumer_options)
@@ -193,7 +195,11 @@ class Harness:
             **(settings or {}),
         }
         spec = ConsumerSpec(
-            name="unit", group_id="unit-group", handle=recording, transient_errors=transient
+            name="unit",
+            group_id="unit-group",
+            handle=recording,
+            transient_errors=transient,
+            validate=validate,
         )
         self.bus = Bus([self.events.append])
         self.runner = Runner(
@@ -304,6 +310,25 @@ class TestPoisonAndRejections:
             "unknown_booking",
             1,
         )
+        assert h.stored() == [{TP: 3}]
+
+    def test_a_record_failing_validate_is_dead_lettered_before_the_handler_runs(self) -> None:
+        """A PermanentError from the spec's `validate` dead-letters that record, acknowledged before the handler sees the rest."""
+        rejected_id = "00000000-0000-4000-8000-000000000001"
+
+        def validate(event: Any) -> None:
+            if event.event_id == rejected_id:
+                raise PermanentError("amount not countable", error_type="svc:amount")
+
+        h = Harness(
+            ok, [[record(0), record(1, event_value(rejected_id)), record(2)]], validate=validate
+        )
+        h.run()
+
+        assert h.handler_calls == [[0, 2]]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type) == (1, "svc:amount")
+        assert h.calls.index(("send", 1)) < h.calls.index(("handle", [0, 2]))
         assert h.stored() == [{TP: 3}]
 
 

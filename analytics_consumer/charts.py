@@ -1,0 +1,202 @@
+"""Inline SVG charts, drawn in Python: no JavaScript, no fonts or files fetched.
+
+Each function returns one `<svg>` element sized by its `viewBox` (it scales to the page
+width) with a `<title>` for screen readers and `<title>` tooltips on the marks. Text is
+escaped; numbers are formatted by the caller, so the charts show exactly what the report
+says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from itertools import count
+from typing import Final
+
+WIDTH: Final = 760
+PALETTE: Final = (
+    "#3366cc",
+    "#dc7633",
+    "#2e8b57",
+    "#8e44ad",
+    "#c0392b",
+    "#16a085",
+    "#7f8c8d",
+    "#d4ac0d",
+)
+INK: Final = "#2b2b2b"
+GRID: Final = "#e3e3e3"
+_ids = count(1)
+
+
+def _svg(title: str, height: int, body: str) -> str:
+    ident = f"chart-{next(_ids)}"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+        f'role="img" aria-labelledby="{ident}" class="chart">'
+        f'<title id="{ident}">{escape(title)}</title>{body}</svg>'
+    )
+
+
+def _text(
+    x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, fill: str = INK
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
+        f'fill="{fill}">{escape(content)}</text>'
+    )
+
+
+def _empty(title: str) -> str:
+    return _svg(title, 60, _text(WIDTH / 2, 35, "No data yet", anchor="middle", fill="#888"))
+
+
+def bar_chart(
+    title: str, items: Sequence[tuple[str, float, str]], *, color: str = PALETTE[0]
+) -> str:
+    """Horizontal bars: (label, value, shown text) per row, longest first as given."""
+    if not items:
+        return _empty(title)
+    label_w, text_w, row_h = 180, 150, 28
+    area = WIDTH - label_w - text_w
+    top = max(value for _, value, _ in items) or 1
+    parts = []
+    for index, (label, value, shown) in enumerate(items):
+        y = 8 + index * row_h
+        length = max(1.0, area * value / top)
+        parts.append(_text(label_w - 10, y + 15, label, anchor="end"))
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{length:.1f}" height="20" rx="3" fill="{color}">'
+            f"<title>{escape(f'{label}: {shown}')}</title></rect>"
+        )
+        parts.append(_text(label_w + length + 6, y + 15, shown))
+    return _svg(title, 16 + len(items) * row_h, "".join(parts))
+
+
+def stacked_bars(
+    title: str, rows: Sequence[tuple[str, str, Sequence[tuple[str, float]]]], legend: Sequence[str]
+) -> str:
+    """One 100% bar per row (label, total text, parts), parts coloured by their legend entry."""
+    if not rows:
+        return _empty(title)
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(legend)}
+    label_w, text_w, row_h = 70, 170, 34
+    area = WIDTH - label_w - text_w
+    parts = []
+    for index, (label, total, pieces) in enumerate(rows):
+        y, x = 8 + index * row_h, float(label_w)
+        whole = sum(value for _, value in pieces) or 1
+        parts.append(_text(label_w - 10, y + 17, label, anchor="end", size=13))
+        for name, value in pieces:
+            share = area * value / whole
+            tip = f"{label} {name}: {value / whole:.1%}"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{share:.1f}" height="24" fill="{colours[name]}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+            x += share
+        parts.append(_text(label_w + area + 8, y + 17, total))
+    legend_y = 16 + len(rows) * row_h
+    for index, name in enumerate(legend):
+        lx = label_w + (index % 4) * 150
+        ly = legend_y + (index // 4) * 20
+        parts.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{colours[name]}"/>')
+        parts.append(_text(lx + 18, ly + 11, name))
+    height = legend_y + ((len(legend) + 3) // 4) * 20 + 6
+    return _svg(title, height, "".join(parts))
+
+
+def line_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, str, Sequence[float | None]]],
+    thresholds: Sequence[tuple[str, float, str]] = (),
+    *,
+    top: float = 100.0,
+    unit: str = "%",
+) -> str:
+    """Lines over `labels` (name, colour, values; None breaks a line) on a 0..`top` axis."""
+    if not labels:
+        return _empty(title)
+    left, right, upper, plot_h, inset = 50, 20, 12, 220, 40
+    plot_w = WIDTH - left - right
+    step = (plot_w - 2 * inset) / max(1, len(labels) - 1)
+
+    def x(i: int) -> float:
+        return left + (plot_w / 2 if len(labels) == 1 else inset + i * step)
+
+    def y(v: float) -> float:
+        return upper + plot_h * (1 - min(v, top) / top)
+
+    parts = []
+    for tick in range(0, 5):
+        value = top * tick / 4
+        parts.append(
+            f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{GRID}"/>'
+        )
+        parts.append(_text(left - 6, y(value) + 4, f"{value:g}{unit}", anchor="end", size=11))
+    for index, (name, value, colour) in enumerate(thresholds):
+        parts.append(
+            f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
+            f'stroke="{colour}" stroke-dasharray="6 4"/>'
+        )
+        label_x = WIDTH - right - 4 - index * 130  # side by side, so close lines stay legible
+        parts.append(_text(label_x, y(value) - 4, name, anchor="end", size=11, fill=colour))
+    every = max(1, len(labels) // 8)
+    for i, label in enumerate(labels):
+        if i % every == 0:
+            parts.append(_text(x(i), upper + plot_h + 18, label, anchor="middle", size=11))
+    for name, colour, values in series:
+        run: list[str] = []
+        for i, point in enumerate([*values, None]):
+            if point is not None:
+                value = point
+                run.append(f"{x(i):.1f},{y(value):.1f}")
+                parts.append(
+                    f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3.5" fill="{colour}">'
+                    f"<title>{escape(f'{labels[i]} {name}: {value:g}{unit}')}</title></circle>"
+                )
+            elif run:
+                parts.append(
+                    f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                )
+                run = []
+    legend_y = upper + plot_h + 40
+    for index, (name, colour, _) in enumerate(series):
+        lx = left + index * 170
+        parts.append(f'<rect x="{lx}" y="{legend_y}" width="12" height="12" fill="{colour}"/>')
+        parts.append(_text(lx + 18, legend_y + 11, name))
+    return _svg(title, legend_y + 22, "".join(parts))
+
+
+def histogram(
+    title: str, buckets: Sequence[tuple[str, int]], *, alarm_from: int | None = None
+) -> str:
+    """Vertical bars per bucket (label, count); buckets from index `alarm_from` in orange."""
+    if not any(n for _, n in buckets):
+        return _empty(title)
+    left, plot_h, upper = 20, 200, 24
+    slot = (WIDTH - 2 * left) / len(buckets)
+    top = max(n for _, n in buckets)
+    parts = []
+    for index, (label, n) in enumerate(buckets):
+        height = plot_h * n / top
+        bx = left + index * slot + 6
+        colour = "#e67e22" if alarm_from is not None and index >= alarm_from else PALETTE[0]
+        parts.append(
+            f'<rect x="{bx:.1f}" y="{upper + plot_h - height:.1f}" width="{slot - 12:.1f}" '
+            f'height="{height:.1f}" rx="2" fill="{colour}"><title>{escape(f"{label}: {n}")}</title></rect>'
+        )
+        parts.append(
+            _text(
+                bx + (slot - 12) / 2,
+                upper + plot_h - height - 5,
+                f"{n:,}",
+                anchor="middle",
+                size=11,
+            )
+        )
+        parts.append(
+            _text(bx + (slot - 12) / 2, upper + plot_h + 17, label, anchor="middle", size=11)
+        )
+    return _svg(title, upper + plot_h + 28, "".join(parts))

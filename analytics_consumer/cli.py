@@ -1,0 +1,120 @@
+"""`analytics-consumer [run | report | dashboard | reconcile]`: the service and its read-side tools.
+
+`run` (also with no arguments) consumes payment events. The other commands only read the
+database named by `DATABASE_URL` (same default as the service) and need no Kafka:
+
+    analytics-consumer report [--json] [--day YYYY-MM-DD]
+    analytics-consumer dashboard --out FILE.html [--day YYYY-MM-DD]
+    analytics-consumer reconcile --gateway-report FILE.csv [--day YYYY-MM-DD] [--json]
+
+Exit codes: 0 success; 1 reconciliation found discrepancies, or the database failed;
+2 invalid arguments, configuration or gateway report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
+
+from analytics_consumer import dashboard, reconcile
+from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
+from analytics_consumer.days import parse_day
+from analytics_consumer.reading import read_figures, snapshot
+from analytics_consumer.report import report_json, report_text
+from analytics_consumer.service import SERVICE, build, prepare
+from analytics_consumer.settings import AnalyticsSettings
+from common.db import make_engine
+from common.service import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, run_service
+from common.settings import ConfigurationError, load_settings
+
+PROG = "analytics-consumer"
+
+
+def _day(text: str) -> str:
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="DreamScape payment analytics.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="consume payment events (the default)")
+    report = commands.add_parser("report", help="print the figures and alerts")
+    report.add_argument("--json", action="store_true", help="one JSON object")
+    report.add_argument("--day", type=_day, help="one UTC day (YYYY-MM-DD) instead of all time")
+    page = commands.add_parser("dashboard", help="write a self-contained HTML dashboard")
+    page.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    page.add_argument("--day", type=_day, help="one UTC day instead of all time")
+    check = commands.add_parser("reconcile", help="compare with a payment gateway report")
+    check.add_argument("--gateway-report", type=Path, required=True, help="CSV (docs/analytics.md)")
+    check.add_argument("--day", type=_day, help="only payments and refunds of this UTC day")
+    check.add_argument("--json", action="store_true", help="one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in (None, "run"):
+        return run_service(AnalyticsSettings, build, service=SERVICE)
+    try:
+        settings = load_settings(AnalyticsSettings)
+    except ConfigurationError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        if args.command == "reconcile":
+            return _reconcile(settings, args.gateway_report, args.day, as_json=args.json)
+        return _report(settings, args)
+    except DBAPIError as exc:
+        print(f"{PROG}: database error: {exc.orig}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _report(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database)
+    prepare(engine, attempts=1)
+    rules = AlertRules.from_settings(settings)
+    with snapshot(engine) as session:
+        figures = read_figures(session=session, day=args.day, rules=rules)
+    alerts = evaluate(AlertInputs.of(figures), rules)
+    if args.command == "dashboard":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        page = dashboard.render(
+            figures,
+            alerts,
+            failure_limit=float(rules.failure_rate_percent),
+            refund_limit=float(rules.refund_rate_percent),
+            delay_s=rules.processing_delay_ms // 1000,
+        )
+        args.out.write_text(page, encoding="utf-8")
+        print(f"dashboard written to {args.out}")
+    elif args.json:
+        print(json.dumps(report_json(figures, alerts), indent=2))
+    else:
+        print(report_text(figures, alerts), end="")
+    return EXIT_OK
+
+
+def _reconcile(settings: AnalyticsSettings, path: Path, day: str | None, *, as_json: bool) -> int:
+    try:
+        gateway = reconcile.read_gateway_report(path)
+    except (OSError, reconcile.GatewayReportError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    engine = make_engine(settings.database)
+    prepare(engine, attempts=1)
+    with snapshot(engine) as session:
+        recorded = reconcile.recorded_movements(session=session, day=day)
+    result = reconcile.compare(recorded, gateway.movements, day=day, ignored=gateway.ignored)
+    print(
+        json.dumps(result.as_json(), indent=2) if as_json else result.as_text(),
+        end="\n" if as_json else "",
+    )
+    return EXIT_FAILURE if result.discrepancies else EXIT_OK

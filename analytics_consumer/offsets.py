@@ -1,0 +1,145 @@
+"""Kafka positions kept in the analytics database, and the fence against stale writers.
+
+The database, not Kafka's committed offsets, says how far the analytics cover each partition:
+a batch's effects and its partitions' next offsets commit in one transaction, and on
+assignment the consumer resumes from the stored offsets. So a crash anywhere leaves effects
+and positions in agreement, and nothing is counted twice or skipped.
+
+The fence: each instance remembers, per partition it owns, the stored offset it started
+from (or last wrote). It advances it with `UPDATE ... WHERE next_offset = :expected`; if
+another instance moved it meanwhile (a rebalance this one has not noticed yet: a zombie),
+nothing matches and the batch is resolved as follows:
+
+* the stored offset already covers every record of the batch for that partition (someone
+  counted them, or our own commit succeeded but its acknowledgement was lost): those
+  records are skipped; if the stored offset is exactly where we were going, we adopt it;
+* otherwise the whole transaction rolls back with `OffsetFencedError`, a transient error: the run
+  loop pauses and retries, and the group soon revokes the partition from the stale member.
+
+Records below the expected offset (redelivered after a retry or a rebalance) are skipped
+without a query: the stored offset says they are counted. The inbox of eventIds remains the
+second, independent guard against double counting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import text
+from sqlmodel import Session
+
+from common.errors import TransientError
+from common.records import Record, TopicPartition
+
+_log = structlog.get_logger("analytics_consumer.offsets")
+
+_SELECT = text(
+    "SELECT next_offset FROM analytics_offset WHERE topic = :topic AND kafka_partition = :p"
+)
+_CREATE = text(
+    "INSERT INTO analytics_offset (topic, kafka_partition, next_offset) "
+    "VALUES (:topic, :p, 0) ON CONFLICT DO NOTHING"
+)
+_ADVANCE = text(
+    "UPDATE analytics_offset SET next_offset = :next "
+    "WHERE topic = :topic AND kafka_partition = :p AND next_offset = :expected"
+)
+
+
+class OffsetFencedError(TransientError):
+    """Another instance moved this partition's stored offset: this one is stale for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The offsets of one partition's records in a batch: first and last + 1."""
+
+    first: int
+    end: int
+
+
+class OffsetBook:
+    """The stored offsets this instance expects, and the fenced advance of them."""
+
+    def __init__(self) -> None:
+        self._expected: dict[TopicPartition, int] = {}
+
+    def load(
+        self, session: Session, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Stored offsets of newly assigned partitions (created at 0), now the expected ones."""
+        found: dict[TopicPartition, int] = {}
+        for tp in sorted(partitions):
+            found[tp] = self._stored(session, tp)
+        self._expected.update(found)
+        return found
+
+    def forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Drop what we expected (before reloading, or when reloading failed)."""
+        for tp in partitions:
+            self._expected.pop(tp, None)
+
+    def advance(
+        self, session: Session, spans: Mapping[TopicPartition, Span]
+    ) -> dict[TopicPartition, int]:
+        """Fence and advance each partition; returns the offset from which its records count.
+
+        Partitions absent from the result are wholly covered already: skip their records.
+        Raises `OffsetFencedError` if another instance owns a partition's position.
+        """
+        counted: dict[TopicPartition, int] = {}
+        for tp in sorted(spans):
+            span = spans[tp]
+            expected = self._expected.get(tp)
+            if expected is None:  # no assignment callback seen: adopt the stored position
+                expected = self._expected[tp] = self._stored(session, tp)
+            if span.end <= expected:
+                continue
+            params = {"topic": tp.topic, "p": tp.partition, "expected": expected, "next": span.end}
+            if session.execute(_ADVANCE, params).rowcount == 1:  # type: ignore[attr-defined]
+                counted[tp] = expected
+                continue
+            stored = self._stored(session, tp)
+            if stored < span.end:
+                _log.warning(
+                    "analytics.offset_fenced",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    expected=expected,
+                    stored=stored,
+                )
+                raise OffsetFencedError(
+                    f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
+                )
+            if stored == span.end:
+                self._expected[tp] = stored
+        return counted
+
+    def committed(
+        self, spans: Mapping[TopicPartition, Span], counted: Mapping[TopicPartition, int]
+    ) -> None:
+        """After the transaction committed: the written positions are the expected ones."""
+        for tp in counted:
+            self._expected[tp] = spans[tp].end
+
+    @staticmethod
+    def _stored(session: Session, tp: TopicPartition) -> int:
+        params = {"topic": tp.topic, "p": tp.partition}
+        session.execute(_CREATE, params)
+        stored: int = session.execute(_SELECT, params).scalar_one()
+        return stored
+
+
+def spans_of(records: Iterable[Record]) -> dict[TopicPartition, Span]:
+    """Per partition, the first offset and the offset after the last one."""
+    low: dict[tuple[str, int], int] = {}
+    high: dict[tuple[str, int], int] = {}
+    for record in records:
+        key, offset = (record.topic, record.partition), record.offset
+        if offset < low.get(key, offset + 1):
+            low[key] = offset
+        if offset > high.get(key, -1):
+            high[key] = offset
+    return {TopicPartition(*key): Span(low[key], high[key] + 1) for key in low}

@@ -1,0 +1,176 @@
+"""Reads over the per-payment facts for a range of event time: medians, percentiles, delays.
+
+These are the figures additive counters cannot give: an order statistic (median, p50, p95)
+or a join of a payment's two halves (time to complete, revenue by method, payments still
+waiting). Each is a small indexed query over `analytics_payment` restricted to a half-open
+millisecond range `[lo, hi)` of the relevant event time (the completed time for completed
+payments, the initiated time for initiated ones...), so "one UTC day" and "the last hour
+before the latest event" are the same code. Functions take a keyword-only `session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from analytics_consumer import money
+from analytics_consumer.figures import DURATION_BUCKETS_S, Delays, Durations, nearest_rank
+
+Range = tuple[int, int]
+
+_P = "analytics_payment"
+
+
+def _one(session: Session, sql: str, **params: object) -> Any:
+    return session.execute(text(sql), params).scalar()
+
+
+def latest_event_ms(*, session: Session) -> int | None:
+    """The latest occurrence time of any counted event (the clock of delay alerts)."""
+    found = [
+        _one(session, f"SELECT MAX({column}) FROM {table} WHERE {column} IS NOT NULL")  # noqa: S608 - constants
+        for table, column in (
+            (_P, "initiated_ms"),
+            (_P, "completed_ms"),
+            (_P, "failed_ms"),
+            ("analytics_refund", "refunded_ms"),
+        )
+    ]
+    values = [int(v) for v in found if v is not None]
+    return max(values, default=None)
+
+
+def payments_with(column: str, *, session: Session, span: Range) -> int:
+    """Payments whose `column` time (initiated_ms, completed_ms...) falls in `span`."""
+    sql = f"SELECT COUNT(*) FROM {_P} WHERE {column} >= :lo AND {column} < :hi"  # noqa: S608
+    return int(_one(session, sql, lo=span[0], hi=span[1]))
+
+
+def medians(*, session: Session, span: Range) -> tuple[dict[str, Decimal], dict[str, int]]:
+    """Median completed amount per currency, and how many payments each is the median of."""
+    counts = {
+        str(currency): int(n)
+        for currency, n in session.execute(
+            text(
+                f"SELECT completed_currency, COUNT(*) FROM {_P} "  # noqa: S608
+                "WHERE completed_ms >= :lo AND completed_ms < :hi GROUP BY completed_currency"
+            ),
+            {"lo": span[0], "hi": span[1]},
+        )
+    }
+    found: dict[str, Decimal] = {}
+    for currency, n in counts.items():
+        middle = session.execute(
+            text(
+                f"SELECT completed_units FROM {_P} WHERE completed_currency = :c "  # noqa: S608
+                "AND completed_ms >= :lo AND completed_ms < :hi "
+                "ORDER BY completed_units LIMIT :k OFFSET :skip"
+            ),
+            {"c": currency, "lo": span[0], "hi": span[1], "k": 2 - n % 2, "skip": (n - 1) // 2},
+        ).scalars()
+        values = [int(v) for v in middle]
+        found[currency] = money.median(values[0], values[-1], currency)
+    return found, counts
+
+
+def revenue_by_method(*, session: Session, span: Range) -> dict[str, dict[str, int]]:
+    """Method → currency → completed units; `(unknown)` until a payment's initiated event is seen."""
+    rows = session.execute(
+        text(
+            f"SELECT COALESCE(method, '(unknown)'), completed_currency, SUM(completed_units) "  # noqa: S608
+            f"FROM {_P} WHERE completed_ms >= :lo AND completed_ms < :hi "
+            "GROUP BY COALESCE(method, '(unknown)'), completed_currency"
+        ),
+        {"lo": span[0], "hi": span[1]},
+    )
+    result: dict[str, dict[str, int]] = {}
+    for method, currency, units in rows:
+        result.setdefault(str(method), {})[str(currency)] = int(units)
+    return result
+
+
+def durations(*, session: Session, span: Range) -> Durations:
+    """Time to complete of payments completed in `span` (both halves seen): p50, p95, max."""
+    where = (
+        f"FROM {_P} WHERE completed_ms >= :lo AND completed_ms < :hi AND duration_ms IS NOT NULL"
+    )
+    params = {"lo": span[0], "hi": span[1]}
+    statement = text(f"SELECT COUNT(*), MAX(duration_ms) {where}")
+    count, longest = session.execute(statement, params).one()
+    if not count:
+        return Durations()
+
+    def at_rank(percent: int) -> int:
+        skip = nearest_rank(int(count), percent) - 1
+        sql = f"SELECT duration_ms {where} ORDER BY duration_ms LIMIT 1 OFFSET :skip"
+        return int(_one(session, sql, skip=skip, **params))
+
+    cases = " ".join(
+        f"WHEN duration_ms < {bound * 1000} THEN {index}"
+        for index, bound in enumerate(DURATION_BUCKETS_S)
+    )
+    bucket = f"CASE {cases} ELSE {len(DURATION_BUCKETS_S)} END"
+    histogram = [0] * (len(DURATION_BUCKETS_S) + 1)
+    grouped = text(f"SELECT {bucket}, COUNT(*) {where} GROUP BY {bucket}")
+    for index, n in session.execute(grouped, params):
+        histogram[int(index)] = int(n)
+    return Durations(int(count), at_rank(50), at_rank(95), int(longest), tuple(histogram))
+
+
+def delays(*, session: Session, span: Range, threshold_ms: int, latest_ms: int | None) -> Delays:
+    """Payments of `span` slower than `threshold_ms`, and the longest wait seen."""
+    params = {"lo": span[0], "hi": span[1], "t": threshold_ms}
+    slow_done, longest_done = session.execute(
+        text(
+            "SELECT SUM(CASE WHEN duration_ms > :t THEN 1 ELSE 0 END), MAX(duration_ms) "  # noqa: S608
+            f"FROM {_P} WHERE completed_ms >= :lo AND completed_ms < :hi"
+        ),
+        params,
+    ).one()
+    slow_failed, longest_failed = session.execute(
+        text(
+            "SELECT SUM(CASE WHEN failed_ms - initiated_ms > :t THEN 1 ELSE 0 END), "  # noqa: S608
+            f"MAX(failed_ms - initiated_ms) FROM {_P} "
+            "WHERE failed_ms >= :lo AND failed_ms < :hi AND initiated_ms IS NOT NULL"
+        ),
+        params,
+    ).one()
+    pending, oldest = 0, None
+    if latest_ms is not None:
+        pending, oldest = session.execute(
+            text(
+                "SELECT SUM(CASE WHEN initiated_ms < :cutoff THEN 1 ELSE 0 END), MIN(initiated_ms) "  # noqa: S608
+                f"FROM {_P} WHERE initiated_ms >= :lo AND initiated_ms < :hi "
+                "AND completed_ms IS NULL AND failed_ms IS NULL"
+            ),
+            params | {"cutoff": latest_ms - threshold_ms},
+        ).one()
+    waits = [longest_done, longest_failed, None if oldest is None else latest_ms - oldest]
+    known = [int(w) for w in waits if w is not None]
+    return Delays(
+        threshold_ms,
+        slow=int(slow_done or 0) + int(slow_failed or 0),
+        pending=int(pending or 0),
+        longest_ms=max(known, default=None),
+    )
+
+
+def unusual_amounts(
+    limits: Mapping[str, Decimal], *, session: Session, span: Range
+) -> dict[str, int]:
+    """Per currency, payments initiated in `span` above that currency's limit."""
+    found: dict[str, int] = {}
+    for currency, limit in sorted(limits.items()):
+        ceiling = int((limit * money.UNITS_PER_MAJOR).to_integral_value(ROUND_FLOOR))
+        sql = (
+            f"SELECT COUNT(*) FROM {_P} WHERE currency = :c "  # noqa: S608
+            "AND initiated_ms >= :lo AND initiated_ms < :hi AND initiated_units > :ceiling"
+        )
+        found[currency] = int(
+            _one(session, sql, c=currency, lo=span[0], hi=span[1], ceiling=ceiling)
+        )
+    return found

@@ -1,0 +1,67 @@
+"""The analytics service's settings: its database, consumer group, refresh cadence and alerts.
+
+Every field is an environment variable (upper-cased name), read once in `main()` and passed
+down; `RunnerSettings` brings the runtime's own (Kafka, batching, retries, HTTP port...).
+Alert thresholds live here so that operations can tune them without a release, and the
+report applies the same rules as the live service.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Final
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from common.settings import RunnerSettings
+from common.topics import GROUP_ANALYTICS
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///data/analytics.db"
+
+
+def parse_amount_limits(text: str) -> dict[str, Decimal]:
+    """`"EUR=10000, JPY=1500000"` → `{"EUR": Decimal("10000"), "JPY": Decimal("1500000")}`."""
+    limits: dict[str, Decimal] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        currency, sep, amount = item.partition("=")
+        try:
+            limit = Decimal(amount.strip())
+        except InvalidOperation:
+            limit = Decimal("NaN")
+        if not sep or len(currency.strip()) != 3 or not limit.is_finite() or limit <= 0:
+            raise ValueError(f"expected CUR=amount pairs (EUR=10000,JPY=1500000), got {item!r}")
+        limits[currency.strip().upper()] = limit
+    return limits
+
+
+class AnalyticsSettings(RunnerSettings):
+    """`RunnerSettings` plus what the analytics service needs (see docs/analytics.md)."""
+
+    database_url: str | None = DEFAULT_DATABASE_URL
+    analytics_group: str = GROUP_ANALYTICS
+    analytics_refresh_seconds: Annotated[float, Field(ge=0)] = 15.0
+    """How often (at most) /metrics gauges and live alerts are recomputed from the database."""
+
+    alert_window_seconds: Annotated[int, Field(gt=0)] = 3600
+    """Live alerts look at this much event time before the latest event seen."""
+    alert_failure_rate_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(5)
+    alert_failure_min_initiated: Annotated[int, Field(ge=1)] = 20
+    alert_refund_rate_percent: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(10)
+    alert_refund_min_completed: Annotated[int, Field(ge=1)] = 20
+    alert_processing_delay_seconds: Annotated[int, Field(gt=0)] = 120
+    alert_amount_limits: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=dict)
+    """Per-currency ceilings for a single payment: `EUR=10000,JPY=1500000`."""
+    alert_amount_median_factor: Annotated[Decimal, Field(ge=0)] = Decimal(10)
+    """An amount above this many times its currency's median is unusual (0 turns it off)."""
+    alert_amount_min_samples: Annotated[int, Field(ge=1)] = 20
+
+    @field_validator("alert_amount_limits", mode="before")
+    @classmethod
+    def _limits(cls, value: Any) -> Any:
+        return parse_amount_limits(value) if isinstance(value, str) else value
+
+    @property
+    def database(self) -> str:
+        """The database URL, the default one when `DATABASE_URL` is blank."""
+        return self.database_url or DEFAULT_DATABASE_URL

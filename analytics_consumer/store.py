@@ -1,0 +1,131 @@
+"""The analytics write path: one batch, one transaction, exactly once.
+
+Per batch, in one database transaction:
+
+1. the fence (`offsets`): advance each partition's stored offset from the one this instance
+   expects; records the stored offsets already cover are skipped; a stale instance rolls back;
+2. the inbox: the batch's eventIds (first occurrence only) are inserted, and only those the
+   inbox did not hold are counted, so a duplicate at any offset counts once;
+3. the new events' facts are added up in memory (`aggregate`) and written set-based
+   (`flush`).
+
+Any failure rolls the whole transaction back, positions included, so a retry or a restart
+starts from a state where effects and offsets agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+from analytics_consumer.aggregate import Fact, extract, fold
+from analytics_consumer.bulk import Dialect
+from analytics_consumer.flush import Writer
+from analytics_consumer.money import UnrepresentableAmountError, to_units
+from analytics_consumer.offsets import OffsetBook, spans_of
+from common.db import transaction
+from common.errors import PermanentError
+from common.events import PaymentEvent, PaymentRefundedPayload
+from common.records import Inbound, TopicPartition
+from common.topics import GROUP_ANALYTICS
+
+_log = structlog.get_logger("analytics_consumer.store")
+
+REJECTED_AMOUNT = "analytics:amount_not_representable"
+
+
+def validate_amount(event: PaymentEvent) -> None:
+    """The run loop's pre-handler check: reject amounts this store cannot count exactly.
+
+    Dead-lettering them before the batch's transaction matters here: that transaction also
+    advances the offsets this service resumes from, and must never cover a record whose DLQ
+    copy is not yet acknowledged.
+    """
+    payload = event.payload
+    amount = (
+        payload.refund_amount if isinstance(payload, PaymentRefundedPayload) else payload.amount
+    )
+    try:
+        to_units(amount)
+    except UnrepresentableAmountError as exc:
+        raise PermanentError(str(exc), error_type=REJECTED_AMOUNT) from None
+
+
+"""DLQ error type of an event whose amount cannot be counted exactly (see `money`)."""
+
+
+class AnalyticsStore:
+    """Applies batches to the analytics database; one per process (its `writer` id)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        consumer: str = GROUP_ANALYTICS,
+        writer: str | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        before_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._now = now
+        self._before_commit = before_commit
+        self._book = OffsetBook()
+        self.writer = writer or uuid.uuid4().hex[:12]
+        self._writer = Writer(Dialect.of(engine), consumer=consumer, writer=self.writer)
+
+    def starting_offsets(
+        self, partitions: Sequence[TopicPartition]
+    ) -> Mapping[TopicPartition, int]:
+        """On assignment: resume from the offsets stored with the effects (see `offsets`).
+
+        If the database cannot be read now, the consumer starts from Kafka's committed offset
+        and the first batch adopts the stored one (records it covers are skipped then).
+        """
+        self._book.forget(partitions)
+        try:
+            with transaction(self._engine) as session:
+                found = self._book.load(session, partitions)
+        except DBAPIError as exc:
+            _log.warning("analytics.starting_offsets_unavailable", error=str(exc.orig))
+            self._book.forget(partitions)
+            return {}
+        _log.info(
+            "analytics.resuming",
+            offsets={f"{tp.topic}[{tp.partition}]": o for tp, o in found.items()},
+        )
+        return found
+
+    def apply(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
+        """Count the batch's events not counted yet; returns the ones rejected for good."""
+        spans = spans_of(inbound.record for inbound in batch)
+        with transaction(self._engine) as session:
+            counted = self._book.advance(session, spans)
+            facts, rejected = _facts(batch, counted)
+            new = self._writer.new_event_ids(session, facts, self._now())
+            self._writer.write(session, fold(facts[e] for e in facts if e in new))
+            self._before_commit()
+        self._book.committed(spans, counted)
+        return rejected
+
+
+def _facts(
+    batch: Sequence[Inbound], counted: Mapping[TopicPartition, int]
+) -> tuple[dict[str, Fact], dict[Inbound, PermanentError]]:
+    """Facts of the records to count (first occurrence per eventId), and the rejected ones."""
+    facts: dict[str, Fact] = {}
+    rejected: dict[Inbound, PermanentError] = {}
+    for inbound in batch:
+        record = inbound.record
+        start = counted.get((record.topic, record.partition))  # type: ignore[call-overload]
+        if start is None or record.offset < start or inbound.event.event_id in facts:
+            continue
+        try:
+            facts[inbound.event.event_id] = extract(inbound.event)
+        except UnrepresentableAmountError as exc:
+            rejected[inbound] = PermanentError(str(exc), error_type=REJECTED_AMOUNT)
+    return facts, rejected

@@ -1,0 +1,219 @@
+"""Throughput of the analytics consumer next to the bare consume loop, over the same records.
+
+    .venv/bin/python benchmarks/analytics.py [--records 100000] [--batch-size 1000]
+                                             [--batch-size 5000 ...] [--no-postgres]
+
+Publishes a mixed simulated stream (all four event types, 2% duplicates, 10% swapped
+lifecycle events; no poison) to the embedded broker once, then reads it, each time with a
+fresh consumer group, timing from the first record handled to the last (group joins and
+table creation are excluded):
+
+* `bare consume()`: `Consumer.consume(1000)` and nothing else;
+* `run loop, no-op handler`: `common.runner.Runner` parsing and validating every event;
+* `analytics <db> (batch N)`: the real service spec (`analytics_consumer.service.build`)
+  in the run loop: fence, inbox, aggregation, set-based writes, one durable commit per
+  batch (SQLite: WAL + synchronous=FULL; PostgreSQL: the local server, fsync on);
+* `store only <db> (batch N)`: `AnalyticsStore.apply` over the same events already parsed,
+  without Kafka: what the analytics add on top of the run loop.
+
+PostgreSQL runs use a throw-away database on 127.0.0.1:5432 when it is reachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+from confluent_kafka import Consumer
+from prometheus_client import CollectorRegistry
+
+from analytics_consumer.service import build, prepare
+from analytics_consumer.settings import AnalyticsSettings
+from analytics_consumer.store import AnalyticsStore
+from common.db import make_engine
+from common.handlers import ConsumerSpec
+from common.kafka import KafkaConsumer, KafkaProducer, create_topics
+from common.lifecycle import BatchHandled, Bus, LifecycleEvent
+from common.logs import configure_logging
+from common.parsing import parse_event
+from common.records import Inbound, OutboundRecord, Record
+from common.runner import Runner
+from common.simulator import SimulationConfig, generate
+from common.testing.broker import EmbeddedBroker
+from common.testing.postgres import fresh_database, postgres_available
+from common.topics import DEFAULT_TOPICS
+
+FAST_GROUP = {"session.timeout.ms": "1000", "heartbeat.interval.ms": "100"}
+
+
+def simulated(count: int) -> list[OutboundRecord]:
+    records: list[OutboundRecord] = []
+    seed = 0
+    while len(records) < count:
+        config = SimulationConfig(flows=5000, seed=seed, duplicate_rate=0.02, reorder_rate=0.1)
+        records += generate(config).records
+        seed += 1
+    return records[:count]
+
+
+def publish(bootstrap: str, records: Sequence[OutboundRecord]) -> None:
+    create_topics(bootstrap, DEFAULT_TOPICS.payment_topics, partitions=6)
+    producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
+    producer.send(records)
+    producer.flush(120)
+
+
+def bare(bootstrap: str, total: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-bare-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            **FAST_GROUP,
+        }
+    )
+    consumer.subscribe(list(DEFAULT_TOPICS.payment_topics))
+    seen, started = 0, 0.0
+    while seen < total:
+        messages = consumer.consume(1000, 1.0)
+        if messages and not started:
+            started = time.perf_counter()
+        seen += sum(1 for m in messages if m.error() is None)
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return seen / elapsed
+
+
+def run_loop(
+    bootstrap: str,
+    total: int,
+    spec_for: Callable[[AnalyticsSettings], ConsumerSpec],
+    settings: AnalyticsSettings,
+) -> float:
+    """Events/s of a Runner with the spec `spec_for` builds, from first to last handled record."""
+    done = threading.Event()
+    state = {"seen": 0, "started": 0.0, "ended": 0.0}
+
+    def count(event: LifecycleEvent) -> None:
+        if isinstance(event, BatchHandled):
+            if not state["started"]:
+                state["started"] = time.perf_counter() - event.duration_s
+            state["seen"] += len(event.handled)
+            if state["seen"] >= total:
+                state["ended"] = time.perf_counter()
+                done.set()
+
+    spec = spec_for(settings)
+    config = settings.consumer_config(spec.group_id)
+    runner = Runner(
+        spec,
+        settings,
+        lambda listener: KafkaConsumer(config, listener),
+        KafkaProducer({"bootstrap.servers": bootstrap}),
+        Bus([count]),
+    )
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    finished = done.wait(600)
+    runner.stop()
+    thread.join()
+    if not finished:
+        raise RuntimeError(f"only {state['seen']} of {total} events handled in 600 s")
+    return state["seen"] / (state["ended"] - state["started"])
+
+
+def settings_for(
+    bootstrap: str, batch_size: int, database_url: str | None = None
+) -> AnalyticsSettings:
+    return AnalyticsSettings(
+        batch_size=batch_size,
+        database_url=database_url,
+        analytics_group=f"bench-{uuid.uuid4().hex[:6]}",
+        kafka={"bootstrap.servers": bootstrap, **FAST_GROUP},
+    )
+
+
+def noop_spec(settings: AnalyticsSettings) -> ConsumerSpec:
+    return ConsumerSpec(
+        name="bench-noop", group_id=settings.analytics_group, handle=lambda batch: None
+    )
+
+
+def analytics_spec(settings: AnalyticsSettings) -> ConsumerSpec:
+    return build(settings, CollectorRegistry())
+
+
+def store_only(database_url: str, records: Sequence[OutboundRecord], batch_size: int) -> float:
+    """Events/s of `AnalyticsStore.apply` alone over already parsed events."""
+    offsets: dict[tuple[str, int], int] = {}
+    stream: list[Inbound] = []
+    for outbound in records:
+        partition = zlib.crc32(outbound.key or b"") % 6
+        offset = offsets[(outbound.topic, partition)] = (
+            offsets.get((outbound.topic, partition), -1) + 1
+        )
+        record = Record(outbound.topic, partition, offset, outbound.key, outbound.value)
+        stream.append(Inbound(record, parse_event(outbound.value, outbound.topic)))
+    engine = make_engine(database_url)
+    prepare(engine)
+    store = AnalyticsStore(engine)
+    store.starting_offsets(sorted({i.record.tp for i in stream}))
+    started = time.perf_counter()
+    for start in range(0, len(stream), batch_size):
+        store.apply(stream[start : start + batch_size])
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return len(stream) / elapsed
+
+
+def fresh(kind: str, directory: str) -> AbstractContextManager[str]:
+    """A throw-away database URL: an SQLite file in `directory`, or a new PostgreSQL database."""
+    if kind == "sqlite":
+        return nullcontext(f"sqlite:///{directory}/{uuid.uuid4().hex[:8]}.db")
+    return fresh_database()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, action="append", dest="batch_sizes")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    batch_sizes = args.batch_sizes or [1000]
+    configure_logging(level="WARNING", fmt="json", service="bench")
+    kinds = ["sqlite"] + (["postgres"] if not args.no_postgres and postgres_available() else [])
+    records = simulated(args.records)
+    results: dict[str, float] = {}
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as directory:
+        bootstrap = broker.bootstrap_servers
+        publish(bootstrap, records)
+        print(f"{len(records)} records published ({', '.join(kinds)})", flush=True)
+        results["bare consume()"] = bare(bootstrap, len(records))
+        results["run loop, no-op handler"] = run_loop(
+            bootstrap, len(records), noop_spec, settings_for(bootstrap, 1000)
+        )
+        for kind in kinds:
+            for size in batch_sizes:
+                with fresh(kind, directory) as url:
+                    settings = settings_for(bootstrap, size, url)
+                    results[f"analytics {kind} (batch {size})"] = run_loop(
+                        bootstrap, len(records), analytics_spec, settings
+                    )
+                with fresh(kind, directory) as url:
+                    results[f"store only {kind} (batch {size}, no Kafka)"] = store_only(
+                        url, records, size
+                    )
+                print(f"  {kind} batch {size} done", flush=True)
+    noop = results["run loop, no-op handler"]
+    for name, rate in results.items():
+        print(f"{name:44s} {rate:12,.0f} events/s   {rate / noop:6.0%} of the no-op run loop")
+
+
+if __name__ == "__main__":
+    main()

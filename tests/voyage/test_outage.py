@@ -1,0 +1,89 @@
+"""PostgreSQL cut off while the voyage consumer runs: it waits, retries, and loses nothing.
+
+The consumer reaches PostgreSQL through a `TcpProxy` the test cuts and restores; the test
+watches the database over a direct connection. During the cut the run loop must treat the
+database errors as transient (pause, back off, retry), dead-letter nothing, and apply
+everything once the database is back.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlmodel import Session
+
+from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
+from common.lifecycle import RetryScheduled
+from common.simulator import SimulationConfig, generate
+from common.testing.proxy import TcpProxy
+from common.topics import Topics
+from tests.integration.helpers import RunnerThread, dlq_records, produce, running, wait_until
+from tests.voyage.test_service import died, processed, statuses, voyage_runner
+from voyage_consumer import repository
+from voyage_consumer.handler import CONSUMER
+from voyage_consumer.service import open_database
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+TIMEOUT_S = 30.0
+
+
+@pytest.fixture(autouse=True)
+def _release_clients() -> Iterator[None]:
+    """Collect finished runners so their producers disconnect before the broker stops."""
+    yield
+    gc.collect()
+
+
+def _transient_retries(consumer: RunnerThread) -> list[RetryScheduled]:
+    return [r for r in consumer.recorder.retries() if r.kind == "transient"]
+
+
+def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
+    postgres_url: str,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
+    tcp_proxy: Callable[[str, int], TcpProxy],
+) -> None:
+    """With PostgreSQL cut off the loop retries as transient; after the restore every event is applied and the DLQ is empty."""
+    proxy = tcp_proxy("127.0.0.1", 5432)
+    proxied = postgres_url.replace("@127.0.0.1:5432/", f"@{proxy.address}/")
+    assert proxied != postgres_url
+    engine = open_database(proxied)
+    observer = make_engine(postgres_url)
+    before = generate(SimulationConfig(flows=40, seed=1, topics=topics))
+    during = generate(SimulationConfig(flows=40, seed=2, topics=topics))
+    total = sum(before.expected.events_by_type.values())
+    total += sum(during.expected.events_by_type.values())
+
+    produce(kafka_bootstrap_servers, before.records)
+    with running(voyage_runner(engine, topics, kafka_bootstrap_servers)) as consumer:
+        wait_until(
+            lambda: processed(observer) > 0, TIMEOUT_S, "a first batch", abort=died(consumer)
+        )
+        proxy.cut()
+        assert not reachable(engine)
+        produce(kafka_bootstrap_servers, during.records)
+        wait_until(
+            lambda: len(_transient_retries(consumer)) >= 2,
+            TIMEOUT_S,
+            "two transient retries while PostgreSQL is cut off",
+            abort=died(consumer),
+        )
+        proxy.restore()
+        wait_until(
+            lambda: processed(observer) == total, TIMEOUT_S, "every event", abort=died(consumer)
+        )
+        consumer.stop()
+
+    assert reachable(engine)
+    assert all(isinstance(r.error, TRANSIENT_DB_ERRORS) for r in _transient_retries(consumer))
+    assert consumer.recorder.dead_lettered() == []
+    assert dlq_records(kafka_bootstrap_servers, consumer.dlq_topic) == []
+    assert statuses(observer) == before.expected.bookings | during.expected.bookings
+    with Session(observer) as session:
+        assert repository.count_processed(session=session, consumer=CONSUMER) == total
+    engine.dispose()
+    observer.dispose()
