@@ -123,7 +123,7 @@ class NotificationHandler:
                 session.flush()
                 return repository.knowledge(session=session, events=notifying)
         except IntegrityError as exc:  # another member inserted the same payment first
-            raise TransientError("payment_fact written concurrently; retrying") from exc
+            raise TransientError("notification_payment written concurrently; retrying") from exc
 
     def _skip(self, decision: Skip) -> list[Outcome]:
         kind = decision.kind

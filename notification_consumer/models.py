@@ -2,7 +2,7 @@
 
 * `user_contact` is the recipients' directory (filled by whoever owns user data; this
   service only reads it).
-* `payment_fact` keeps what earlier events said about a payment, so that later emails can
+* `notification_payment` keeps what earlier events said about a payment, so that later emails can
   say "paid by credit card on ..." and a failure for an already-paid booking is recognised
   as stale. It is keyed by paymentId and looked up by bookingId.
 * `sent_notification` is the exactly-once ledger: one row per (eventId, kind) whose outcome
@@ -41,7 +41,7 @@ class UserContact(SQLModel, table=True):
 class PaymentFact(SQLModel, table=True):
     """What the events of one payment (one paymentId) told us so far."""
 
-    __tablename__ = "payment_fact"
+    __tablename__ = "notification_payment"
 
     payment_id: str = Field(primary_key=True, max_length=256)
     booking_id: str = Field(index=True, max_length=256)

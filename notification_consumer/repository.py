@@ -36,7 +36,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def remember_payments(*, session: Session, events: Sequence[PaymentEvent]) -> None:
-    """Merge what `events` say into `payment_fact`; idempotent and order-independent."""
+    """Merge what `events` say into `notification_payment`; idempotent and order-independent."""
     facts: dict[str, PaymentFact] = {}
     for chunk in _chunks(e.payload.payment_id for e in events):
         statement = select(PaymentFact).where(col(PaymentFact.payment_id).in_(chunk))

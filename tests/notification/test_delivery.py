@@ -59,7 +59,7 @@ class TestContent:
         for body in (text, html):
             assert "€1,250.00" in body
             assert "Zoé Martin" in body
-            assert "credit card" in body  # from the initiated event, kept in payment_fact
+            assert "credit card" in body  # from the initiated event, kept in notification_payment
             assert "stripe_ch_3NqY7L2eZvKYlo2C0XYZ1234" in body
         assert "December 18, 2025" in text
 

@@ -1,0 +1,1 @@
+"""Worked examples of consumers built on `common`, kept here so the test suite runs them."""

@@ -1,0 +1,1 @@
+"""The consumer docs/writing-a-consumer.md walks through: refund totals per currency."""

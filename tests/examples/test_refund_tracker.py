@@ -1,0 +1,191 @@
+"""The refund tracker of docs/writing-a-consumer.md works: its handler alone, then on Kafka.
+
+This is the example's test as the guide shows it: the handler tested with plain values and an
+SQLite file, then the whole consumer (its own `ConsumerSpec`) run by the real run loop on a
+thread, against the session's broker, with the project's fixtures (`topics`, `kafka_config`,
+`sqlite_url`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from common import db
+from common.kafka import KafkaConsumer, KafkaProducer
+from common.lifecycle import Bus, LifecycleEvent, RecordDeadLettered
+from common.parsing import parse_event
+from common.records import Inbound, OutboundRecord, Record
+from common.runner import Runner
+from common.topics import PAYMENT_COMPLETED, PAYMENT_REFUNDED, Topics
+from examples.refund_tracker.consumer import RefundTotal, RefundTrackerSettings, apply, build
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refund_tracker" / "consumer.py"
+
+
+# -- events, totals, waiting ------------------------------------------------------------
+
+
+def envelope(event_type: str, payload: dict[str, Any]) -> bytes:
+    """A record value in the spec's shape; amounts are given as floats whose text is exact."""
+    ids = {"paymentId": "pay_1", "bookingId": "booking_1", "userId": "usr_1"}
+    document = {
+        "eventId": str(uuid.uuid4()),
+        "eventType": event_type,
+        "timestamp": "2025-12-20T14:15:00Z",
+        "version": "1.0",
+        "source": "payment-service",
+        "payload": ids | payload,
+    }
+    return json.dumps(document).encode()
+
+
+def refund(currency: str, amount: str) -> bytes:
+    """A payment.refunded event of `amount` in `currency`."""
+    details = {"refundId": "refund_1", "reason": "cancelled", "refundedAt": "2025-12-20T14:15:00Z"}
+    return envelope(
+        PAYMENT_REFUNDED, {"currency": currency, "refundAmount": float(amount), **details}
+    )
+
+
+def completed(currency: str, amount: str) -> bytes:
+    """A payment.completed event of `amount` in `currency`."""
+    details = {"transactionId": "txn_1", "completedAt": "2025-12-20T14:15:00Z"}
+    return envelope(PAYMENT_COMPLETED, {"currency": currency, "amount": float(amount), **details})
+
+
+def inbound(value: bytes, offset: int = 0) -> Inbound:
+    """`value` as the run loop hands it to a handler: the record and its parsed event."""
+    event = parse_event(value)
+    topic = Topics().for_event(event.event_type)
+    return Inbound(Record(topic, 0, offset, b"pay_1", value), event)
+
+
+def totals(database_url: str) -> dict[str, Decimal]:
+    """The refund_total table as {currency: total}."""
+    engine = db.make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return {row.currency: Decimal(row.total) for row in session.exec(select(RefundTotal))}
+    finally:
+        engine.dispose()
+
+
+def eventually(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Return once `condition()` holds; fail naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        time.sleep(0.05)
+
+
+# -- the handler alone --------------------------------------------------------------------
+
+
+class TestHandler:
+    """`apply` on plain batches and an SQLite file: no broker involved."""
+
+    @pytest.fixture
+    def engine(self, sqlite_url: str) -> Iterator[Engine]:
+        engine = db.make_engine(sqlite_url)
+        db.create_schema(engine, [db.ProcessedEvent, RefundTotal])
+        yield engine
+        engine.dispose()
+
+    def test_adds_refunds_per_currency_exactly(self, engine: Engine, sqlite_url: str) -> None:
+        """Refunds add up per currency in decimal (10.10 + 0.20 is 10.30, not 10.299999...)."""
+        apply(engine, [inbound(refund("EUR", "10.10")), inbound(refund("EUR", "0.20"))])
+        apply(engine, [inbound(refund("USD", "5"))])
+        assert totals(sqlite_url) == {"EUR": Decimal("10.30"), "USD": Decimal("5")}
+
+    def test_a_redelivered_refund_counts_once(self, engine: Engine, sqlite_url: str) -> None:
+        """The same eventId twice in a batch, then the whole batch again, counts once."""
+        value = refund("EUR", "12.50")
+        batch = [inbound(value, offset=0), inbound(value, offset=1)]
+        apply(engine, batch)
+        apply(engine, batch)  # at-least-once: a crash before the commit redelivers the batch
+        assert totals(sqlite_url) == {"EUR": Decimal("12.50")}
+
+    def test_other_event_types_change_nothing(self, engine: Engine, sqlite_url: str) -> None:
+        """A completed payment in the batch adds to no total."""
+        apply(engine, [inbound(completed("EUR", "99"))])
+        assert totals(sqlite_url) == {}
+
+
+# -- the whole consumer on Kafka ----------------------------------------------------------
+
+
+@contextmanager
+def running(runner: Runner) -> Iterator[None]:
+    """Run `runner` on a thread; on the way out stop it (it commits) and wait for it."""
+    thread = threading.Thread(target=runner.run, name="refund-tracker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        runner.stop()
+        thread.join(15)
+    assert not thread.is_alive(), "the run loop did not stop within 15 s"
+
+
+def produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
+    """Publish `values` to `topic` and wait until the broker has them all."""
+    producer = KafkaProducer({"bootstrap.servers": bootstrap})
+    producer.send_confirmed(
+        [OutboundRecord(topic, f"pay_{n}".encode(), v) for n, v in enumerate(values)]
+    )
+
+
+def dead_letters(seen: Sequence[LifecycleEvent]) -> list[RecordDeadLettered]:
+    """The DLQ writes among the lifecycle events `seen`."""
+    return [e for e in seen if isinstance(e, RecordDeadLettered)]
+
+
+@pytest.mark.integration
+def test_consumer_totals_refunds_from_kafka_and_dead_letters_poison(
+    topics: Topics, kafka_config: dict[str, str | int], sqlite_url: str
+) -> None:
+    """Refunds on Kafka, one sent twice, become totals; a record that is not JSON goes to the DLQ."""
+    settings = RefundTrackerSettings(
+        database_url=sqlite_url,
+        topic_prefix=topics.prefix,  # this test's own topics, created by the fixture
+        kafka={name: str(value) for name, value in kafka_config.items()},
+        poll_timeout_seconds=0.1,
+    )
+    spec = replace(build(settings, CollectorRegistry()), group_id=f"refunds-{uuid.uuid4().hex}")
+    seen: list[LifecycleEvent] = []  # every lifecycle event: handled, dead-lettered, committed
+    runner = Runner(
+        spec,
+        settings,
+        lambda listener: KafkaConsumer(settings.consumer_config(spec.group_id), listener),
+        KafkaProducer(settings.producer_config()),
+        Bus([seen.append]),
+    )
+    twice = refund("EUR", "100.00")
+    poison = b"not json"
+    with running(runner):
+        values = [twice, twice, refund("EUR", "0.50"), refund("JPY", "1500"), poison]
+        produce(str(kafka_config["bootstrap.servers"]), topics.for_event(PAYMENT_REFUNDED), values)
+        expected = {"EUR": Decimal("100.50"), "JPY": Decimal("1500")}
+        eventually(lambda: totals(sqlite_url) == expected, 30, f"the totals {expected}")
+        eventually(lambda: dead_letters(seen), 30, "the poison record's DLQ write")
+    [letter] = dead_letters(seen)
+    assert (letter.error_type, letter.dlq_topic) == ("not_json", topics.dlq(spec.group_id))
+
+
+def test_the_example_stays_under_50_lines() -> None:
+    """docs/writing-a-consumer.md promises a consumer in under 50 lines: keep the promise."""
+    assert len(EXAMPLE.read_text().splitlines()) < 50
