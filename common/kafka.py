@@ -213,17 +213,25 @@ class KafkaProducer:
     def __init__(self, config: Mapping[str, str]) -> None:
         self._producer = _build(Producer, {**config, "logger": _log})
 
-    def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = 30.0) -> None:
+    def send_confirmed(
+        self, records: Sequence[OutboundRecord], timeout_s: float = 30.0
+    ) -> dict[TopicPartition, int]:
         """Produce `records` and wait for the broker's acknowledgement of every one.
 
-        Raises `TransientError` if any record is not acknowledged in time: the caller retries,
-        it never assumes the write happened.
+        Returns, per partition written, the offset after its last record: the true end of
+        what was published, which brokers' watermarks may report late. Raises
+        `TransientError` if any record is not acknowledged in time: the caller retries, it
+        never assumes the write happened.
         """
         failures: list[str] = []
+        ends: dict[TopicPartition, int] = {}
 
-        def report(error: KafkaError | None, _message: Message) -> None:
+        def report(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 failures.append(error.str())
+                return
+            tp = TopicPartition(str(message.topic()), int(message.partition() or 0))
+            ends[tp] = max(ends.get(tp, 0), int(message.offset() or 0) + 1)
 
         for record in records:
             self._produce(record, report)
@@ -232,6 +240,7 @@ class KafkaProducer:
             raise TransientError(
                 f"{remaining} record(s) unacknowledged, {len(failures)} failed: {failures[:1]}"
             )
+        return ends
 
     def send(self, records: Iterable[OutboundRecord]) -> None:
         """Produce without waiting (bulk publishing); call `flush()` to wait for delivery."""
@@ -256,6 +265,33 @@ class KafkaProducer:
                 self._producer.poll(0.1)
             except KafkaException as exc:
                 raise TransientError(f"produce to {record.topic} failed: {exc}") from exc
+
+
+class GroupOffsets:
+    """A consumer group's committed offsets, read by a client that never joins the group."""
+
+    def __init__(self, config: Mapping[str, str], group: str) -> None:
+        self.group = group
+        self._consumer = _build(
+            Consumer, {**config, "group.id": group, "enable.auto.commit": "false", "logger": _log}
+        )
+
+    def read(
+        self, partitions: Iterable[TopicPartition], timeout_s: float = 5.0
+    ) -> dict[TopicPartition, int]:
+        """The next offset the group will read per partition (0 where it committed none).
+
+        Raises `TransientError` when the group coordinator does not answer in time.
+        """
+        asked = [_tp(tp) for tp in partitions]
+        try:
+            answer = self._consumer.committed(asked, timeout=timeout_s)
+        except KafkaException as exc:
+            raise TransientError(f"committed offsets of {self.group}: {exc}") from exc
+        return {TopicPartition(tp.topic, tp.partition): max(tp.offset, 0) for tp in answer}
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def create_topics(

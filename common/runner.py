@@ -69,7 +69,9 @@ class ConsumerPort(Protocol):
 
 
 class ProducerPort(Protocol):
-    def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = ...) -> None: ...
+    def send_confirmed(
+        self, records: Sequence[OutboundRecord], timeout_s: float = ...
+    ) -> Mapping[TopicPartition, int]: ...
 
 
 class Decision(Enum):
