@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	@bash scripts/ensure-tools.sh
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 demo: $(STAMP)

@@ -1,48 +1,32 @@
-"""The batch's writes: inbox, counters, payment facts and refunds, one statement per table.
+"""The batch's writes: counters, payment facts and refunds, one statement per table.
 
 Rows are sorted by key before they are written so that two instances touching the same rows
 (a payment whose halves they share) lock them in the same order and cannot deadlock.
 Increments are atomic upserts (`n = n + excluded.n`); payment facts merge with COALESCE
 (the first value seen wins) and compute the time to complete from the joined row, so the
-result is the same whichever instance sees which half first, and whenever.
+result is the same whichever instance sees which half first, and whenever. The statements
+go through `common.bulk`; every column here is text or an integer, so rows need no encoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from typing import Final
 
 from sqlmodel import Session
 
 from analytics_consumer.aggregate import BatchDelta
-from analytics_consumer.bulk import Columns, Dialect
 from analytics_consumer.days import day_text
+from analytics_consumer.schema import AnalyticsDaily, AnalyticsPayment, AnalyticsRefund
+from common import bulk
+from common.db import table_of
 
-_COUNTERS: Final[Columns] = [
-    ("day", "text"),
-    ("metric", "text"),
-    ("key", "text"),
-    ("writer", "text"),
-    ("n", "bigint"),
-    ("units", "bigint"),
-]
-_PAYMENTS: Final[Columns] = [
-    ("payment_id", "text"),
-    ("method", "text"),
-    ("currency", "text"),
-    ("initiated_units", "bigint"),
-    ("initiated_ms", "bigint"),
-    ("completed_currency", "text"),
-    ("completed_units", "bigint"),
-    ("completed_ms", "bigint"),
-    ("transaction_id", "text"),
-    ("completions", "bigint"),
-    ("failed_ms", "bigint"),
-    ("first_refund_ms", "bigint"),
-    ("duration_ms", "bigint"),
-]
-_FIRST_WINS: Final = (
+_DAILY: Final = table_of(AnalyticsDaily)
+_PAYMENT: Final = table_of(AnalyticsPayment)
+_REFUND: Final = table_of(AnalyticsRefund)
+
+_COUNTERS: Final = ("day", "metric", "key", "writer", "n", "units")
+_PAYMENTS: Final = (
+    "payment_id",
     "method",
     "currency",
     "initiated_units",
@@ -51,67 +35,78 @@ _FIRST_WINS: Final = (
     "completed_units",
     "completed_ms",
     "transaction_id",
+    "completions",
     "failed_ms",
+    "first_refund_ms",
+    "duration_ms",
 )
-_REFUNDS: Final[Columns] = [
-    ("event_id", "text"),
-    ("refund_id", "text"),
-    ("payment_id", "text"),
-    ("currency", "text"),
-    ("units", "bigint"),
-    ("refunded_ms", "bigint"),
-]
+_MERGED_OTHERWISE: Final = ("payment_id", "completions", "first_refund_ms", "duration_ms")
+_FIRST_WINS: Final = tuple(c for c in _PAYMENTS if c not in _MERGED_OTHERWISE)
+"""Every other column keeps the first value any event gave it (COALESCE)."""
+_REFUNDS: Final = ("event_id", "refund_id", "payment_id", "currency", "units", "refunded_ms")
 _ADD_COUNTS: Final = (
-    "ON CONFLICT (day, metric, key, writer) DO UPDATE SET "
+    "(day, metric, key, writer) DO UPDATE SET "
     "n = analytics_daily.n + excluded.n, units = analytics_daily.units + excluded.units"
 )
 
 
 class Writer:
-    """Writes deltas for one consumer (`consumer`, the inbox key) and one process (`writer`)."""
+    """Writes the deltas of one process (`writer`, the key of its own counter rows)."""
 
-    def __init__(self, dialect: Dialect, *, consumer: str, writer: str) -> None:
-        self._dialect = dialect
-        self._consumer = consumer
+    def __init__(self, dialect: bulk.Dialect, *, writer: str) -> None:
         self._writer = writer
-        self._merge_payments = self._payment_merge(dialect)
-
-    def new_event_ids(self, session: Session, event_ids: Iterable[str], now: datetime) -> set[str]:
-        """Record `event_ids` in the inbox; returns those it did not hold yet."""
-        keys = sorted(set(event_ids))
-        if not keys:
-            return set()
-        fixed = {"consumer": self._consumer, "processed_at": now}
-        return self._dialect.insert_keys(session, "processed_event", "event_id", keys, fixed)
+        self._merge_payments = _payment_merge(dialect)
 
     def write(self, session: Session, delta: BatchDelta) -> None:
         """Add the delta's counters, merge its payment facts, append its refunds."""
         if delta.counters:
-            rows = sorted(
-                (day_text(day), metric, key, self._writer, n, units)
-                for (day, metric, key), (n, units) in delta.counters.items()
+            bulk.insert_rows(
+                session=session,
+                table=_DAILY,
+                columns=_COUNTERS,
+                rows=sorted(
+                    (day_text(day), metric, key, self._writer, n, units)
+                    for (day, metric, key), (n, units) in delta.counters.items()
+                ),
+                on_conflict=_ADD_COUNTS,
             )
-            self._dialect.insert(session, "analytics_daily", _COUNTERS, rows, _ADD_COUNTS)
         if delta.payments:
-            rows = [delta.payments[key].row() for key in sorted(delta.payments)]
-            self._dialect.insert(
-                session, "analytics_payment", _PAYMENTS, rows, self._merge_payments
+            bulk.insert_rows(
+                session=session,
+                table=_PAYMENT,
+                columns=_PAYMENTS,
+                rows=[delta.payments[key].row() for key in sorted(delta.payments)],
+                on_conflict=self._merge_payments,
             )
         if delta.refunds:
-            rows = sorted(delta.refunds)
-            tail = "ON CONFLICT DO NOTHING"
-            self._dialect.insert(session, "analytics_refund", _REFUNDS, rows, tail)
+            bulk.insert_rows(
+                session=session,
+                table=_REFUND,
+                columns=_REFUNDS,
+                rows=sorted(delta.refunds),
+                on_conflict="DO NOTHING",
+            )
 
-    @staticmethod
-    def _payment_merge(dialect: Dialect) -> str:
-        old, new = "analytics_payment", "excluded"
-        merge = [f"{c} = COALESCE({old}.{c}, {new}.{c})" for c in _FIRST_WINS]
-        merge.append(f"completions = {old}.completions + {new}.completions")
-        merge.append(
-            "first_refund_ms = " + dialect.least(f"{old}.first_refund_ms", f"{new}.first_refund_ms")
-        )
-        merge.append(
-            f"duration_ms = COALESCE({old}.completed_ms, {new}.completed_ms)"
-            f" - COALESCE({old}.initiated_ms, {new}.initiated_ms)"
-        )
-        return f"ON CONFLICT (payment_id) DO UPDATE SET {', '.join(merge)}"
+
+def _payment_merge(dialect: bulk.Dialect) -> str:
+    old, new = "analytics_payment", "excluded"
+    merge = [f"{c} = COALESCE({old}.{c}, {new}.{c})" for c in _FIRST_WINS]
+    merge.append(f"completions = {old}.completions + {new}.completions")
+    merge.append(
+        "first_refund_ms = " + _least(dialect, f"{old}.first_refund_ms", f"{new}.first_refund_ms")
+    )
+    merge.append(
+        f"duration_ms = COALESCE({old}.completed_ms, {new}.completed_ms)"
+        f" - COALESCE({old}.initiated_ms, {new}.initiated_ms)"
+    )
+    return f"(payment_id) DO UPDATE SET {', '.join(merge)}"
+
+
+def _least(dialect: bulk.Dialect, first: str, second: str) -> str:
+    """The smaller of two nullable values, ignoring NULL (NULL only if both are).
+
+    SQLite's two-argument `min()` returns NULL if either is; PostgreSQL's LEAST skips NULLs.
+    """
+    if dialect == "sqlite":
+        return f"coalesce(min({first}, {second}), {first}, {second})"
+    return f"LEAST({first}, {second})"

@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from analytics_consumer.aggregate import Fact, extract, fold
-from analytics_consumer.bulk import Dialect
 from analytics_consumer.flush import Writer
 from analytics_consumer.money import UnrepresentableAmountError, to_units
 from analytics_consumer.offsets import OffsetBook, spans_of
-from common.db import transaction
+from common import bulk
+from common.db import claim_events, transaction
 from common.errors import PermanentError
 from common.events import PaymentEvent, PaymentRefundedPayload
 from common.records import Inbound, TopicPartition
@@ -72,11 +72,12 @@ class AnalyticsStore:
         before_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
+        self._consumer = consumer
         self._now = now
         self._before_commit = before_commit
         self._book = OffsetBook()
         self.writer = writer or uuid.uuid4().hex[:12]
-        self._writer = Writer(Dialect.of(engine), consumer=consumer, writer=self.writer)
+        self._writer = Writer(bulk.dialect_of(engine), writer=self.writer)
 
     def starting_offsets(
         self, partitions: Sequence[TopicPartition]
@@ -106,7 +107,9 @@ class AnalyticsStore:
         with transaction(self._engine) as session:
             counted = self._book.advance(session, spans)
             facts, rejected = _facts(batch, counted)
-            new = self._writer.new_event_ids(session, facts, self._now())
+            new = claim_events(
+                session=session, consumer=self._consumer, event_ids=facts, now=self._now()
+            )
             self._writer.write(session, fold(facts[e] for e in facts if e in new))
             self._before_commit()
         self._book.committed(spans, counted)

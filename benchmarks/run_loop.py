@@ -56,7 +56,12 @@ def publish(bootstrap: str, count: int) -> int:
 
 def bare(bootstrap: str, total: int, group: str, decode: bool) -> float:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest", **FAST_GROUP}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            **FAST_GROUP,
+        }
     )
     consumer.subscribe(list(DEFAULT_TOPICS.payment_topics))
     seen, started = 0, 0.0
@@ -75,7 +80,9 @@ def bare(bootstrap: str, total: int, group: str, decode: bool) -> float:
 
 
 def run_loop(bootstrap: str, total: int, group: str, batch_size: int) -> float:
-    settings = RunnerSettings(batch_size=batch_size, kafka={"bootstrap.servers": bootstrap, **FAST_GROUP})
+    settings = RunnerSettings(
+        batch_size=batch_size, kafka={"bootstrap.servers": bootstrap, **FAST_GROUP}
+    )
     done = threading.Event()
     state = {"seen": 0, "started": 0.0, "ended": 0.0}
 
@@ -128,7 +135,9 @@ def main() -> None:
     for name, rate in results.items():
         print(f"{name:58s} {rate:12,.0f} events/s")
     loop, decoded = list(results.values())[2], results["bare + json.loads"]
-    print(f"run loop / bare+json.loads = {loop / decoded:.0%}   run loop / bare = {loop / results['bare consume()']:.0%}")
+    print(
+        f"run loop / bare+json.loads = {loop / decoded:.0%}   run loop / bare = {loop / results['bare consume()']:.0%}"
+    )
 
 
 if __name__ == "__main__":

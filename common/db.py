@@ -5,9 +5,10 @@ SQLite runs in WAL mode with `synchronous=FULL`: a batch's transaction is on dis
 `commit()` returns, which is what "effects are durable" promises the run loop. The engine is
 built in `main()` (never at import) and passed down; functions take a keyword-only `session`.
 
-The inbox (`ProcessedEvent`) is the idempotent-consumer pattern: a service records the
-eventIds it applied in the same transaction as their effects, so a duplicate at the same or
-another offset changes nothing.
+The inbox (`ProcessedEvent`) is the idempotent-consumer pattern: in the transaction of a
+batch's effects, `claim_events` records the batch's eventIds and returns the ones not seen
+before, and only those are applied; a duplicate at the same or another offset, or one racing
+in another instance, changes nothing (the table's key decides which claim wins).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, Table, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from common import bulk
 
 TRANSIENT_DB_ERRORS: Final[tuple[type[BaseException], ...]] = (
     OperationalError,
@@ -76,8 +79,12 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 def create_schema(engine: Engine, models: Iterable[type[SQLModel]]) -> None:
     """Create the tables of `models` that do not exist yet (see README: schema changes)."""
-    tables = [model.__table__ for model in models]  # type: ignore[attr-defined]
-    SQLModel.metadata.create_all(engine, tables=tables)
+    SQLModel.metadata.create_all(engine, tables=[table_of(model) for model in models])
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for set-based statements (`common.bulk`)."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -112,24 +119,28 @@ class ProcessedEvent(SQLModel, table=True):
     processed_at: datetime
 
 
-def already_processed(*, session: Session, consumer: str, event_ids: Iterable[str]) -> set[str]:
-    """The subset of `event_ids` this consumer has already applied (one query per batch)."""
-    ids = list(set(event_ids))
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start : start + 500]
-        statement = select(ProcessedEvent.event_id).where(
-            ProcessedEvent.consumer == consumer,
-            ProcessedEvent.event_id.in_(chunk),  # type: ignore[attr-defined]
-        )
-        found.update(session.exec(statement))
-    return found
+PROCESSED: Final = table_of(ProcessedEvent)
 
 
-def mark_processed(
+def claim_events(
     *, session: Session, consumer: str, event_ids: Iterable[str], now: datetime
-) -> None:
-    """Record `event_ids` as applied by `consumer` (in the caller's transaction)."""
-    session.add_all(
-        ProcessedEvent(consumer=consumer, event_id=e, processed_at=now) for e in event_ids
+) -> set[str]:
+    """Record `event_ids` as applied by `consumer`; returns those it had not recorded yet.
+
+    The caller applies only the returned ids, in the same transaction. One multi-row
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` per batch (`common.bulk`): the primary key
+    decides, so of two instances claiming one eventId at once exactly one gets it (the other
+    waits for its commit). The ids go in sorted, so two claims lock them in the same order
+    and cannot deadlock. On SQLite it is a write, so as a transaction's first statement it
+    takes the database's write lock before anything is read. `now` is aware.
+    """
+    at = bulk.encoders(session).naive_time(now)
+    claimed = bulk.insert_rows(
+        session=session,
+        table=PROCESSED,
+        columns=("consumer", "event_id", "processed_at"),
+        rows=[(consumer, event_id, at) for event_id in sorted(set(event_ids))],
+        on_conflict="(consumer, event_id) DO NOTHING",
+        returning="event_id",
     )
+    return set(claimed)

@@ -1,31 +1,29 @@
 """Database functions of the notification service; each takes a keyword-only `session`.
 
 The caller owns the transaction (`common.db.transaction`). Look-ups take a whole batch and
-run one query per table (in chunks that stay under SQLite's bound-parameter limit), so a
-batch of a thousand events costs a handful of round trips, not thousands.
+run one query per table (`common.bulk.where_in`: one array on PostgreSQL, chunks under
+SQLite's bound-parameter limit), so a batch of a thousand events costs a handful of round
+trips, not thousands. Outcomes are one conflict-ignoring multi-row INSERT (`common.bulk`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final
 
 from sqlmodel import Session, col, select
 
+from common import bulk
+from common.db import table_of
 from common.events import PaymentCompleted, PaymentEvent, PaymentFailed, PaymentInitiated
 from notification_consumer.models import PaymentFact, SentNotification, UserContact
 from notification_consumer.notifications import Knowledge, Outcome, PaymentSummary, Recipient
 
-T = TypeVar("T")
-_CHUNK = 500
-
-
-def _chunks(values: Iterable[T]) -> Iterator[list[T]]:
-    distinct = list(dict.fromkeys(values))
-    for start in range(0, len(distinct), _CHUNK):
-        yield distinct[start : start + _CHUNK]
+_CONTACT: Final = table_of(UserContact)
+_PAYMENT: Final = table_of(PaymentFact)
+_SENT: Final = table_of(SentNotification)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -38,8 +36,10 @@ def _utc(value: datetime | None) -> datetime | None:
 def remember_payments(*, session: Session, events: Sequence[PaymentEvent]) -> None:
     """Merge what `events` say into `notification_payment`; idempotent and order-independent."""
     facts: dict[str, PaymentFact] = {}
-    for chunk in _chunks(e.payload.payment_id for e in events):
-        statement = select(PaymentFact).where(col(PaymentFact.payment_id).in_(chunk))
+    for condition in bulk.where_in(
+        session=session, column=_PAYMENT.c.payment_id, values=(e.payload.payment_id for e in events)
+    ):
+        statement = select(PaymentFact).where(condition)
         facts.update((fact.payment_id, fact) for fact in session.exec(statement))
     for event in events:
         payload = event.payload
@@ -80,15 +80,15 @@ def knowledge(*, session: Session, events: Sequence[PaymentEvent]) -> Knowledge:
     """Everything `notifications.plan` needs about `events`, read in one pass per table."""
     event_ids = [e.event_id for e in events]
     notified: set[tuple[str, str]] = set()
-    for chunk in _chunks(event_ids):
-        statement = select(SentNotification.event_id, SentNotification.kind).where(
-            col(SentNotification.event_id).in_(chunk)
-        )
+    for condition in bulk.where_in(session=session, column=_SENT.c.event_id, values=event_ids):
+        statement = select(SentNotification.event_id, SentNotification.kind).where(condition)
         notified.update((event_id, kind) for event_id, kind in session.exec(statement))
     paid: set[str] = set()
-    for chunk in _chunks(e.payload.booking_id for e in events):
+    for condition in bulk.where_in(
+        session=session, column=_PAYMENT.c.booking_id, values=(e.payload.booking_id for e in events)
+    ):
         paid_statement = select(PaymentFact.booking_id).where(
-            col(PaymentFact.booking_id).in_(chunk), col(PaymentFact.completed_at).is_not(None)
+            condition, col(PaymentFact.completed_at).is_not(None)
         )
         paid.update(session.exec(paid_statement))
     return Knowledge(
@@ -101,8 +101,10 @@ def knowledge(*, session: Session, events: Sequence[PaymentEvent]) -> Knowledge:
 
 def _payments(session: Session, payment_ids: list[str]) -> dict[str, PaymentSummary]:
     found: dict[str, PaymentSummary] = {}
-    for chunk in _chunks(payment_ids):
-        for fact in session.exec(select(PaymentFact).where(col(PaymentFact.payment_id).in_(chunk))):
+    for condition in bulk.where_in(
+        session=session, column=_PAYMENT.c.payment_id, values=payment_ids
+    ):
+        for fact in session.exec(select(PaymentFact).where(condition)):
             found[fact.payment_id] = PaymentSummary(
                 payment_method=fact.payment_method,
                 initiated_at=_utc(fact.initiated_at),
@@ -116,37 +118,45 @@ def _payments(session: Session, payment_ids: list[str]) -> dict[str, PaymentSumm
 def contacts(*, session: Session, user_ids: Iterable[str]) -> dict[str, Recipient]:
     """The `user_contact` rows of `user_ids` that exist, as recipients."""
     found: dict[str, Recipient] = {}
-    for chunk in _chunks(user_ids):
-        for row in session.exec(select(UserContact).where(col(UserContact.user_id).in_(chunk))):
+    for condition in bulk.where_in(session=session, column=_CONTACT.c.user_id, values=user_ids):
+        for row in session.exec(select(UserContact).where(condition)):
             found[row.user_id] = Recipient(row.email, row.display_name, row.locale)
     return found
 
 
 def record_outcomes(*, session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Add the outcomes not recorded yet (a retried batch may hold some already)."""
-    existing: set[tuple[str, str]] = set()
-    for chunk in _chunks(o.event_id for o in outcomes):
-        statement = select(SentNotification.event_id, SentNotification.kind).where(
-            col(SentNotification.event_id).in_(chunk)
-        )
-        existing.update((event_id, kind) for event_id, kind in session.exec(statement))
-    for outcome in outcomes:
-        if (outcome.event_id, outcome.kind) in existing:
-            continue
-        existing.add((outcome.event_id, outcome.kind))
-        session.add(
-            SentNotification(
-                event_id=outcome.event_id,
-                kind=outcome.kind,
-                status=outcome.status,
-                message_id=outcome.message_id,
-                booking_id=outcome.booking_id,
-                payment_id=outcome.payment_id,
-                smtp_code=outcome.smtp_code,
-                detail=outcome.detail,
-                recorded_at=now,
+    """Add the outcomes not recorded yet (a retried batch may hold some; the first one stays)."""
+    at = bulk.encoders(session).time(now)
+    bulk.insert_rows(
+        session=session,
+        table=_SENT,
+        columns=(
+            "event_id",
+            "kind",
+            "status",
+            "message_id",
+            "booking_id",
+            "payment_id",
+            "smtp_code",
+            "detail",
+            "recorded_at",
+        ),
+        rows=[
+            (
+                o.event_id,
+                o.kind,
+                o.status,
+                o.message_id,
+                o.booking_id,
+                o.payment_id,
+                o.smtp_code,
+                o.detail,
+                at,
             )
-        )
+            for o in outcomes
+        ],
+        on_conflict="(event_id, kind) DO NOTHING",
+    )
 
 
 def save_contact(*, session: Session, contact: UserContact) -> None:

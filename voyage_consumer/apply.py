@@ -21,6 +21,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from common.db import claim_events
 from voyage_consumer import repository
 from voyage_consumer.anomalies import Anomaly
 from voyage_consumer.derivation import Derivation, derive
@@ -43,7 +44,7 @@ def apply_facts(
 ) -> Applied:
     """Apply `facts` (distinct eventIds) in `session`'s transaction; the caller commits."""
     repository.lock_bookings(session=session, booking_ids=sorted({f.booking_id for f in facts}))
-    claimed = repository.claim_events(
+    claimed = claim_events(
         session=session, consumer=consumer, event_ids=[f.event_id for f in facts], now=now
     )
     fresh = [f for f in facts if f.event_id in claimed]

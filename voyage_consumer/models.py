@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final, cast
+from typing import Any, Final
 
-from sqlalchemy import CheckConstraint, DateTime, Dialect, Numeric, String, Table
+from sqlalchemy import CheckConstraint, DateTime, Dialect, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
-from common.db import ProcessedEvent
+from common.db import ProcessedEvent, table_of
 
 
 class Money(TypeDecorator[Decimal]):
@@ -161,13 +161,8 @@ MODELS: Final[tuple[type[SQLModel], ...]] = (
 )
 
 
-def table(model: type[SQLModel]) -> Table:
-    """The Core table of a model, for set-based statements."""
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
-
-
-FACTS: Final = table(PaymentFact)
-BOOKINGS: Final = table(Booking)
-HOLDS: Final = table(InventoryHold)
-ANOMALIES: Final = table(BookingAnomaly)
-PROCESSED: Final = table(ProcessedEvent)
+FACTS: Final = table_of(PaymentFact)
+BOOKINGS: Final = table_of(Booking)
+HOLDS: Final = table_of(InventoryHold)
+ANOMALIES: Final = table_of(BookingAnomaly)
+PROCESSED: Final = table_of(ProcessedEvent)

@@ -1,40 +1,26 @@
 """Set-based reads and writes of the voyage tables; every function takes a keyword-only session.
 
 A batch of a thousand events costs a handful of statements, never one round trip per event:
-one multi-row INSERT claims the eventIds in the inbox, one SELECT loads the facts of the
-batch's bookings (one per thousand bookings on SQLite), and multi-row INSERTs (conflict-ignoring or upserting, see `bulk`) write
-facts and derived rows. Reads go through SQLAlchemy Core, whose column types decode money
-and times; writes go through `bulk`, which encodes them the same way.
+one multi-row INSERT claims the eventIds in the inbox (`common.db.claim_events`), one SELECT
+loads the facts of the batch's bookings (one per thousand bookings on SQLite), and
+multi-row INSERTs (conflict-ignoring or upserting, `common.bulk`) write facts and derived
+rows. Reads go through SQLAlchemy Core, whose column types decode money and times; writes
+go through `common.bulk`, whose encoders write them the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    String,
-    and_,
-    any_,
-    bindparam,
-    delete,
-    func,
-    select,
-    text,
-)
+from sqlalchemy import and_, bindparam, delete, func, select, text
 from sqlmodel import Session
 
-from voyage_consumer import bulk
+from common import bulk
 from voyage_consumer.anomalies import Anomaly
 from voyage_consumer.derivation import BookingState, Derivation
 from voyage_consumer.facts import Fact
 from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS, PROCESSED
-
-CHUNK: Final = 1000
-"""Bound parameters per IN list on SQLite: far below its limit of 32,766."""
 
 LOCK_BUCKETS: Final = 1024
 """Advisory locks are taken per bucket of bookings, not per booking: each lock is an entry in
@@ -50,19 +36,6 @@ _LOCK_BOOKINGS: Final = text(
 _FACT_COLUMNS: Final = [FACTS.c[name] for name in Fact._fields]
 
 
-def _in(column: ColumnElement[str], session: Session, ids: Sequence[str]) -> Iterable[Any]:
-    """`column IN ids` as few times as it takes: one array on PostgreSQL, lists on SQLite.
-
-    psycopg rewrites every `%s` of a statement in Python, so a thousand-item IN list cost
-    more than the query; `= ANY(:ids)` binds one array and keeps the SQL text constant.
-    """
-    if bulk.dialect_of(session) == "postgresql":
-        yield column == any_(bindparam("ids", list(ids), type_=ARRAY(String())))
-        return
-    for start in range(0, len(ids), CHUNK):
-        yield column.in_(ids[start : start + CHUNK])
-
-
 def lock_bookings(*, session: Session, booking_ids: Sequence[str]) -> None:
     """Serialise concurrent transactions touching the same bookings, until commit.
 
@@ -70,33 +43,18 @@ def lock_bookings(*, session: Session, booking_ids: Sequence[str]) -> None:
     so on different partitions and possibly members); without this, both would derive from
     the facts they see and the last commit would drop the other's fact from the booking.
     PostgreSQL: advisory transaction locks on the bookings' buckets (`LOCK_BUCKETS`), taken
-    in one global order so they cannot deadlock. SQLite has a single writer, and `claim_events` (the transaction's first
-    statement, a write) takes its lock before any read.
+    in one global order so they cannot deadlock. SQLite has a single writer, and
+    `common.db.claim_events` (the transaction's first statement, a write) takes its lock
+    before any read.
     """
-    if booking_ids and session.get_bind().dialect.name == "postgresql":
+    if booking_ids and bulk.dialect_of(session) == "postgresql":
         session.execute(_LOCK_BOOKINGS, {"ids": list(booking_ids), "buckets": LOCK_BUCKETS})
-
-
-def claim_events(
-    *, session: Session, consumer: str, event_ids: Sequence[str], now: datetime
-) -> set[str]:
-    """Record `event_ids` in the inbox; returns those that were not there already (the new ones)."""
-    at = bulk.encoders(session)["naive_time"](now)
-    claimed = bulk.insert_rows(
-        session=session,
-        table=PROCESSED,
-        columns=("consumer", "event_id", "processed_at"),
-        rows=[(consumer, event_id, at) for event_id in event_ids],
-        on_conflict="(consumer, event_id) DO NOTHING",
-        returning="event_id",
-    )
-    return set(claimed)
 
 
 def load_facts(*, session: Session, booking_ids: Sequence[str]) -> dict[str, list[Fact]]:
     """Every stored fact of `booking_ids`, by booking id."""
     found: dict[str, list[Fact]] = {}
-    for condition in _in(FACTS.c.booking_id, session, booking_ids):
+    for condition in bulk.where_in(session=session, column=FACTS.c.booking_id, values=booking_ids):
         for row in session.execute(select(*_FACT_COLUMNS).where(condition)):
             fact = Fact._make(row)
             found.setdefault(fact.booking_id, []).append(fact)
@@ -106,7 +64,7 @@ def load_facts(*, session: Session, booking_ids: Sequence[str]) -> dict[str, lis
 def insert_facts(*, session: Session, facts: Sequence[Fact]) -> None:
     """Store `facts`; one already stored under its booking and eventId is left as it is."""
     encode = bulk.encoders(session)
-    money, time = encode["money"], encode["time"]
+    money, time = encode.decimal, encode.time
     bulk.insert_rows(
         session=session,
         table=FACTS,
@@ -119,7 +77,7 @@ def insert_facts(*, session: Session, facts: Sequence[Fact]) -> None:
 def save_derivations(*, session: Session, derivations: Sequence[Derivation]) -> None:
     """Upsert the `booking` and `inventory_hold` rows of `derivations`."""
     encode = bulk.encoders(session)
-    money, time = encode["money"], encode["time"]
+    money, time = encode.decimal, encode.time
     bookings = [d.booking for d in derivations]
     bulk.insert_rows(
         session=session,
@@ -145,14 +103,16 @@ def anomaly_keys(*, session: Session, booking_ids: Sequence[str]) -> set[tuple[s
     """The (booking_id, kind, subject) of every stored anomaly of `booking_ids`."""
     found: set[tuple[str, str, str]] = set()
     columns = (ANOMALIES.c.booking_id, ANOMALIES.c.kind, ANOMALIES.c.subject)
-    for condition in _in(ANOMALIES.c.booking_id, session, booking_ids):
+    for condition in bulk.where_in(
+        session=session, column=ANOMALIES.c.booking_id, values=booking_ids
+    ):
         found.update((b, k, s) for b, k, s in session.execute(select(*columns).where(condition)))
     return found
 
 
 def add_anomalies(*, session: Session, anomalies: Sequence[Anomaly]) -> None:
     """Store `anomalies`; one already stored (same booking, kind and subject) is kept."""
-    time = bulk.encoders(session)["time"]
+    time = bulk.encoders(session).time
     bulk.insert_rows(
         session=session,
         table=ANOMALIES,

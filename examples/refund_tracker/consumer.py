@@ -28,12 +28,12 @@ def apply(engine: Engine, batch: Sequence[records.Inbound]) -> None:
     """Add each refund not applied before to its currency's total; one transaction per batch."""
     refunds = {i.event.event_id: i.event for i in batch if isinstance(i.event, PaymentRefunded)}
     with db.transaction(engine) as session:
-        new = set(refunds) - db.already_processed(session=session, consumer=NAME, event_ids=refunds)
-        for refund in (refunds[event_id].payload for event_id in new):
+        now = datetime.now(UTC)  # claim_events: the ids not applied before, recorded now
+        for event_id in db.claim_events(session=session, consumer=NAME, event_ids=refunds, now=now):
+            refund = refunds[event_id].payload
             row = session.get(RefundTotal, refund.currency) or RefundTotal(currency=refund.currency)
             row.total = str(Decimal(row.total) + refund.refund_amount)
             session.add(row)
-        db.mark_processed(session=session, consumer=NAME, event_ids=new, now=datetime.now(UTC))
 
 
 def build(settings: RefundTrackerSettings, _registry: CollectorRegistry) -> handlers.ConsumerSpec:
