@@ -23,33 +23,28 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
-from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
+from run_loop import FAST_GROUP, bare, time_runner
 
 from analytics_consumer.service import build, prepare
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore
 from common.db import make_engine
 from common.handlers import ConsumerSpec
-from common.kafka import KafkaConsumer, KafkaProducer, create_topics
-from common.lifecycle import BatchHandled, Bus, LifecycleEvent
+from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
-from common.runner import Runner
 from common.simulator import SimulationConfig, generate
 from common.testing.broker import EmbeddedBroker
 from common.testing.postgres import fresh_database, postgres_available
 from common.topics import DEFAULT_TOPICS
-
-FAST_GROUP = {"session.timeout.ms": "1000", "heartbeat.interval.ms": "100"}
 
 
 def simulated(count: int) -> list[OutboundRecord]:
@@ -69,27 +64,6 @@ def publish(bootstrap: str, records: Sequence[OutboundRecord]) -> None:
     producer.flush(120)
 
 
-def bare(bootstrap: str, total: int) -> float:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-bare-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            **FAST_GROUP,
-        }
-    )
-    consumer.subscribe(list(DEFAULT_TOPICS.payment_topics))
-    seen, started = 0, 0.0
-    while seen < total:
-        messages = consumer.consume(1000, 1.0)
-        if messages and not started:
-            started = time.perf_counter()
-        seen += sum(1 for m in messages if m.error() is None)
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return seen / elapsed
-
-
 def run_loop(
     bootstrap: str,
     total: int,
@@ -97,35 +71,7 @@ def run_loop(
     settings: AnalyticsSettings,
 ) -> float:
     """Events/s of a Runner with the spec `spec_for` builds, from first to last handled record."""
-    done = threading.Event()
-    state = {"seen": 0, "started": 0.0, "ended": 0.0}
-
-    def count(event: LifecycleEvent) -> None:
-        if isinstance(event, BatchHandled):
-            if not state["started"]:
-                state["started"] = time.perf_counter() - event.duration_s
-            state["seen"] += len(event.handled)
-            if state["seen"] >= total:
-                state["ended"] = time.perf_counter()
-                done.set()
-
-    spec = spec_for(settings)
-    config = settings.consumer_config(spec.group_id)
-    runner = Runner(
-        spec,
-        settings,
-        lambda listener: KafkaConsumer(config, listener),
-        KafkaProducer({"bootstrap.servers": bootstrap}),
-        Bus([count]),
-    )
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    finished = done.wait(600)
-    runner.stop()
-    thread.join()
-    if not finished:
-        raise RuntimeError(f"only {state['seen']} of {total} events handled in 600 s")
-    return state["seen"] / (state["ended"] - state["started"])
+    return time_runner(spec_for(settings), settings, total)
 
 
 def settings_for(
@@ -194,7 +140,9 @@ def main() -> None:
         bootstrap = broker.bootstrap_servers
         publish(bootstrap, records)
         print(f"{len(records)} records published ({', '.join(kinds)})", flush=True)
-        results["bare consume()"] = bare(bootstrap, len(records))
+        results["bare consume()"] = bare(
+            bootstrap, len(records), f"bench-bare-{uuid.uuid4().hex[:6]}", decode=False
+        )
         results["run loop, no-op handler"] = run_loop(
             bootstrap, len(records), noop_spec, settings_for(bootstrap, 1000)
         )

@@ -30,8 +30,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from confluent_kafka import Consumer
 from prometheus_client import CollectorRegistry
+from run_loop import FAST_GROUP, bare
 
 from common.handlers import ConsumerSpec
 from common.kafka import KafkaConsumer, KafkaProducer, create_topics
@@ -45,13 +45,6 @@ from common.testing.proxy import free_port
 from common.topics import DEFAULT_TOPICS
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
-
-FAST_GROUP = {
-    "session.timeout.ms": "1000",
-    "heartbeat.interval.ms": "100",
-    "fetch.wait.max.ms": "50",
-}
-"""Fast group joins, and no 500 ms wait on an empty fetch (Tansu answers only then)."""
 
 
 def publish(bootstrap: str, flows: int) -> tuple[int, dict[str, int]]:
@@ -89,27 +82,6 @@ def smtp_sink() -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("the SMTP sink did not start")
-
-
-def bare(bootstrap: str, total: int, group: str) -> float:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            **FAST_GROUP,
-        }
-    )
-    consumer.subscribe(list(DEFAULT_TOPICS.payment_topics))
-    seen, started = 0, 0.0
-    while seen < total:
-        messages = consumer.consume(1000, 1.0)
-        if messages and not started:
-            started = time.perf_counter()
-        seen += sum(1 for m in messages if m.error() is None)
-    elapsed = time.perf_counter() - started
-    consumer.close()
-    return seen / elapsed
 
 
 def service(
@@ -191,7 +163,7 @@ def main() -> None:
         try:
             total, expected = publish(broker.bootstrap_servers, args.flows)
             print(f"{total} records published ({args.flows} flows; expected emails {expected})")
-            bare_rate = bare(broker.bootstrap_servers, total, "bench-bare")
+            bare_rate = bare(broker.bootstrap_servers, total, "bench-bare", decode=False)
             records_rate, emails_rate, sent = service(broker.bootstrap_servers, total, port, args)
         finally:
             sink.terminate()
