@@ -8,7 +8,6 @@ never pass through a binary float, and it is about twice as fast as `json.loads`
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Final
 
@@ -86,9 +85,17 @@ def _event_type(document: dict[str, Any], topic: str | None, topics: Topics) -> 
     return event_type
 
 
-@functools.cache
+_EXPECTED: dict[tuple[str, str], str | None] = {}
+"""(prefix, topic) → event type: a plain dict, as hashing the `Topics` dataclass is Python code."""
+
+
 def _expected_event_type(topics: Topics, topic: str) -> str | None:
-    return topics.event_type_of(topic)
+    key = (topics.prefix, topic)
+    try:
+        return _EXPECTED[key]
+    except KeyError:
+        expected = _EXPECTED[key] = topics.event_type_of(topic)
+        return expected
 
 
 def _check_version(document: dict[str, Any]) -> None:
