@@ -117,7 +117,9 @@ class Runner(RebalanceListener):
         self._wall_clock = wall_clock
         self._heartbeat = heartbeat
         self._topics = Topics(settings.topic_prefix)
-        self._dlq_topic = settings.dlq_topic or self._topics.dlq(spec.group_id)
+        # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
+        self._group = settings.kafka.get("group.id", spec.group_id)
+        self._dlq_topic = settings.dlq_topic or self._topics.dlq(self._group)
         self._transient = (*spec.transient_errors,)
         self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
         self._paused = False
@@ -242,7 +244,7 @@ class Runner(RebalanceListener):
     def _dead_letter(self, letters: list[dlq.DeadLetter]) -> None:
         live = [x for x in letters if (x.record.topic, x.record.partition) in self._assigned]
         failed_at = self._wall_clock()
-        group = self._spec.group_id
+        group = self._group
         self._producer.send_confirmed(
             [
                 dlq.to_dlq_record(x, dlq_topic=self._dlq_topic, group=group, failed_at=failed_at)
