@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 
 from common.db import transaction
 from common.errors import PermanentError
+from common.logs import record_context
 from common.records import Inbound
 from voyage_consumer.anomalies import ANOMALY_KINDS
 from voyage_consumer.apply import Applied, apply_facts
@@ -90,16 +91,17 @@ class VoyageHandler:
                     consumer=self._consumer,
                     now=self._now(),
                 )
-            self._report(applied, len(batch) - len(rejected) - len(facts))
+            self._report(applied, batch, len(batch) - len(rejected) - len(facts))
         return rejected
 
-    def _report(self, applied: Applied, repeated_in_batch: int) -> None:
+    def _report(self, applied: Applied, batch: Sequence[Inbound], repeated_in_batch: int) -> None:
         self._metrics.facts.inc(applied.new_facts)
         self._metrics.duplicates.inc(applied.duplicates + repeated_in_batch)
         for anomaly in applied.new_anomalies:
             self._metrics.anomalies.labels(kind=anomaly.kind).inc()
             _log.warning(
                 "booking.anomaly",
+                **_context_of(anomaly.subject, batch),
                 booking_id=anomaly.booking_id,
                 kind=anomaly.kind,
                 subject=anomaly.subject,
@@ -107,3 +109,16 @@ class VoyageHandler:
             )
         if applied.resolved_anomalies:
             _log.info("booking.anomalies_resolved", count=applied.resolved_anomalies)
+
+
+def _context_of(subject: str, batch: Sequence[Inbound]) -> dict[str, object]:
+    """The record fields (topic, offset, eventId...) of the event in `batch` an anomaly is about.
+
+    Only anomalies are logged per record, so the search runs only when one is found; an
+    anomaly caused by a fact of an earlier batch has no record here and logs without them.
+    """
+    for inbound in batch:
+        payload = inbound.event.payload
+        if subject in (payload.payment_id, getattr(payload, "refund_id", None)):
+            return record_context(inbound.record, inbound.event)
+    return {}

@@ -137,6 +137,9 @@ class TestAnomalies:
         [line] = [e for e in logs if e["event"] == "booking.anomaly"]
         assert line["log_level"] == "warning"
         assert line["booking_id"] == "bk_over"
+        assert line["event_id"] == docs[1]["eventId"]  # the refund that caused it, with its position
+        assert line["topic"].endswith("payment.refunded")
+        assert "offset" in line
         voyage.handle([inbound(d) for d in docs])
         kind = "refund_exceeds_payment"
         assert voyage.metric("voyage_anomalies_total", kind=kind) == 1
