@@ -60,6 +60,9 @@ def run_service(
     except (ConfigurationError, KafkaConfigError) as exc:
         print(f"{service}: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except Exception as exc:  # e.g. the database unreachable at start: say so in one line
+        log.error("service.start_failed", error_type=type(exc).__name__, error=str(exc)[:500])
+        return EXIT_FAILURE
     health = _health(runner, spec, settings, registry, liveness)
     health.start()
     log.info(
