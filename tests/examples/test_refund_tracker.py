@@ -9,11 +9,8 @@ thread, against the session's broker, with the project's fixtures (`topics`, `ka
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -30,13 +27,14 @@ from common.lifecycle import Bus, LifecycleEvent, RecordDeadLettered
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
 from common.runner import Runner
+from common.testing.running import running, wait_until
 from common.topics import PAYMENT_COMPLETED, PAYMENT_REFUNDED, Topics
 from examples.refund_tracker.consumer import RefundTotal, RefundTrackerSettings, apply, build
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refund_tracker" / "consumer.py"
 
 
-# -- events, totals, waiting ------------------------------------------------------------
+# -- events and totals ------------------------------------------------------------
 
 
 def envelope(event_type: str, payload: dict[str, Any]) -> bytes:
@@ -84,14 +82,6 @@ def totals(database_url: str) -> dict[str, Decimal]:
         engine.dispose()
 
 
-def eventually(condition: Callable[[], object], timeout_s: float, what: str) -> None:
-    """Return once `condition()` holds; fail naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(0.05)
-
-
 # -- the handler alone --------------------------------------------------------------------
 
 
@@ -126,19 +116,6 @@ class TestHandler:
 
 
 # -- the whole consumer on Kafka ----------------------------------------------------------
-
-
-@contextmanager
-def running(runner: Runner) -> Iterator[None]:
-    """Run `runner` on a thread; on the way out stop it (it commits) and wait for it."""
-    thread = threading.Thread(target=runner.run, name="refund-tracker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        runner.stop()
-        thread.join(15)
-    assert not thread.is_alive(), "the run loop did not stop within 15 s"
 
 
 def produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
@@ -180,8 +157,8 @@ def test_consumer_totals_refunds_from_kafka_and_dead_letters_poison(
         values = [twice, twice, refund("EUR", "0.50"), refund("JPY", "1500"), poison]
         produce(str(kafka_config["bootstrap.servers"]), topics.for_event(PAYMENT_REFUNDED), values)
         expected = {"EUR": Decimal("100.50"), "JPY": Decimal("1500")}
-        eventually(lambda: totals(sqlite_url) == expected, 30, f"the totals {expected}")
-        eventually(lambda: dead_letters(seen), 30, "the poison record's DLQ write")
+        wait_until(lambda: totals(sqlite_url) == expected, 30, f"the totals {expected}")
+        wait_until(lambda: dead_letters(seen), 30, "the poison record's DLQ write")
     [letter] = dead_letters(seen)
     assert (letter.error_type, letter.dlq_topic) == ("not_json", topics.dlq(spec.group_id))
 

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from common.lifecycle import (
 from common.records import OutboundRecord, Record, TopicPartition
 from common.runner import ConsumerPort, ProducerPort, Runner
 from common.settings import RunnerSettings
+from common.testing.running import wait_until  # re-exported: the tests import it from here
 from common.topics import PAYMENT_INITIATED, Topics
 
 E = TypeVar("E")
@@ -52,30 +52,8 @@ FAST_GROUP: dict[str, str] = {"session.timeout.ms": "1000", "heartbeat.interval.
 #: default); a short wait makes records and end-of-partition arrive sooner.
 FAST_FETCH: dict[str, str] = {"fetch.wait.max.ms": "50"}
 
-POLL_EVERY_S = 0.05
-
 
 # -- waiting ----------------------------------------------------------------------------
-
-
-def wait_until(
-    condition: Callable[[], object],
-    timeout_s: float,
-    what: str,
-    *,
-    abort: Callable[[], str | None] = lambda: None,
-) -> None:
-    """Return once `condition()` holds; fail with `what` if it still does not after `timeout_s`.
-
-    `abort` returns a reason to give up at once (the awaited thing can no longer happen).
-    """
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if (reason := abort()) is not None:
-            raise AssertionError(f"gave up waiting for {what}: {reason}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(POLL_EVERY_S)
 
 
 # -- events and records -----------------------------------------------------------------
