@@ -37,6 +37,7 @@ from common.topics import GROUP_ANALYTICS
 _log = structlog.get_logger("analytics_consumer.store")
 
 REJECTED_AMOUNT = "analytics:amount_not_representable"
+"""DLQ error type of an event whose amount cannot be counted exactly (see `money`)."""
 
 
 def validate_amount(event: PaymentEvent) -> None:
@@ -54,9 +55,6 @@ def validate_amount(event: PaymentEvent) -> None:
         to_units(amount)
     except UnrepresentableAmountError as exc:
         raise PermanentError(str(exc), error_type=REJECTED_AMOUNT) from None
-
-
-"""DLQ error type of an event whose amount cannot be counted exactly (see `money`)."""
 
 
 class AnalyticsStore:

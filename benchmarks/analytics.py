@@ -26,7 +26,7 @@ import tempfile
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 from prometheus_client import CollectorRegistry
@@ -62,16 +62,6 @@ def publish(bootstrap: str, records: Sequence[OutboundRecord]) -> None:
     producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
     producer.send(records)
     producer.flush(120)
-
-
-def run_loop(
-    bootstrap: str,
-    total: int,
-    spec_for: Callable[[AnalyticsSettings], ConsumerSpec],
-    settings: AnalyticsSettings,
-) -> float:
-    """Events/s of a Runner with the spec `spec_for` builds, from first to last handled record."""
-    return time_runner(spec_for(settings), settings, total)
 
 
 def settings_for(
@@ -143,15 +133,16 @@ def main() -> None:
         results["bare consume()"] = bare(
             bootstrap, len(records), f"bench-bare-{uuid.uuid4().hex[:6]}", decode=False
         )
-        results["run loop, no-op handler"] = run_loop(
-            bootstrap, len(records), noop_spec, settings_for(bootstrap, 1000)
+        noop_settings = settings_for(bootstrap, 1000)
+        results["run loop, no-op handler"] = time_runner(
+            noop_spec(noop_settings), noop_settings, len(records)
         )
         for kind in kinds:
             for size in batch_sizes:
                 with fresh(kind, directory) as url:
                     settings = settings_for(bootstrap, size, url)
-                    results[f"analytics {kind} (batch {size})"] = run_loop(
-                        bootstrap, len(records), analytics_spec, settings
+                    results[f"analytics {kind} (batch {size})"] = time_runner(
+                        analytics_spec(settings), settings, len(records)
                     )
                 with fresh(kind, directory) as url:
                     results[f"store only {kind} (batch {size}, no Kafka)"] = store_only(

@@ -25,20 +25,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from run_loop import FAST_GROUP, bare
+from run_loop import FAST_GROUP, bare, time_runner
 
 from common.handlers import ConsumerSpec
-from common.kafka import KafkaConsumer, KafkaProducer, create_topics
-from common.lifecycle import BatchHandled, Bus, LifecycleEvent
+from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
-from common.records import Inbound
-from common.runner import Runner
 from common.simulator import SimulationConfig, generate
 from common.testing.broker import EmbeddedBroker
 from common.testing.proxy import free_port
@@ -102,39 +97,13 @@ def service(
     )
     registry = CollectorRegistry()
     spec = build(settings, registry)
-    done = threading.Event()
-    state = {"seen": 0, "started": 0.0, "ended": 0.0}
-
-    def timed(batch: Sequence[Inbound]) -> None:
-        if not state["started"]:
-            state["started"] = time.perf_counter()
-        spec.handle(batch)
-
-    def count(event: LifecycleEvent) -> None:
-        if isinstance(event, BatchHandled):
-            state["seen"] += len(event.handled)
-            if state["seen"] >= total:
-                state["ended"] = time.perf_counter()
-                done.set()
-
-    group = "bench-notification"
-    config = settings.consumer_config(group)
-    runner = Runner(
-        ConsumerSpec(
-            name="bench", group_id=group, handle=timed, transient_errors=spec.transient_errors
-        ),
-        settings,
-        lambda listener: KafkaConsumer(config, listener),
-        KafkaProducer({"bootstrap.servers": bootstrap}),
-        Bus([count]),
+    bench = ConsumerSpec(
+        name="bench",
+        group_id="bench-notification",
+        handle=spec.handle,
+        transient_errors=spec.transient_errors,
     )
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    finished = done.wait(600)
-    runner.stop()
-    thread.join()
-    if not finished:
-        raise RuntimeError(f"only {state['seen']} of {total} records handled in 600 s")
+    records_rate = time_runner(bench, settings, total)
     sent = sum(
         registry.get_sample_value(
             "dreamscape_notification_emails_total", {"kind": k, "outcome": "sent"}
@@ -142,8 +111,7 @@ def service(
         or 0.0
         for k in ("receipt", "payment_failed", "refund")
     )
-    elapsed = state["ended"] - state["started"]
-    return state["seen"] / elapsed, sent / elapsed, sent
+    return records_rate, sent / total * records_rate, sent
 
 
 def main() -> None:

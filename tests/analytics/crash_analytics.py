@@ -10,8 +10,6 @@ CRASH_MARKER_PATH and blocks until the test SIGKILLs it, mid-aggregation.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -22,6 +20,7 @@ from analytics_consumer.store import AnalyticsStore
 from common.db import make_engine
 from common.handlers import ConsumerSpec
 from common.service import run_service
+from tests.integration.crash_consumer import hang
 
 
 class CrashSettings(AnalyticsSettings):
@@ -44,14 +43,6 @@ def build_crashing(settings: CrashSettings, registry: CollectorRegistry) -> Cons
         before_commit=before_commit,
     )
     return build(settings, registry, store=store)
-
-
-def hang(marker: Path, batches: int) -> None:
-    """Say so in `marker` (written whole, then renamed), then block until killed."""
-    partial = marker.with_suffix(".partial")
-    partial.write_text(f"{batches}\n")
-    os.replace(partial, marker)
-    threading.Event().wait()
 
 
 def main() -> int:

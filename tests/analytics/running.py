@@ -9,7 +9,7 @@ database, compared with what the test knows it produced, never from watermarks.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -89,7 +89,10 @@ def expected_positions(
 
 
 def wait_caught_up(
-    stored: Any, ends: dict[TopicPartition, int], timeout_s: float, *aborts: Any
+    stored: Callable[[], Mapping[TopicPartition, int]],
+    ends: Mapping[TopicPartition, int],
+    timeout_s: float,
+    *aborts: Callable[[], str | None],
 ) -> None:
     """Wait until `stored()` (the database's offsets) reaches `ends` for every partition."""
 

@@ -34,9 +34,7 @@ def filled(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 class TestReport:
-    def test_report_json_is_one_object_with_the_exact_figures(
-        self, filled: str, tmp_path: Path
-    ) -> None:
+    def test_report_json_is_one_object_with_the_exact_figures(self, filled: str) -> None:
         """`python -m analytics_consumer report --json` prints one JSON object equal to the independently computed figures."""
         completed = subprocess.run(
             [sys.executable, "-m", "analytics_consumer", "report", "--json"],
