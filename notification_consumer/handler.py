@@ -117,11 +117,11 @@ class NotificationHandler:
         notifying = [event for event in events if kind_of(event) is not None]
         try:
             with transaction(self._engine) as session:
-                repository.remember_payments(session=session, events=events)
+                payments = repository.remember_payments(session=session, events=events)
                 if not notifying:
                     return Knowledge()
                 session.flush()
-                return repository.knowledge(session=session, events=notifying)
+                return repository.knowledge(session=session, events=notifying, payments=payments)
         except IntegrityError as exc:  # another member inserted the same payment first
             raise TransientError("notification_payment written concurrently; retrying") from exc
 

@@ -22,10 +22,6 @@ from typing import Final
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
-from notification_consumer.notifications import Status
-
-STATUSES: Final[tuple[Status, ...]] = ("sent", "failed", "undeliverable")
-
 
 class UserContact(SQLModel, table=True):
     """Where and how to write to a user."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from email.headerregistry import Address
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from common.events import PaymentEvent
 from common.records import Inbound
@@ -31,7 +31,7 @@ KIND_BY_EVENT_TYPE: Final[Mapping[str, Kind]] = {
     "payment.failed": "payment_failed",
     "payment.refunded": "refund",
 }
-KINDS: Final[tuple[Kind, ...]] = ("receipt", "payment_failed", "refund")
+KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ trips, not thousands. Outcomes are one conflict-ignoring multi-row INSERT (`comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -33,8 +33,13 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def remember_payments(*, session: Session, events: Sequence[PaymentEvent]) -> None:
-    """Merge what `events` say into `notification_payment`; idempotent and order-independent."""
+def remember_payments(
+    *, session: Session, events: Sequence[PaymentEvent]
+) -> dict[str, PaymentFact]:
+    """Merge what `events` say into `notification_payment`; idempotent and order-independent.
+
+    Returns the merged facts of the events' payments by paymentId (for `knowledge`).
+    """
     facts: dict[str, PaymentFact] = {}
     for condition in bulk.where_in(
         session=session, column=_PAYMENT.c.payment_id, values=(e.payload.payment_id for e in events)
@@ -53,6 +58,7 @@ def remember_payments(*, session: Session, events: Sequence[PaymentEvent]) -> No
             facts[payload.payment_id] = fact
             session.add(fact)
         _merge(fact, event)
+    return facts
 
 
 def _merge(fact: PaymentFact, event: PaymentEvent) -> None:
@@ -76,8 +82,13 @@ def _merge(fact: PaymentFact, event: PaymentEvent) -> None:
             setattr(fact, name, value)
 
 
-def knowledge(*, session: Session, events: Sequence[PaymentEvent]) -> Knowledge:
-    """Everything `notifications.plan` needs about `events`, read in one pass per table."""
+def knowledge(
+    *, session: Session, events: Sequence[PaymentEvent], payments: Mapping[str, PaymentFact]
+) -> Knowledge:
+    """Everything `notifications.plan` needs about `events`, read in one pass per table.
+
+    `payments` is what `remember_payments` returned in this transaction: no need to read it back.
+    """
     event_ids = [e.event_id for e in events]
     notified: set[tuple[str, str]] = set()
     for condition in bulk.where_in(session=session, column=_SENT.c.event_id, values=event_ids):
@@ -94,24 +105,24 @@ def knowledge(*, session: Session, events: Sequence[PaymentEvent]) -> Knowledge:
     return Knowledge(
         notified=frozenset(notified),
         paid_bookings=frozenset(paid),
-        payments=_payments(session, [e.payload.payment_id for e in events]),
+        payments=_summaries(payments, (e.payload.payment_id for e in events)),
         contacts=contacts(session=session, user_ids=[e.payload.user_id for e in events]),
     )
 
 
-def _payments(session: Session, payment_ids: list[str]) -> dict[str, PaymentSummary]:
+def _summaries(
+    facts: Mapping[str, PaymentFact], payment_ids: Iterable[str]
+) -> dict[str, PaymentSummary]:
     found: dict[str, PaymentSummary] = {}
-    for condition in bulk.where_in(
-        session=session, column=_PAYMENT.c.payment_id, values=payment_ids
-    ):
-        for fact in session.exec(select(PaymentFact).where(condition)):
-            found[fact.payment_id] = PaymentSummary(
-                payment_method=fact.payment_method,
-                initiated_at=_utc(fact.initiated_at),
-                amount=Decimal(fact.amount) if fact.amount is not None else None,
-                currency=fact.currency,
-                transaction_id=fact.transaction_id,
-            )
+    for payment_id in payment_ids:
+        fact = facts[payment_id]
+        found[payment_id] = PaymentSummary(
+            payment_method=fact.payment_method,
+            initiated_at=_utc(fact.initiated_at),
+            amount=Decimal(fact.amount) if fact.amount is not None else None,
+            currency=fact.currency,
+            transaction_id=fact.transaction_id,
+        )
     return found
 
 

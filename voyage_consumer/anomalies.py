@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from typing import Final, Literal, NamedTuple, get_args
 
 from voyage_consumer.facts import Fact
 
@@ -23,12 +23,7 @@ AnomalyKind = Literal[
     "refund_exceeds_payment",
     "refund_currency_mismatch",
 ]
-ANOMALY_KINDS: tuple[AnomalyKind, ...] = (
-    "double_charge",
-    "amount_mismatch",
-    "refund_exceeds_payment",
-    "refund_currency_mismatch",
-)
+ANOMALY_KINDS: Final[tuple[AnomalyKind, ...]] = get_args(AnomalyKind)
 
 
 class Anomaly(NamedTuple):

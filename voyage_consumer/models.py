@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from sqlalchemy import CheckConstraint, DateTime, Dialect, Numeric, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 from common.db import ProcessedEvent, table_of
+from voyage_consumer.derivation import BookingStatus, HoldStatus
+from voyage_consumer.facts import FactKind
 
 
 class Money(TypeDecorator[Decimal]):
@@ -75,15 +77,9 @@ B-tree, one tree instead of two (PostgreSQL ignores it). Not for `payment_fact`:
 rows inserted at random keys cost ~35 % more that way than appended to a rowid table with
 the key in a separate index (measured with 58k facts)."""
 
-BOOKING_STATUSES: Final = (
-    "payment_pending",
-    "confirmed",
-    "payment_failed",
-    "partially_refunded",
-    "cancelled",
-)
-HOLD_STATUSES: Final = ("held", "converted", "released")
-FACT_KINDS: Final = ("initiated", "completed", "failed", "refunded")
+BOOKING_STATUSES: Final[tuple[str, ...]] = get_args(BookingStatus)
+HOLD_STATUSES: Final[tuple[str, ...]] = get_args(HoldStatus)
+FACT_KINDS: Final[tuple[str, ...]] = get_args(FactKind)
 
 
 class PaymentFact(SQLModel, table=True):
@@ -165,4 +161,3 @@ FACTS: Final = table_of(PaymentFact)
 BOOKINGS: Final = table_of(Booking)
 HOLDS: Final = table_of(InventoryHold)
 ANOMALIES: Final = table_of(BookingAnomaly)
-PROCESSED: Final = table_of(ProcessedEvent)

@@ -9,6 +9,7 @@ above the price or in another currency, the same refund under two eventIds, equa
 from __future__ import annotations
 
 import uuid
+from typing import get_args
 
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from common.simulation_wire import JsonObject
 from tests.voyage.builders import document
 from voyage_consumer.facts import FactKind
 
-KINDS: tuple[FactKind, ...] = ("initiated", "completed", "failed", "refunded")
+KINDS: tuple[FactKind, ...] = get_args(FactKind)
 
 
 @st.composite

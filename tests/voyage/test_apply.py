@@ -137,7 +137,8 @@ class TestAnomalies:
         [line] = [e for e in logs if e["event"] == "booking.anomaly"]
         assert line["log_level"] == "warning"
         assert line["booking_id"] == "bk_over"
-        assert line["event_id"] == docs[1]["eventId"]  # the refund that caused it, with its position
+        # the refund that caused it, with its position
+        assert line["event_id"] == docs[1]["eventId"]
         assert line["topic"].endswith("payment.refunded")
         assert "offset" in line
         voyage.handle([inbound(d) for d in docs])

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from common.db import make_engine
+from common.db import PROCESSED, make_engine
 from common.errors import InvalidEvent
 from common.records import Inbound
 from common.simulator import SimulationConfig, generate
@@ -28,7 +28,7 @@ from tests.integration.helpers import process_env, produce, service_process, wai
 from tests.voyage.builders import inbound_of
 from tests.voyage.test_service import processed
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS, PROCESSED
+from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS
 from voyage_consumer.service import open_database
 
 pytestmark = pytest.mark.integration
