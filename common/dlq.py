@@ -50,7 +50,7 @@ def to_dlq_record(
         if record.timestamp_ms is not None
         else ""
     )
-    headers: list[Header] = [h for h in record.headers if not h[0].startswith(PREFIX)]
+    headers = _original_headers(record)
     headers += [
         (H_ERROR_TYPE, letter.error_type.encode()),
         (H_ERROR_MESSAGE, letter.message[:MAX_MESSAGE_CHARS].encode()),
@@ -65,6 +65,11 @@ def to_dlq_record(
     return OutboundRecord(
         topic=dlq_topic, key=record.key, value=record.value, headers=tuple(headers)
     )
+
+
+def _original_headers(record: Record) -> list[Header]:
+    """`record`'s headers without the `dlq.*` ones a DLQ write or a replay added."""
+    return [h for h in record.headers if not h[0].startswith(PREFIX)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +111,7 @@ def read_entry(record: Record) -> DlqEntry:
 def to_replay_record(entry: DlqEntry, dlq_topic: str) -> OutboundRecord:
     """The original record again, for its original topic, marked with where it came from."""
     record = entry.record
-    headers = [h for h in record.headers if not h[0].startswith(PREFIX)]
+    headers = _original_headers(record)
     headers.append((H_REPLAYED_FROM, f"{dlq_topic}:{entry.ref}".encode()))
     return OutboundRecord(
         topic=entry.original_topic, key=record.key, value=record.value, headers=tuple(headers)

@@ -18,6 +18,7 @@ from typing import Any
 from common.errors import PermanentError
 from common.events import PaymentEvent
 from common.records import Inbound, TopicPartition
+from common.topics import EVENT_TYPES
 
 Rejections = Mapping[Inbound, PermanentError]
 BatchHandler = Callable[[Sequence[Inbound]], Rejections | None]
@@ -32,12 +33,7 @@ class ConsumerSpec:
     name: str
     group_id: str
     handle: BatchHandler
-    event_types: Sequence[str] = (
-        "payment.initiated",
-        "payment.completed",
-        "payment.failed",
-        "payment.refunded",
-    )
+    event_types: Sequence[str] = EVENT_TYPES
     transient_errors: tuple[type[BaseException], ...] = ()
     starting_offsets: StartingOffsets | None = None
     """For services that keep offsets with their state (exactly-once): where to resume."""

@@ -10,7 +10,7 @@ once, instead of a `.labels()` lookup per record.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -77,37 +77,18 @@ class RuntimeMetrics:
         self._commits = _counter(registry, "commits", "Successful offset commits.", "reason")
         self._topic_missing = _counter(registry, "topic_missing", "Missing topic reports.", "topic")
         self._errors = _counter(registry, "errors", "Client errors not about one record.", "fatal")
-        self._lag = Gauge(
-            _PREFIX + "lag",
-            "Consumer lag in records.",
-            ["service", "topic", "partition"],
-            registry=registry,
-        )
-        self._batch_duration = Histogram(
-            _PREFIX + "batch_duration_seconds",
-            "Handler time per batch.",
-            ["service"],
-            registry=registry,
-            buckets=BATCH_DURATION_BUCKETS,
+        self._lag = _gauge(registry, "lag", "Consumer lag in records.", "topic", "partition")
+        self._batch_duration = _histogram(
+            registry, "batch_duration_seconds", "Handler time per batch.", BATCH_DURATION_BUCKETS
         ).labels(service)
-        self._batch_size = Histogram(
-            _PREFIX + "batch_size",
-            "Records per handled batch.",
-            ["service"],
-            registry=registry,
-            buckets=BATCH_SIZE_BUCKETS,
+        self._batch_size = _histogram(
+            registry, "batch_size", "Records per handled batch.", BATCH_SIZE_BUCKETS
         ).labels(service)
-        self._last_commit = Gauge(
-            _PREFIX + "last_commit_timestamp_seconds",
-            "Unix time of the last commit.",
-            ["service"],
-            registry=registry,
+        self._last_commit = _gauge(
+            registry, "last_commit_timestamp_seconds", "Unix time of the last commit."
         ).labels(service)
-        self._assigned_gauge = Gauge(
-            _PREFIX + "assigned_partitions",
-            "Partitions assigned to this consumer.",
-            ["service"],
-            registry=registry,
+        self._assigned_gauge = _gauge(
+            registry, "assigned_partitions", "Partitions assigned to this consumer."
         ).labels(service)
         self._record_children: dict[tuple[str, str], Counter] = {}
         self._assigned: set[TopicPartition] = set()
@@ -193,6 +174,18 @@ class RuntimeMetrics:
 def _counter(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Counter:
     """A counter named `dreamscape_consumer_<name>_total` labelled by service and `labels`."""
     return Counter(_PREFIX + name, doc, ["service", *labels], registry=registry)
+
+
+def _gauge(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Gauge:
+    """A gauge named `dreamscape_consumer_<name>` labelled by service and `labels`."""
+    return Gauge(_PREFIX + name, doc, ["service", *labels], registry=registry)
+
+
+def _histogram(
+    registry: CollectorRegistry, name: str, doc: str, buckets: Sequence[float]
+) -> Histogram:
+    """A histogram named `dreamscape_consumer_<name>` labelled by service."""
+    return Histogram(_PREFIX + name, doc, ["service"], registry=registry, buckets=buckets)
 
 
 def _touch(counter: Counter, service: str, values: Iterable[str]) -> None:

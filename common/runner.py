@@ -32,7 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from common import dlq
 from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
-from common.handlers import ConsumerSpec
+from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
 from common.lifecycle import (
     BatchHandled,
@@ -213,21 +213,23 @@ class Runner(RebalanceListener):
         """Apply `batch`; returns the records to dead-letter. Isolates a failing record."""
         started = time.perf_counter()
         try:
-            rejected = self._with_retry(
+            live, rejected = self._with_retry(
                 lambda: self._call(batch), [i.record for i in batch], bounded=len(batch) == 1
             )
         except _Attempts as failure:
             if len(batch) > 1:
                 return [letter for inbound in batch for letter in self._handle([inbound])]
             return [self._letter(batch[0], failure.error, failure.attempts)]
-        live = self._live(batch)
         handled = [i for i in live if i not in rejected] if rejected else live
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
         return [self._letter(i, rejected[i], 1) for i in live if i in rejected]
 
-    def _call(self, batch: list[Inbound]) -> Mapping[Inbound, PermanentError]:
+    def _call(self, batch: list[Inbound]) -> tuple[list[Inbound], Rejections]:
+        """Hand the live part of `batch` to the service; returns it and what it rejected."""
         live = self._live(batch)
-        return (self._spec.handle(live) or {}) if live else {}
+        if not live:
+            return live, {}
+        return live, self._spec.handle(live) or {}
 
     def _live(self, batch: list[Inbound]) -> list[Inbound]:
         """The part of `batch` whose partitions are still ours (a rebalance may intervene)."""
@@ -360,12 +362,7 @@ class Runner(RebalanceListener):
         self._bus.emit(PartitionsChanged("assigned", list(partitions)))
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        try:
-            committed = self._consumer.commit()
-        except TransientError as exc:  # the next owner re-reads from the last good commit
-            self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
-        else:
-            self._bus.emit(OffsetsCommitted(committed, "revoke"))
+        self._commit("revoke")  # on failure the next owner re-reads from the last good commit
         self._forget(partitions, "revoked")
 
     def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
@@ -398,16 +395,19 @@ class Runner(RebalanceListener):
                     raise CriticalError(f"fatal client error {error.code}: {error.message}")
 
     def _close(self, *, commit: bool, reason: str) -> None:
-        committed: Mapping[TopicPartition, int] = {}
-        if commit:
-            try:
-                committed = self._consumer.commit()
-            except TransientError as exc:
-                self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
-            else:
-                self._bus.emit(OffsetsCommitted(committed, "shutdown"))
+        committed = self._commit("shutdown") if commit else {}
         self._consumer.close()
         self._bus.emit(LoopStopped(reason, committed))
+
+    def _commit(self, reason: str) -> Mapping[TopicPartition, int]:
+        """Commit the stored offsets synchronously; returns what was committed ({} on failure)."""
+        try:
+            committed = self._consumer.commit()
+        except TransientError as exc:
+            self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
+            return {}
+        self._bus.emit(OffsetsCommitted(committed, reason))
+        return committed
 
 
 class _Attempts(Exception):  # noqa: N818 - carries the last error out of the retry policy

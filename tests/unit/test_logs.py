@@ -6,14 +6,13 @@ import json
 import logging
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-import common.testing
 from common import logs
 from common.lifecycle import (
     BatchHandled,
@@ -28,20 +27,15 @@ from common.lifecycle import (
     TopicMissing,
 )
 from common.logs import LogSubscriber, configure_logging, record_context, scrub
-from common.parsing import parse_event
-from common.records import Inbound, Record, TopicPartition
+from common.records import Record, TopicPartition
+from tests.unit import support
 
-EXAMPLES = Path(common.testing.__file__).parent / "spec_examples"
 PAYLOAD_VALUES = ("pay_abc123xyz", "booking_456def", "usr_123456789", "1250")
 
 Entries = list[MutableMapping[str, Any]]
 
 
-def inbound(name: str = "payment_completed", *, partition: int = 0, offset: int = 7) -> Inbound:
-    raw = (EXAMPLES / f"{name}.json").read_bytes()
-    topic = "dreamscape." + name.replace("_", ".")
-    record = Record(topic, partition, offset, key=b"booking_456def", value=raw)
-    return Inbound(record, parse_event(raw, topic))
+inbound = partial(support.inbound, offset=7, key=b"booking_456def")
 
 
 def raw_record(value: bytes = b"not json", *, offset: int = 3) -> Record:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-import common.testing
 from common.lifecycle import (
     BatchHandled,
     ConsumerError,
@@ -21,20 +18,13 @@ from common.lifecycle import (
     TopicMissing,
 )
 from common.metrics import RuntimeMetrics
-from common.parsing import parse_event
-from common.records import Inbound, Record, TopicPartition
+from common.records import Record, TopicPartition
+from tests.unit.support import inbound
 
-EXAMPLES = Path(common.testing.__file__).parent / "spec_examples"
 SERVICE = "analytics"
 TP0 = TopicPartition("dreamscape.payment.completed", 0)
 TP1 = TopicPartition("dreamscape.payment.completed", 1)
 TP2 = TopicPartition("dreamscape.payment.failed", 0)
-
-
-def inbound(name: str = "payment_completed", *, offset: int = 0) -> Inbound:
-    raw = (EXAMPLES / f"{name}.json").read_bytes()
-    topic = "dreamscape." + name.replace("_", ".")
-    return Inbound(Record(topic, 0, offset, key=None, value=raw), parse_event(raw, topic))
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final, get_args
 
 import pytest
 
-import common.testing
 from common.errors import InvalidEvent, RejectionReason
 from common.events import (
     PaymentCompleted,
@@ -25,8 +23,8 @@ from common.events import (
 )
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES, Topics
+from tests.unit.support import EXAMPLES, to_json
 
-EXAMPLES: Final = Path(common.testing.__file__).parent / "spec_examples"
 INITIATED, COMPLETED, FAILED, REFUNDED = EVENT_TYPES
 MODELS: Final[dict[str, type[PaymentEvent]]] = {
     INITIATED: PaymentInitiated,
@@ -77,18 +75,6 @@ PAYLOAD_REQUIRED: Final = {
 }
 DELETE: Final = object()
 """Sentinel for `mutated`: remove the field instead of replacing its value."""
-
-
-def to_json(value: object) -> str:
-    """Serialize like `json.dumps`, but write a `Decimal` as the bare number text it holds."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        items = (f"{json.dumps(key)}: {to_json(item)}" for key, item in value.items())
-        return "{" + ", ".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(to_json(item) for item in value) + "]"
-    return json.dumps(value)
 
 
 def example(event_type: str) -> dict[str, Any]:

@@ -10,19 +10,17 @@ import copy
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final, get_args
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import common.testing
 from common.errors import InvalidEvent, RejectionReason
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES, Topics
+from tests.unit.support import EXAMPLES, to_json
 
-EXAMPLES: Final = Path(common.testing.__file__).parent / "spec_examples"
 REASONS: Final = frozenset(get_args(RejectionReason))
 EVENT_CLASSES: Final = get_args(PaymentEvent)
 PREFIXED: Final = Topics(prefix="x-")
@@ -99,23 +97,6 @@ JSON_VALUES: Final = st.recursive(
     ),
     max_leaves=12,
 )
-
-
-def to_json(value: object) -> str:
-    """Serialize like `json.dumps`, but write a `Decimal` as the bare number text it holds.
-
-    Non-finite decimals are written as `NaN`/`Infinity`, which the decoder reads as numbers.
-    """
-    if isinstance(value, Decimal):
-        return "NaN" if value.is_nan() else str(value)
-    if isinstance(value, datetime):
-        return json.dumps(value.isoformat())
-    if isinstance(value, dict):
-        items = (f"{json.dumps(key)}: {to_json(item)}" for key, item in value.items())
-        return "{" + ", ".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(to_json(item) for item in value) + "]"
-    return json.dumps(value)
 
 
 def load_examples() -> list[dict[str, Any]]:

@@ -55,3 +55,15 @@ def test_failed_example_keeps_optional_envelope_fields() -> None:
     assert event.correlation_id == "booking-123-payment-flow"
     assert event.causation_id == "a1b2c3d4-e5f6-4a5b-8c7d-9e8f7a6b5c4d"
     assert event.payload.error_code == "card_declined"
+
+
+def test_topic_constants_are_the_names_topics_builds() -> None:
+    """The exported topic-name constants are exactly the spec's names that `Topics` builds."""
+    from common import topics
+
+    assert topics.DEFAULT_TOPICS.payment_topics == (
+        topics.TOPIC_PAYMENT_INITIATED,
+        topics.TOPIC_PAYMENT_COMPLETED,
+        topics.TOPIC_PAYMENT_FAILED,
+        topics.TOPIC_PAYMENT_REFUNDED,
+    )
