@@ -16,7 +16,7 @@ table creation are excluded):
 * `store only <db> (batch N)`: `AnalyticsStore.apply` over the same events already parsed,
   without Kafka: what the analytics add on top of the run loop.
 
-PostgreSQL runs use a throw-away database on 127.0.0.1:5432 when it is reachable.
+PostgreSQL runs use a throw-away database on the server `provision_postgres` finds or starts.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
 from common.simulator import SimulationConfig, generate
 from common.testing.broker import EmbeddedBroker
-from common.testing.postgres import fresh_database, postgres_available
+from common.testing.postgres import PostgresServer, fresh_database, optional_postgres
 from common.topics import DEFAULT_TOPICS
 
 
@@ -108,11 +108,12 @@ def store_only(database_url: str, records: Sequence[OutboundRecord], batch_size:
     return len(stream) / elapsed
 
 
-def fresh(kind: str, directory: str) -> AbstractContextManager[str]:
+def fresh(kind: str, directory: str, server: PostgresServer | None) -> AbstractContextManager[str]:
     """A throw-away database URL: an SQLite file in `directory`, or a new PostgreSQL database."""
     if kind == "sqlite":
         return nullcontext(f"sqlite:///{directory}/{uuid.uuid4().hex[:8]}.db")
-    return fresh_database()
+    assert server is not None
+    return fresh_database(server)
 
 
 def main() -> None:
@@ -123,10 +124,14 @@ def main() -> None:
     args = parser.parse_args()
     batch_sizes = args.batch_sizes or [1000]
     configure_logging(level="WARNING", fmt="json", service="bench")
-    kinds = ["sqlite"] + (["postgres"] if not args.no_postgres and postgres_available() else [])
     records = simulated(args.records)
     results: dict[str, float] = {}
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as directory:
+    with (
+        optional_postgres(not args.no_postgres) as server,
+        EmbeddedBroker() as broker,
+        tempfile.TemporaryDirectory() as directory,
+    ):
+        kinds = ["sqlite"] + (["postgres"] if server else [])
         bootstrap = broker.bootstrap_servers
         publish(bootstrap, records)
         print(f"{len(records)} records published ({', '.join(kinds)})", flush=True)
@@ -139,12 +144,12 @@ def main() -> None:
         )
         for kind in kinds:
             for size in batch_sizes:
-                with fresh(kind, directory) as url:
+                with fresh(kind, directory, server) as url:
                     settings = settings_for(bootstrap, size, url)
                     results[f"analytics {kind} (batch {size})"] = time_runner(
                         analytics_spec(settings), settings, len(records)
                     )
-                with fresh(kind, directory) as url:
+                with fresh(kind, directory, server) as url:
                     results[f"store only {kind} (batch {size}, no Kafka)"] = store_only(
                         url, records, size
                     )

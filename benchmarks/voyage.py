@@ -9,7 +9,8 @@ the last one handled (the group join is excluded):
 
 * `bare consume()` and `run loop (no-op handler)`: `benchmarks/run_loop.py`'s own loops;
 * `voyage on SQLite` / `voyage on PostgreSQL`: the run loop with the voyage handler on a
-  fresh database (a file under a temporary directory; a fresh database on 127.0.0.1:5432).
+  fresh database (a file under a temporary directory; a fresh PostgreSQL database, see
+  `common.testing.postgres.provision_postgres`).
 
 Every voyage run is checked afterwards: the inbox must hold every distinct eventId. Each
 voyage run also prints its batch sizes, the share of time spent in the handler and the events
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -43,7 +45,7 @@ from common.runner import Runner
 from common.settings import RunnerSettings
 from common.simulator import SimulationConfig, generate
 from common.testing.broker import EmbeddedBroker
-from common.testing.postgres import fresh_database, postgres_available
+from common.testing.postgres import fresh_database, optional_postgres
 from common.topics import DEFAULT_TOPICS
 from voyage_consumer import repository
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
@@ -144,10 +146,10 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging(level="ERROR", fmt="json", service="bench")
     databases: dict[str, Callable[[], AbstractContextManager[str]]] = {"SQLite": sqlite_url}
-    if not args.no_postgres and postgres_available():
-        databases["PostgreSQL"] = fresh_database
     results: dict[str, float] = {}
-    with EmbeddedBroker() as broker:
+    with optional_postgres(not args.no_postgres) as server, EmbeddedBroker() as broker:
+        if server is not None:
+            databases["PostgreSQL"] = partial(fresh_database, server)
         bootstrap = broker.bootstrap_servers
         total, distinct = publish(bootstrap, args.records)
         print(f"{total} records published ({distinct} distinct events, the rest duplicates)")

