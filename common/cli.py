@@ -3,6 +3,7 @@
     dreamscape dlq list --group voyage-service [--json]
     dreamscape dlq replay --group voyage-service (--all | --only 0:12 --only 2:7) [--error-type not_json] [--dry-run]
     dreamscape simulate --flows 2000 --seed 7 --duplicates 0.02 --reorder 0.1 --poison 10
+    dreamscape broker [--kind apache|tansu] [--nodes N] [--port P]
 
 Kafka is reached with the same settings as the services: `KAFKA_BOOTSTRAP_SERVERS` and any
 other `KAFKA_*` property, `TOPIC_PREFIX`, `DLQ_TOPIC`.
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--no-create-topics", dest="create_topics", action="store_false")
     sim.add_argument("--expectations", metavar="FILE", help="write the expected outcome (JSON)")
     sim.set_defaults(command=_simulate)
+
+    broker = commands.add_parser("broker", help="run a throw-away broker in the foreground")
+    broker.add_argument("--kind", choices=("apache", "tansu"), default="apache")
+    broker.add_argument("--nodes", type=int, default=1, help="Apache Kafka nodes (1)")
+    broker.add_argument("--port", type=int, help="client port of the first node (default: free)")
+    broker.set_defaults(command=_broker)
     return parser
 
 
@@ -97,7 +104,9 @@ def _dlq_list(args: argparse.Namespace, settings: RunnerSettings) -> int:
         for entry in entries:
             print(json.dumps(_entry_json(entry)))
         return 0
-    print(f"{len(entries)} record(s) in {topic}")
+    copies = len(entries) - len(dlq.first_copies(entries))
+    again = f" ({copies} written again after a redelivery)" if copies else ""
+    print(f"{len(entries)} record(s) in {topic}{again}")
     rows = [
         (
             e.ref,
@@ -134,6 +143,8 @@ def _entry_json(entry: dlq.DlqEntry) -> dict[str, Any]:
 
 def _dlq_replay(args: argparse.Namespace, settings: RunnerSettings) -> int:
     topic, entries = _read_entries(args, settings)
+    if args.all:  # one replay per original record, however many letters it has
+        entries = dlq.first_copies(entries)
     chosen = dlq.select(entries, refs=args.only or (), error_types=args.error_type)
     missing = sorted(set(args.only or ()) - {e.ref for e in chosen})
     if missing:
@@ -172,6 +183,12 @@ def _simulate(args: argparse.Namespace, settings: RunnerSettings) -> int:
             json.dump(asdict(simulation.expected), out, indent=2, default=_json_default)
     print(f"published {len(simulation.records) - unsent} record(s) for {args.flows} flow(s)")
     return 0 if unsent == 0 else 1
+
+
+def _broker(args: argparse.Namespace, settings: RunnerSettings) -> int:
+    from common.testing.serve import serve  # tooling: not needed by the other commands
+
+    return serve(args.kind, args.nodes, args.port)
 
 
 def _client_config(settings: RunnerSettings) -> dict[str, str]:

@@ -45,11 +45,6 @@ def to_dlq_record(
 ) -> OutboundRecord:
     """The record to write to the DLQ: original bytes plus the `dlq.*` headers."""
     record = letter.record
-    original_ts = (
-        datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).isoformat()
-        if record.timestamp_ms is not None
-        else ""
-    )
     headers = _original_headers(record)
     headers += [
         (H_ERROR_TYPE, letter.error_type.encode()),
@@ -57,7 +52,7 @@ def to_dlq_record(
         (H_TOPIC, record.topic.encode()),
         (H_PARTITION, str(record.partition).encode()),
         (H_OFFSET, str(record.offset).encode()),
-        (H_TIMESTAMP, original_ts.encode()),
+        (H_TIMESTAMP, _create_time(record.timestamp_ms).encode()),
         (H_GROUP, group.encode()),
         (H_ATTEMPTS, str(letter.attempts).encode()),
         (H_FAILED_AT, failed_at.astimezone(UTC).isoformat().encode()),
@@ -65,6 +60,20 @@ def to_dlq_record(
     return OutboundRecord(
         topic=dlq_topic, key=record.key, value=record.value, headers=tuple(headers)
     )
+
+
+def _create_time(timestamp_ms: int | None) -> str:
+    """The original CreateTime as ISO 8601, or its raw number when no date can hold it.
+
+    A producer sending microseconds (10**16) would otherwise make the letter, and so the
+    record's only way out, fail for ever.
+    """
+    if timestamp_ms is None:
+        return ""
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return str(timestamp_ms)
 
 
 def _original_headers(record: Record) -> list[Header]:
@@ -90,6 +99,27 @@ class DlqEntry:
     def ref(self) -> str:
         """`partition:offset` of the DLQ record: what `replay --only` selects."""
         return f"{self.record.partition}:{self.record.offset}"
+
+    @property
+    def origin(self) -> tuple[str, int, int]:
+        """(topic, partition, offset) of the record dead-lettered: the letter's identity."""
+        return (self.original_topic, self.original_partition, self.original_offset)
+
+
+def first_copies(entries: Sequence[DlqEntry]) -> list[DlqEntry]:
+    """The first letter of each original record, in DLQ order.
+
+    Letters are written at least once: a record redelivered after its partition was lost
+    (a group coordinator failover that outlasts the session, say) before its offset was
+    committed is dead-lettered again. Counting and replaying go by origin, not by letter.
+    """
+    seen: set[tuple[str, int, int]] = set()
+    kept = []
+    for entry in entries:
+        if entry.origin not in seen:
+            seen.add(entry.origin)
+            kept.append(entry)
+    return kept
 
 
 def read_entry(record: Record) -> DlqEntry:

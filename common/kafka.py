@@ -114,7 +114,8 @@ class KafkaConsumer:
         }
         self._consumer = _build(Consumer, full)
         strategy = str(config.get("partition.assignment.strategy", "range,roundrobin"))
-        self._incremental = "cooperative" in strategy
+        # KIP-848 (`group.protocol=consumer`) assigns incrementally, whatever the strategy.
+        self._incremental = "cooperative" in strategy or config.get("group.protocol") == "consumer"
 
     def subscribe(self, topics: Sequence[str]) -> None:
         self._consumer.subscribe(
@@ -299,10 +300,16 @@ def create_topics(
     names: Sequence[str],
     partitions: int,
     extra: Mapping[str, str] | None = None,
+    replication_factor: int = -1,
 ) -> None:
-    """Create `names` (already existing ones are fine)."""
+    """Create `names` (already existing ones are fine).
+
+    `replication_factor=-1` takes the cluster's `default.replication.factor`, so the same
+    call makes RF 3 topics on a production cluster and RF 1 on a one-node test broker.
+    """
     admin = _build(AdminClient, {"bootstrap.servers": bootstrap_servers, **(extra or {})})
-    futures = admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    new = [NewTopic(name, partitions, replication_factor) for name in names]
+    futures = admin.create_topics(new)
     for future in futures.values():
         try:
             future.result()

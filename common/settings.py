@@ -14,6 +14,7 @@ Services extend `RunnerSettings` with their own fields (SMTP, templates...).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeVar
@@ -47,6 +48,20 @@ payments published before it first started. Auto commit only commits offsets the
 *stored*, which it does after a record's outcome is durable, so periodic commits are safe.
 """
 
+
+#: Group protocols librdkafka speaks: `classic` (client-side assignment) and `consumer` (KIP-848).
+GROUP_PROTOCOLS = ("classic", "consumer")
+
+#: Classic-protocol properties that librdkafka refuses (`_INVALID_ARG`) under
+#: `group.protocol=consumer`: there the broker assigns partitions and owns the session and
+#: heartbeat timings (`group.consumer.session.timeout.ms`, `group.consumer.heartbeat.interval.ms`).
+CLASSIC_ONLY_PROPERTIES = (
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+)
+
+_log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound="RunnerSettings")
 
@@ -106,8 +121,27 @@ class RunnerSettings(BaseSettings):
         return None if value == "" else value
 
     def consumer_config(self, group_id: str) -> dict[str, str]:
-        """librdkafka consumer properties: defaults, then the environment, then pinned ones."""
+        """librdkafka consumer properties: defaults, then the environment, then pinned ones.
+
+        Under `group.protocol=consumer` the classic-only properties are left out, so one
+        environment (the tests' fast group timings, say) works under both protocols; ones the
+        environment set explicitly are named in a warning.
+        """
         config = {**CONSUMER_DEFAULTS, "group.id": group_id, **self.kafka}
+        protocol = config.get("group.protocol", "classic")
+        if protocol not in GROUP_PROTOCOLS:
+            raise ConfigurationError(
+                f"KAFKA_GROUP_PROTOCOL={protocol} is not one of {', '.join(GROUP_PROTOCOLS)}"
+            )
+        if protocol == "consumer":
+            if ignored := sorted(set(CLASSIC_ONLY_PROPERTIES) & set(self.kafka)):
+                _log.warning(
+                    "group.protocol=consumer: ignoring classic-only %s (the broker's "
+                    "group.consumer.* settings govern sessions and heartbeats)",
+                    ", ".join(ignored),
+                )
+            for name in CLASSIC_ONLY_PROPERTIES:
+                config.pop(name, None)
         for name, required in PINNED_CONSUMER_PROPERTIES.items():
             if config.get(name, required) != required:
                 raise ConfigurationError(

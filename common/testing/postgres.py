@@ -31,6 +31,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from common.testing.children import die_with_parent
 from common.testing.proxy import free_port
 
 URL_ENV = "TEST_DATABASE_URL"
@@ -231,6 +232,7 @@ class EmbeddedPostgres:
                 user=user.pw_uid if user else None,
                 group=user.pw_gid if user else None,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches pytest, not here
+                preexec_fn=die_with_parent,
             )
         self.server = PostgresServer(LOCAL_HOST, port, origin=f"embedded {_version(bin_dir)}")
         self._wait_ready(log)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -133,3 +134,24 @@ class TestDemoPages:
             rendered.page.screenshot(path=str(tmp_path / "receipt.png"), full_page=True)
             assert rendered.errors == []
         assert (tmp_path / "receipt.png").stat().st_size > 1000
+
+
+class TestDemoOnAGivenBroker:
+    def test_the_demo_uses_the_broker_named_by_kafka_bootstrap_servers(
+        self, kafka_bootstrap_servers: str, tmp_path: Path
+    ) -> None:
+        """With KAFKA_BOOTSTRAP_SERVERS set the demo starts no broker, runs on the given one (Apache Kafka in CI) under a fresh topic prefix, and passes every check."""
+        command = [sys.executable, "-m", "common.demo", "--flows", str(FLOWS), "--seed", str(SEED)]
+        result = subprocess.run(
+            [*command, "--timeout", "45", "--output", str(tmp_path / "out")],
+            cwd=ROOT,
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers},
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"broker      {kafka_bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)" in result.stdout
+        assert "embedded Tansu" not in result.stdout
+        assert json.loads((tmp_path / "out" / "summary.json").read_text())["ok"] is True

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from common.settings import RunnerSettings, load_settings
+from common.testing.apache_kafka import kafka_version
 from common.topics import GROUP_ANALYTICS, GROUP_NOTIFICATION, GROUP_VOYAGE, Topics
 from tests.deploy.deployment import (
     CONSUMER_GROUPS,
@@ -98,6 +99,15 @@ class TestWiring:
                 required.add("SMTP_HOST")
             missing = required - environment(service).keys()
             assert not missing, f"{name} would fall back to its defaults for {sorted(missing)}"
+
+    def test_the_kafka_image_is_the_release_the_suite_runs_on(
+        self, compose: dict[str, Any]
+    ) -> None:
+        """compose.yaml's apache/kafka image has the major.minor of the Apache Kafka the tests start."""
+        image = services(compose)["kafka"]["image"]
+        name, tag = image.split(":")
+        assert name == "apache/kafka"
+        assert tag.split(".")[:2] == kafka_version().split(".")[:2]
 
     def test_kafka_advertises_names_its_clients_can_reach(self, compose: dict[str, Any]) -> None:
         """The broker's advertised listeners and controller voters name the kafka service itself."""

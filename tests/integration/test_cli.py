@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +16,10 @@ from common.cli import main
 from common.kafka import read_all
 from common.records import OutboundRecord
 from common.simulator import SimulationConfig, generate
+from common.testing.broker import BrokerChoice
 from common.topics import Topics
 from tests.integration.helpers import (
+    ROOT,
     RunnerThread,
     payment_record,
     produce,
@@ -143,3 +149,36 @@ class TestSimulate:
         written = json.loads(expectations.read_text())
         assert written["valid_records"] == simulation.expected.valid_records
         assert written["total_records"] == len(simulation.records)
+
+
+class TestBrokerCommand:
+    @pytest.mark.parametrize("kind", ["tansu", "apache"])
+    def test_broker_prints_one_bootstrap_line_serves_and_stops_on_sigterm(
+        self, kind: str, broker_choice: BrokerChoice
+    ) -> None:
+        """`dreamscape broker` prints exactly `bootstrap=HOST:PORT` on stdout once it answers, takes a record, and exits 0 on SIGTERM with its data gone."""
+        if kind == "apache" and broker_choice.kind != "apache":
+            pytest.skip(f"Apache Kafka cannot run here: {broker_choice.describe()}")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "common.cli", "broker", "--kind", kind],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # blocks until the broker is ready (or exits)
+            assert re.fullmatch(r"bootstrap=127\.0\.0\.1:\d+\n", line), line
+            bootstrap = line.strip().removeprefix("bootstrap=")
+            topics = Topics(prefix="broker-cmd-")
+            produce(bootstrap, [payment_record(topics)])
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+            assert process.stdout.read() == ""  # nothing else ever went to stdout
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        assert process.stderr is not None
+        assert "data removed" in process.stderr.read()

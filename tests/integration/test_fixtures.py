@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import socketserver
@@ -16,12 +17,18 @@ import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from common.testing import broker as broker_module
 from common.testing.broker import (
     BOOTSTRAP_ENV,
+    CHOICE_ENV,
+    REQUIRE_ENV,
+    BrokerChoice,
     EmbeddedBroker,
     ProxiedBroker,
-    broker_bootstrap,
+    choose_broker,
     create_topics,
+    requirement_unmet,
+    start_broker,
 )
 from common.testing.postgres import (
     URL_ENV,
@@ -136,8 +143,44 @@ class TestBroker:
     def test_explicit_bootstrap_env_wins(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """KAFKA_BOOTSTRAP_SERVERS is used as given, without starting any broker."""
         monkeypatch.setenv(BOOTSTRAP_ENV, "broker.example:9092")
-        with broker_bootstrap() as bootstrap:
-            assert bootstrap == "broker.example:9092"
+        choice = choose_broker()
+        assert choice.kind == "address"
+        with start_broker(choice) as broker:
+            assert broker.bootstrap_servers == "broker.example:9092"
+
+    def test_apache_kafka_is_chosen_where_java_and_maven_exist(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without an address or Docker, java and mvn on PATH mean Apache Kafka, and the header says so."""
+        monkeypatch.delenv(BOOTSTRAP_ENV, raising=False)
+        monkeypatch.delenv(CHOICE_ENV, raising=False)
+        monkeypatch.setattr(broker_module, "docker_available", lambda: False)
+        monkeypatch.setattr(broker_module, "missing_tools", lambda: [])
+        choice = choose_broker()
+        assert choice.kind == "apache"
+        assert re.fullmatch(r"Apache Kafka 4\.\d+\.\d+ \(KRaft, 1 node\)", choice.describe())
+
+    def test_without_java_tansu_is_used_and_the_reason_shown(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With java missing the session falls back to Tansu and the header line names what is missing."""
+        monkeypatch.delenv(BOOTSTRAP_ENV, raising=False)
+        monkeypatch.delenv(CHOICE_ENV, raising=False)
+        monkeypatch.setattr(broker_module, "docker_available", lambda: False)
+        monkeypatch.setattr(broker_module, "missing_tools", lambda: ["java"])
+        choice = choose_broker()
+        assert choice.kind == "tansu"
+        assert choice.describe() == "Tansu 0.6.0 (embedded); Apache Kafka needs java, not found"
+
+    def test_require_kafka_apache_refuses_any_other_broker(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """REQUIRE_KAFKA=apache turns a Tansu fallback into a reason to stop, and accepts Apache Kafka."""
+        monkeypatch.setenv(REQUIRE_ENV, "apache")
+        assert requirement_unmet(BrokerChoice("tansu", "no java")) is not None
+        assert requirement_unmet(BrokerChoice("apache")) is None
+        monkeypatch.delenv(REQUIRE_ENV)
+        assert requirement_unmet(BrokerChoice("tansu", "no java")) is None
 
     def test_embedded_broker_listens_until_stopped(self) -> None:
         """An embedded broker accepts connections once started and refuses them once stopped."""

@@ -314,11 +314,13 @@ class TestUnexpectedErrors:
 
 class TestGroupMembership:
     def test_two_members_split_the_partitions_and_a_leaving_member_loses_nothing(
-        self, kafka_bootstrap_servers: str, topics: Topics
+        self, kafka_bootstrap_servers: str, topics: Topics, group_protocol: str
     ) -> None:
-        """Two runners in one group split the 12 partitions between them, and when one stops the other takes over without losing a record."""
+        """Two runners in one group split the 12 partitions between them, and when one stops the other takes over without losing a record (both group protocols)."""
         group = _group()
-        settings = runner_settings(topics, kafka_bootstrap_servers)
+        settings = runner_settings(
+            topics, kafka_bootstrap_servers, kafka={"group.protocol": group_protocol}
+        )
         first_half = payment_records(topics, 120)
         second_half = payment_records(topics, 120)
         all_ids = {event_id(r) for r in first_half + second_half}
@@ -369,6 +371,49 @@ class TestGroupMembership:
         assert b.recorder.handled_ids()
         taken_over = {event_id(r) for r in second_half}
         assert taken_over <= set(b.recorder.handled_ids())
+        assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
+
+    def test_partitions_moved_to_a_joining_member_are_committed_on_revoke(
+        self, kafka_bootstrap_servers: str, topics: Topics, group_protocol: str
+    ) -> None:
+        """With periodic commits off, a member that loses partitions to a joining member commits them on revoke, so the newcomer handles none of their records again (both group protocols)."""
+        group = _group()
+        settings = runner_settings(
+            topics,
+            kafka_bootstrap_servers,
+            kafka={"group.protocol": group_protocol, "enable.auto.commit": "false"},
+        )
+        records = payment_records(topics, 120)
+        produce(kafka_bootstrap_servers, records)
+        wanted = {event_id(r) for r in records}
+        with running(RunnerThread(_accept, settings, group=group, name="member-a")) as a:
+            wait_until(
+                lambda: wanted <= set(a.recorder.handled_ids()),
+                TIMEOUT_S,
+                "the first member to handle every record",
+            )
+            with running(RunnerThread(_accept, settings, group=group, name="member-b")) as b:
+                wait_until(
+                    lambda: b.recorder.assignment() and len(a.recorder.assignment()) < 12,
+                    TIMEOUT_S,
+                    "the newcomer to be given partitions taken from the first member",
+                )
+                moved = b.recorder.assignment()
+                extra = payment_records(topics, 80)  # over all four topics, so some reach b
+                produce(kafka_bootstrap_servers, extra)
+                more = {event_id(r) for r in extra}
+                wait_until(
+                    lambda: more <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids()),
+                    TIMEOUT_S,
+                    "the records produced after the split to be handled",
+                )
+                b.stop()
+            a.stop()
+
+        assert moved
+        handled_by_b = set(b.recorder.handled_ids())
+        assert not handled_by_b & wanted, "records committed on revoke were handled again"
+        assert handled_by_b, "the newcomer handled nothing on the partitions it was given"
         assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
 
 

@@ -1,0 +1,115 @@
+"""The three services on a three-node Apache Kafka cluster while a partition leader is killed.
+
+The demo (`python -m common.demo`) runs voyage, notification and analytics as separate
+processes over a simulated stream and judges the outcome by the simulator's own figures:
+every booking's status, receipts and refunds exactly as expected, the notification ledger
+equal to the emails received, each poison record once in each group's DLQ, the analytics
+counts and revenue exact. Here it runs against a private cluster (replication factor 3,
+`min.insync.replicas=2`) while the test SIGKILLs the leader of a payment partition mid-stream
+and restarts it. Passing means nothing was lost and nothing was applied twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from common.demo.run import simulation_config
+from common.kafka import GroupOffsets
+from common.records import TopicPartition
+from common.simulator import generate
+from common.testing.apache_kafka import ApacheKafka
+from common.testing.running import wait_until
+from common.topics import GROUP_VOYAGE
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = 1500
+SEED = 11
+PARTITIONS = 6
+
+
+def _demo_topic(admin: AdminClient, suffix: str) -> str | None:
+    """The demo's prefixed topic ending in `suffix`, once it exists."""
+    names = [
+        t
+        for t in admin.list_topics(timeout=5).topics
+        if re.fullmatch(rf"demo-\w+-{re.escape(suffix)}", t)
+    ]
+    return names[0] if names else None
+
+
+def test_a_partition_leader_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
+    kafka_cluster: ApacheKafka, tmp_path: Path
+) -> None:
+    """With the leader of a payment partition SIGKILLed while the three services consume, and restarted, the demo's checks all pass: nothing lost, nothing applied twice."""
+    total = generate(simulation_config(FLOWS, SEED)).expected.total_records
+    bootstrap = kafka_cluster.bootstrap_servers
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:
+        demo = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "common.demo",
+                "--flows",
+                str(FLOWS),
+                "--seed",
+                str(SEED),
+                "--timeout",
+                "120",
+                "--output",
+                str(tmp_path / "out"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    offsets = GroupOffsets({"bootstrap.servers": bootstrap}, GROUP_VOYAGE)
+    try:
+        wait_until(
+            lambda: _demo_topic(admin, "dreamscape.payment.completed"), 60, "the demo's topics"
+        )
+        topic = _demo_topic(admin, "dreamscape.payment.completed")
+        assert topic is not None
+        prefix = topic.removesuffix("dreamscape.payment.completed")
+        partitions = [
+            TopicPartition(f"{prefix}dreamscape.payment.{kind}", p)
+            for kind in ("initiated", "completed", "failed", "refunded")
+            for p in range(PARTITIONS)
+        ]
+        wait_until(
+            lambda: sum(offsets.read(partitions).values()) > 0,
+            60,
+            "voyage to commit its first offsets",
+        )
+        leader = kafka_cluster.leader_of(topic, 0)
+        kafka_cluster.stop_node(leader, signal.SIGKILL)
+        committed_at_kill = sum(offsets.read(partitions, timeout_s=15).values())
+        wait_until(
+            lambda: kafka_cluster.leader_of(topic, 0) not in (leader, -1),
+            30,
+            "a new leader for the partition",
+        )
+        kafka_cluster.start_node(leader)
+        demo.wait(timeout=180)
+    finally:
+        offsets.close()
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    output = log.read_text()
+    assert committed_at_kill < total, "the stream was consumed before the kill: nothing was tested"
+    assert demo.returncode == 0, output
+    assert "demo OK" in output
+    assert not re.search(r"^\s+FAIL", output, re.MULTILINE), output
