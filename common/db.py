@@ -49,20 +49,29 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for `url`; creates the SQLite file's directory if needed."""
+    """An engine for `url`; creates the SQLite file's directory if needed.
+
+    `hide_parameters`: a failed statement's message (logged, and copied into
+    `dlq.error.message`) keeps its SQL and SQLSTATE but not the values bound to it, which
+    carry user ids, refund reasons and error messages.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # errors reach logs and DLQ headers: no user data in them
         pool_pre_ping=True,
         pool_size=2,
         connect_args={"connect_timeout": 5},

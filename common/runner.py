@@ -193,7 +193,12 @@ class Runner(RebalanceListener):
             if validate is not None:
                 try:
                     validate(event)
-                except PermanentError as exc:
+                except Exception as exc:  # one record's failure, whatever its type
+                    # validate is pure, so retrying cannot change its answer: anything but
+                    # CriticalError dead-letters the record (PermanentError under its own
+                    # type, anything else as unexpected:<Type>); nothing ends the process.
+                    if decide(exc, ()) is Decision.STOP:
+                        raise
                     letters.append(self._letter(inbound, exc, 1))
                     continue
             valid.append(inbound)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from email.errors import MessageError
 from email.headerregistry import Address
 from typing import Final, Literal, get_args
 
@@ -140,6 +141,8 @@ def valid_address(address: str) -> bool:
     """Whether `address` is a plain ASCII addr-spec that an email header can carry."""
     try:
         parsed = Address(addr_spec=address)
-    except (ValueError, IndexError, TypeError):
+    except (ValueError, IndexError, TypeError, AttributeError, MessageError):
+        # The email package signals a malformed addr-spec in all of these ways
+        # (HeaderParseError is a MessageError, not a ValueError).
         return False
     return bool(parsed.username and parsed.domain) and "\n" not in address

@@ -8,6 +8,7 @@ so a test can check what happened in what order (DLQ acknowledged before offsets
 
 from __future__ import annotations
 
+import decimal
 import json
 import random
 import uuid
@@ -330,6 +331,37 @@ class TestPoisonAndRejections:
         assert (letter.record.offset, letter.error_type) == (1, "svc:amount")
         assert h.calls.index(("send", 1)) < h.calls.index(("handle", [0, 2]))
         assert h.stored() == [{TP: 3}]
+
+    def test_an_unexpected_error_from_validate_dead_letters_that_record_and_never_ends_the_process(
+        self,
+    ) -> None:
+        """validate raising decimal.Overflow (not a PermanentError) for one record dead-letters it as unexpected:Overflow; the rest are handled and the runner keeps running (issue 10, finding 8)."""
+        rejected_id = "00000000-0000-4000-8000-000000000002"
+
+        def validate(event: Any) -> None:
+            if event.event_id == rejected_id:
+                raise decimal.Overflow("scaleb overflow")
+
+        h = Harness(
+            ok, [[record(0), record(1, event_value(rejected_id)), record(2)]], validate=validate
+        )
+        assert h.run() == "stop requested"
+
+        assert h.handler_calls == [[0, 2]]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type) == (1, "unexpected:Overflow")
+        assert h.stored() == [{TP: 3}]
+
+    def test_a_critical_error_from_validate_still_stops_without_storing(self) -> None:
+        """CriticalError keeps its meaning in validate: stop, store nothing."""
+
+        def validate(event: Any) -> None:
+            raise CriticalError("schema drift")
+
+        h = Harness(ok, [[record(0)]], validate=validate)
+        with pytest.raises(CriticalError):
+            h.run()
+        assert h.stored() == []
 
 
 class TestRetries:
