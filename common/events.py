@@ -11,15 +11,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any, Final, Literal
 
 import pycountry
+from babel.numbers import get_currency_precision
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -89,7 +93,10 @@ def _iso_4217(value: str) -> str:
 Amount = Annotated[Decimal, PlainValidator(_amount)]
 Currency = Annotated[str, AfterValidator(_iso_4217)]
 Timestamp = Annotated[datetime, PlainValidator(_timestamp)]
-Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+#: Not blank, and no control characters (CR/LF would inject email headers, NUL breaks
+#: PostgreSQL text): at least one visible character among printable ones.
+IDENTIFIER_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+Identifier = Annotated[str, Field(min_length=1, max_length=256, pattern=IDENTIFIER_PATTERN)]
 EventId = Annotated[str, Field(pattern=UUID_PATTERN)]
 
 
@@ -103,46 +110,88 @@ class _Model(BaseModel):
     )
 
 
+MAX_MAJOR_UNITS: Final = Decimal(10) ** 15
+"""The largest amount accepted, in major units of any currency (a quadrillion)."""
+
+
+def _fits_currency(amount: Decimal, info: ValidationInfo) -> Decimal:
+    """At most 10^15 major units, and no more decimals than the currency's minor units.
+
+    Bounds first, in O(1): `1e99999999` is a 331-byte record whose `format(amount, 'f')`
+    takes 450 MB. Trailing zeros are not digits of the amount (EUR `1250.000` is 1250.00);
+    the minor units come from babel's copy of the ISO 4217 table (EUR 2, JPY 0, BHD 3).
+    """
+    if amount.adjusted() > 15 or amount > MAX_MAJOR_UNITS:
+        raise PydanticCustomError("amount_too_large", "amount must be at most 10^15")
+    currency = info.data.get("currency")
+    if currency is None:  # the currency itself was rejected; that error is reported
+        return amount
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < 0:
+        places = -int(amount.normalize().as_tuple().exponent)
+        allowed = _minor_units(currency)
+        if places > allowed:
+            raise PydanticCustomError(
+                "currency_precision",
+                "{currency} amounts have at most {allowed} decimal place(s)",
+                {"currency": currency, "allowed": allowed},
+            )
+    return amount
+
+
+@lru_cache(maxsize=512)
+def _minor_units(currency: str) -> int:
+    return int(get_currency_precision(currency))
+
+
 class PaymentInitiatedPayload(_Model):
     payment_id: Identifier
     booking_id: Identifier
     user_id: Identifier
+    currency: Currency  # before the amount: the amount's check needs it
     amount: Amount
-    currency: Currency
     payment_method: Identifier
     initiated_at: Timestamp
+
+    _fits = field_validator("amount")(_fits_currency)
 
 
 class PaymentCompletedPayload(_Model):
     payment_id: Identifier
     booking_id: Identifier
     user_id: Identifier
+    currency: Currency  # before the amount: the amount's check needs it
     amount: Amount
-    currency: Currency
     transaction_id: Identifier
     completed_at: Timestamp
+
+    _fits = field_validator("amount")(_fits_currency)
 
 
 class PaymentFailedPayload(_Model):
     payment_id: Identifier
     booking_id: Identifier
     user_id: Identifier
+    currency: Currency  # before the amount: the amount's check needs it
     amount: Amount
-    currency: Currency
     error_code: Identifier
     error_message: str
     failed_at: Timestamp
+
+    _fits = field_validator("amount")(_fits_currency)
 
 
 class PaymentRefundedPayload(_Model):
     payment_id: Identifier
     booking_id: Identifier
     user_id: Identifier
+    currency: Currency  # before the amount: the amount's check needs it
     refund_amount: Amount
-    currency: Currency
     refund_id: Identifier
     reason: str
     refunded_at: Timestamp
+
+    _fits = field_validator("refund_amount")(_fits_currency)
 
 
 class _Envelope(_Model):

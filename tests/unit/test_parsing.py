@@ -98,6 +98,14 @@ def mutated(event_type: str, path: str, value: object = DELETE) -> bytes:
     return to_json(document).encode()
 
 
+def with_amount(event_type: str, field: str, currency: str, text: str) -> bytes:
+    """The example of `event_type` in `currency`, with the payload's `field` the number `text`."""
+    document = example(event_type)
+    document["payload"]["currency"] = currency
+    document["payload"][field] = "__AMOUNT__"
+    return to_json(document).replace('"__AMOUNT__"', text).encode()
+
+
 def topic_of(event_type: str) -> str:
     """The spec's (unprefixed) topic carrying `event_type`."""
     return Topics().for_event(event_type)
@@ -260,6 +268,30 @@ class TestInvalidValue:
         error = rejection(mutated(event_type, path, value), topic_of(event_type))
         assert (error.reason, error.field) == ("invalid_value", path)
 
+    @pytest.mark.parametrize(
+        ("event_type", "path", "value"),
+        [
+            (INITIATED, "payload.paymentId", "   "),
+            (INITIATED, "payload.userId", "\t"),
+            (INITIATED, "payload.bookingId", "bkg_1\r\nBcc: x@evil.example"),
+            (FAILED, "payload.errorCode", "CARD_DECLINED\u0000"),
+            (REFUNDED, "payload.refundId", "ref\u007f1"),
+        ],
+    )
+    def test_blank_identifiers_or_control_characters_are_invalid_value(
+        self, event_type: str, path: str, value: str
+    ) -> None:
+        """An identifier that is blank or carries CR/LF, NUL or another control character is `invalid_value` (issue 10, finding 12)."""
+        error = rejection(mutated(event_type, path, value), topic_of(event_type))
+        assert (error.reason, error.field) == ("invalid_value", path)
+
+    def test_identifiers_with_inner_spaces_and_unicode_are_kept(self) -> None:
+        """Only blank and control characters are refused: `pay 42` and `réservation-7` are identifiers."""
+        event = parse_event(
+            mutated(INITIATED, "payload.bookingId", "réservation 7"), topic_of(INITIATED)
+        )
+        assert event.payload.booking_id == "réservation 7"
+
     @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
     def test_non_finite_amount_is_invalid_value(self, text: str) -> None:
         """NaN and infinities (which the decoder reads as numbers) are not amounts."""
@@ -412,14 +444,37 @@ class TestTolerantReader:
 class TestAmounts:
     """Amounts are exact decimals."""
 
-    def test_high_precision_amount_keeps_its_exact_text(self) -> None:
-        """12.345678901234567890123 is kept digit for digit, never through a binary float."""
-        text = "12.345678901234567890123"
-        event = parse_event(
-            mutated(INITIATED, "payload.amount", Decimal(text)), topic_of(INITIATED)
-        )
+    @pytest.mark.parametrize(
+        ("currency", "text"),
+        [("BHD", "12.345"), ("EUR", "1250.00"), ("EUR", "1250.500"), ("JPY", "150000")],
+    )
+    def test_an_amount_keeps_its_exact_text(self, currency: str, text: str) -> None:
+        """An amount is kept digit for digit, trailing zeros included, never through a binary float."""
+        event = parse_event(with_amount(INITIATED, "amount", currency, text), topic_of(INITIATED))
         assert isinstance(event, PaymentInitiated)
         assert str(event.payload.amount) == text
+
+    @pytest.mark.parametrize(
+        ("event_type", "path", "currency", "text"),
+        [
+            (INITIATED, "payload.amount", "EUR", "10.001"),
+            (INITIATED, "payload.amount", "JPY", "100.5"),
+            (INITIATED, "payload.amount", "BHD", "1.0001"),
+            (INITIATED, "payload.amount", "EUR", "1000000000000000.01"),
+            (INITIATED, "payload.amount", "EUR", "1e16"),
+            (INITIATED, "payload.amount", "EUR", "1e99999999"),
+            (INITIATED, "payload.amount", "EUR", "1e999999999"),
+            (REFUNDED, "payload.refundAmount", "JPY", "0.5"),
+            (REFUNDED, "payload.refundAmount", "USD", "1e999996"),
+        ],
+    )
+    def test_an_amount_that_does_not_fit_its_currency_is_invalid_value(
+        self, event_type: str, path: str, currency: str, text: str
+    ) -> None:
+        """More decimals than the currency's ISO 4217 minor units, or more than 10^15 major units, is `invalid_value`, decided without expanding the number (issue 10, finding 10)."""
+        raw = with_amount(event_type, path.removeprefix("payload."), currency, text)
+        error = rejection(raw, topic_of(event_type))
+        assert (error.reason, error.field) == ("invalid_value", path)
 
     def test_integer_amount_becomes_decimal(self) -> None:
         """An integer amount such as 1250 becomes Decimal('1250')."""

@@ -202,16 +202,30 @@ PAYLOAD_FIELDS: Final = {
     "payment.failed": ("amount", {"errorCode": "id", "errorMessage": "text"}, "failedAt"),
     "payment.refunded": ("refundAmount", {"refundId": "id", "reason": "text"}, "refundedAt"),
 }
-IDENTIFIERS: Final = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+#: What an identifier may be: not blank, no control characters (issue 10, finding 12).
+IDENTIFIERS: Final = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cc",)), min_size=1, max_size=40
+).filter(lambda text: any(not c.isspace() for c in text))
 TEXTS: Final = st.text(st.characters(codec="utf-8"), max_size=80)
 METHODS: Final = st.sampled_from(
     ["credit_card", "debit_card", "paypal", "bank_transfer", "crypto", "apple_pay"]
 )
-AMOUNTS: Final = st.integers(min_value=0, max_value=2).flatmap(
-    lambda places: st.decimals(
-        min_value=Decimal("0.01"), max_value=Decimal("10000000"), places=places, allow_nan=False
+#: Currencies drawn, with their ISO 4217 minor units: an amount has at most that many places.
+MINOR_UNITS: Final = {"EUR": 2, "USD": 2, "JPY": 0, "GBP": 2, "CHF": 2, "BHD": 3}
+
+
+def amounts(currency: str) -> st.SearchStrategy[Decimal]:
+    """Positive amounts with no more decimal places than `currency` has minor units."""
+    return st.integers(min_value=0, max_value=MINOR_UNITS[currency]).flatmap(
+        lambda places: st.decimals(
+            min_value=Decimal(1).scaleb(-places),
+            max_value=Decimal("10000000"),
+            places=places,
+            allow_nan=False,
+        )
     )
-)
+
+
 OFFSETS: Final = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
@@ -226,12 +240,13 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     event_type = draw(st.sampled_from(EVENT_TYPES))
     amount_field, strings, at_field = PAYLOAD_FIELDS[event_type]
     kinds = {"method": METHODS, "id": IDENTIFIERS, "text": TEXTS}
+    currency = draw(st.sampled_from(sorted(MINOR_UNITS)))
     payload: dict[str, Any] = {
         "paymentId": draw(IDENTIFIERS),
         "bookingId": draw(IDENTIFIERS),
         "userId": draw(IDENTIFIERS),
-        amount_field: draw(AMOUNTS.filter(lambda amount: amount > 0)),
-        "currency": draw(st.sampled_from(["EUR", "USD", "JPY", "GBP", "CHF"])),
+        amount_field: draw(amounts(currency)),
+        "currency": currency,
         **{name: draw(kinds[kind]) for name, kind in strings.items()},
         at_field: draw(INSTANTS),
     }

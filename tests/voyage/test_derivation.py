@@ -5,9 +5,6 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-import pytest
-
-from common.simulation_wire import JsonObject
 from tests.voyage.builders import document, fact, inbound_of, spec_records
 from voyage_consumer.confirmation import confirmation_number
 from voyage_consumer.derivation import Derivation, derive
@@ -182,14 +179,9 @@ class TestConfirmationNumber:
 
 
 class TestStorageProblem:
-    @pytest.mark.parametrize(
-        "doc",
-        [document("failed", user="a\x00b"), document("failed", text="a\x00b")],
-        ids=["user_id", "error_message"],
-    )
-    def test_a_nul_character_can_never_be_stored(self, doc: JsonObject) -> None:
-        """Text with a NUL character (valid JSON, refused by PostgreSQL) is named as the problem."""
-        problem = storage_problem(fact(doc))
+    def test_a_nul_character_can_never_be_stored(self) -> None:
+        """Free text with a NUL character (valid JSON, refused by PostgreSQL) is named as the problem (identifiers with one never get here: the parser rejects them as invalid_value)."""
+        problem = storage_problem(fact(document("failed", text="a\x00b")))
         assert problem is not None
         assert "NUL" in problem
 
