@@ -24,7 +24,6 @@ from analytics_consumer.schema import create_tables
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore, validate_amount
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
-from common.errors import PermanentError
 from common.handlers import ConsumerSpec
 from common.records import Inbound
 
@@ -50,10 +49,9 @@ def build(
         interval_s=settings.analytics_refresh_seconds,
     )
 
-    def handle(batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
-        rejected = store.apply(batch)
+    def handle(batch: Sequence[Inbound]) -> None:
+        store.apply(batch)
         monitor.after_batch()
-        return rejected
 
     return ConsumerSpec(
         name=SERVICE,

@@ -99,19 +99,27 @@ class AnalyticsStore:
         )
         return found
 
-    def apply(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
-        """Count the batch's events not counted yet; returns the ones rejected for good."""
+    def apply(self, batch: Sequence[Inbound]) -> None:
+        """Count the batch's events not counted yet, with the offsets they reach, atomically.
+
+        An amount that cannot be counted raises `PermanentError` and rolls the whole batch
+        back: committing would advance the stored offsets past a record whose DLQ copy does
+        not exist yet. The run loop then isolates the record and dead-letters it before the
+        records after it are counted. (`validate_amount` catches such amounts before the
+        batch; this is the backstop.)
+        """
         spans = spans_of(inbound.record for inbound in batch)
         with transaction(self._engine) as session:
             counted = self._book.advance(session, spans)
             facts, rejected = _facts(batch, counted)
+            if rejected:
+                raise next(iter(rejected.values()))
             new = claim_events(
                 session=session, consumer=self._consumer, event_ids=facts, now=self._now()
             )
             self._writer.write(session, fold(facts[e] for e in facts if e in new))
             self._before_commit()
         self._book.committed(spans, counted)
-        return rejected
 
 
 def _facts(

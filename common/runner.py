@@ -122,6 +122,7 @@ class Runner(RebalanceListener):
         self._dlq_topic = settings.dlq_topic or self._topics.dlq(self._group)
         self._transient = (*spec.transient_errors,)
         self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
+        self._interrupted: set[tuple[str, int]] = set()  # revoked or lost during this batch
         self._paused = False
         self._rewind: dict[TopicPartition, int] = {}
         self._stop = threading.Event()
@@ -172,6 +173,7 @@ class Runner(RebalanceListener):
     # -- one batch ----------------------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
+        self._interrupted.clear()  # partitions revoked from here on were not ours throughout
         valid, letters = self._parse(records)
         self._write_letters(letters)  # before handling: nothing can cover an unwritten letter
         if valid:
@@ -223,7 +225,12 @@ class Runner(RebalanceListener):
             )
         except _Attempts as failure:
             if len(batch) > 1:
-                return [letter for inbound in batch for letter in self._handle([inbound])]
+                # One record at a time, each one's letter acknowledged before the next record
+                # is handled: a later record's effect (and the offset a service stores with
+                # it) must never pass a record whose letter is not yet written.
+                for inbound in batch:
+                    self._write_letters(self._handle([inbound]))
+                return []
             return [self._letter(batch[0], failure.error, failure.attempts)]
         handled = [i for i in live if i not in rejected] if rejected else live
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
@@ -236,10 +243,20 @@ class Runner(RebalanceListener):
             return live, {}
         return live, self._spec.handle(live) or {}
 
+    def _owned(self) -> set[tuple[str, int]]:
+        """Partitions ours since the batch in hand was polled (a rebalance may intervene).
+
+        A partition revoked during a retry wait and assigned back in a later one is not: its
+        position went back to the committed offset, so its records will come again.
+        """
+        if self._interrupted:
+            return self._assigned - self._interrupted
+        return self._assigned
+
     def _live(self, batch: list[Inbound]) -> list[Inbound]:
-        """The part of `batch` whose partitions are still ours (a rebalance may intervene)."""
-        assigned = self._assigned
-        return [i for i in batch if (i.record.topic, i.record.partition) in assigned]
+        """The part of `batch` whose partitions are still ours."""
+        owned = self._owned()
+        return [i for i in batch if (i.record.topic, i.record.partition) in owned]
 
     def _letter(self, inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
         if isinstance(error, PermanentError):
@@ -249,7 +266,8 @@ class Runner(RebalanceListener):
         return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
 
     def _dead_letter(self, letters: list[dlq.DeadLetter]) -> None:
-        live = [x for x in letters if (x.record.topic, x.record.partition) in self._assigned]
+        owned = self._owned()
+        live = [x for x in letters if (x.record.topic, x.record.partition) in owned]
         failed_at = self._wall_clock()
         group = self._group
         self._producer.send_confirmed(
@@ -270,9 +288,8 @@ class Runner(RebalanceListener):
         latest: dict[tuple[str, int], int] = {}
         for record in records:
             latest[(record.topic, record.partition)] = record.offset + 1
-        offsets = {
-            TopicPartition(*tp): offset for tp, offset in latest.items() if tp in self._assigned
-        }
+        owned = self._owned()
+        offsets = {TopicPartition(*tp): offset for tp, offset in latest.items() if tp in owned}
         if offsets:
             self._consumer.store_offsets(offsets)
             self._bus.emit(OffsetsStored(offsets))
@@ -384,6 +401,7 @@ class Runner(RebalanceListener):
 
     def _forget(self, partitions: Sequence[TopicPartition], change: str) -> None:
         self._assigned.difference_update(partitions)
+        self._interrupted.update(partitions)
         for tp in partitions:
             self._rewind.pop(tp, None)
         self._bus.emit(PartitionsChanged(change, list(partitions)))

@@ -13,6 +13,7 @@ import pytest
 
 from analytics_consumer.offsets import OffsetFencedError
 from analytics_consumer.store import REJECTED_AMOUNT, AnalyticsStore
+from common.errors import PermanentError
 from common.events import PaymentInitiated
 from common.records import Inbound, OutboundRecord, Record
 from common.simulator import SimulationConfig
@@ -63,10 +64,10 @@ class TestExactFigures:
         apply_all(store, batches[2:5])
         assert report(engine) == before
 
-    def test_an_amount_with_more_than_four_decimals_is_rejected_and_not_counted(
+    def test_an_uncountable_amount_rolls_the_batch_back_so_no_stored_offset_passes_it(
         self, database_url: str
     ) -> None:
-        """An amount that integer units cannot hold exactly is returned as a rejection, not counted, and its offset is still covered."""
+        """An amount integer units cannot hold raises PermanentError and counts nothing of its batch: the stored offset stays before it until the run loop has dead-lettered it (issue 10, finding 1)."""
         stream = as_inbound(simulated(SimulationConfig(flows=3, seed=5)))
         initiated = next(i for i in stream if isinstance(i.event, PaymentInitiated))
         assert isinstance(initiated.event, PaymentInitiated)
@@ -74,10 +75,11 @@ class TestExactFigures:
         odd = Inbound(initiated.record, initiated.event.model_copy(update={"payload": payload}))
         engine = engine_for(database_url)
         store = store_for(engine, [odd])
-        rejected = store.apply([odd])
-        assert [error.error_type for error in rejected.values()] == [REJECTED_AMOUNT]
+        with pytest.raises(PermanentError) as rejected:
+            store.apply([odd])
+        assert rejected.value.error_type == REJECTED_AMOUNT
         assert report(engine)["payments_initiated"] == 0
-        assert stored_offsets(engine)[odd.record.tp] == odd.record.offset + 1
+        assert stored_offsets(engine)[odd.record.tp] == 0
 
 
 def _shifted(inbound: Inbound, offset: int) -> Inbound:
@@ -133,7 +135,7 @@ class TestFence:
         first, second = store_for(engine, records), store_for(engine, records)
         first.apply(records[:10])
         before = report(engine)
-        assert second.apply(records[:10]) == {}
+        second.apply(records[:10])  # no error, nothing counted
         assert report(engine) == before
         second.apply(records[10:])  # adopted the stored position: it continues from there
         expected = independent.figures(independent.distinct_events(map(_outbound, records)))

@@ -84,12 +84,14 @@ class FakeConsumer:
         *,
         while_paused: Sequence[Record] = (),
         revoke_while_paused: Sequence[TopicPartition] = (),
+        reassign_while_paused: Sequence[TopicPartition] = (),
         errors: Sequence[ClientError] = (),
     ) -> None:
         self.batches = [list(b) for b in batches]
         self.calls = calls
         self.while_paused = list(while_paused)
         self.revoke_while_paused = list(revoke_while_paused)
+        self.reassign_while_paused = list(reassign_while_paused)
         self.errors = list(errors)
         self.paused: set[TopicPartition] = set()
         self.listener: RebalanceListener | None = None
@@ -117,6 +119,11 @@ class FakeConsumer:
                 assert self.listener is not None
                 self.listener.on_revoke(revoked)
                 self.paused.difference_update(revoked)  # unassigned: no longer paused
+            elif self.reassign_while_paused:  # a later rebalance gives them back
+                again, self.reassign_while_paused = self.reassign_while_paused, []
+                assert self.listener is not None
+                self.listener.on_assign(again)
+                self.listener.after_assign(again)
             fetched, self.while_paused = self.while_paused, []
             return fetched, errors
         if self.batches:
@@ -496,6 +503,44 @@ class TestRetries:
         h.run()
 
         assert h.handler_calls == [[0, 0], [0]]
+        assert [i.record.tp for e in h.of(BatchHandled) for i in e.handled] == [TP]
+        assert h.stored() == [{TP: 1}]
+
+    def test_an_isolated_bad_record_is_dead_lettered_before_the_records_after_it_are_handled(
+        self,
+    ) -> None:
+        """When a failing batch is split, the bad record's DLQ copy is acknowledged before any later record's effect is made, so no stored offset (Kafka's or a service's own) can pass an unwritten letter (issue 10, finding 1)."""
+
+        def strict(batch: Sequence[Inbound]) -> None:
+            if any(i.record.offset == 1 for i in batch):
+                raise ValueError("NUL in errorCode")
+
+        h = Harness(strict, [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handled_offsets() == [0, 2]
+        assert h.calls.index(("send", 1)) < h.calls.index(("handle", [2]))
+        assert h.stored() == [{TP: 3}]
+
+    def test_a_partition_revoked_and_assigned_back_during_retries_stores_no_offset_for_the_batch(
+        self,
+    ) -> None:
+        """A partition revoked in one retry wait and assigned back in a later one was not continuously ours: the batch's records on it are neither handled nor stored; they come again from its committed offset (issue 10, finding 2)."""
+        other = TopicPartition(TOPIC, 1)
+        failures = [TransientError("db down"), TransientError("db down")]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(
+            flaky,
+            [[record(0), record(0, tp=other)]],
+            revoke_while_paused=[other],
+            reassign_while_paused=[other],
+        )
+        h.run()
+
         assert [i.record.tp for e in h.of(BatchHandled) for i in e.handled] == [TP]
         assert h.stored() == [{TP: 1}]
 
