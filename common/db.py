@@ -27,16 +27,58 @@ from sqlmodel import Field, Session, SQLModel, create_engine
 
 from common import bulk
 
+#: SQLSTATEs (or their two-character classes) that mean the database, not the record, is
+#: the problem: connection (08), insufficient resources (53), operator intervention (57P0x),
+#: a read-only transaction (25006: what a demoted primary answers), serialization failures
+#: and deadlocks (40001, 40P01), a lock not available (55P03), and missing tables, columns
+#: or privileges (42P01, 42703, 42501: a migration or a grant not applied yet). Class 22
+#: (data) and 23 (integrity) errors are caused by one record's values and stay its own.
+OUTAGE_SQLSTATES: Final = frozenset(
+    {"08", "53", "57P01", "57P02", "57P03", "57P04", "57P05", "25006", "40001", "40P01",
+     "55P03", "42P01", "42703", "42501"}
+)  # fmt: skip
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy error, or None (SQLite, not a DB error)."""
+    orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else None
+    code = getattr(orig, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says the database is unavailable or not ready, whatever its class."""
+    code = sqlstate(error)
+    return code is not None and (code in OUTAGE_SQLSTATES or code[:2] in OUTAGE_SQLSTATES)
+
+
+class _OutageCheck(type):
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, BaseException) and is_outage(instance)
+
+
+class DatabaseOutage(Exception, metaclass=_OutageCheck):  # noqa: N818  # a test, never raised
+    """`isinstance(error, DatabaseOutage)` is `is_outage(error)`: a class for the run loop's table.
+
+    `ConsumerSpec.transient_errors` is a tuple of types checked with `isinstance`; this one
+    matches by SQLSTATE, so psycopg's `InternalError` for a read-only transaction or its
+    `ProgrammingError` for a missing table count as outages without a second mechanism.
+    """
+
+
 TRANSIENT_DB_ERRORS: Final[tuple[type[BaseException], ...]] = (
     OperationalError,
     InterfaceError,
     PoolTimeoutError,
+    DatabaseOutage,  # matched by SQLSTATE, see the class
 )
-"""Database errors the run loop treats as "the database is unreachable": pause and retry.
+"""Database errors the run loop treats as "the database is unavailable": pause and retry.
 
-SQLAlchemy raises `OperationalError` for lost connections, refused connections, a locked
-SQLite file, and also for a missing table: all of them are the deployment's problem rather
-than the record's, so retrying (and alerting on retries) beats dead-lettering every record.
+SQLAlchemy raises `OperationalError` for lost connections, refused connections and a locked
+SQLite file; `DatabaseOutage` adds, by SQLSTATE, what PostgreSQL reports under other classes
+during a failover or before a migration. All of them are the deployment's problem rather than
+the record's, so retrying (and alerting on retries) beats dead-lettering every record. Note
+that psycopg reports a serialization failure or deadlock as `OperationalError` too.
 """
 
 

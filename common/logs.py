@@ -233,10 +233,14 @@ class LogSubscriber:
         )
 
     def _retry_scheduled(self, event: RetryScheduled) -> None:
+        # A database error names its SQLSTATE (DB-API drivers: `error.orig.sqlstate`), so an
+        # outage reads as one ("25006": a read-only primary) without parsing the message.
+        sqlstate = getattr(getattr(event.error, "orig", None), "sqlstate", None)
         self._log.warning(
             "handling.retry_scheduled",
             kind=event.kind,
             error_type=type(event.error).__name__,
+            **({"sqlstate": sqlstate} if isinstance(sqlstate, str) else {}),
             error=scrub(str(event.error)),
             attempt=event.attempt,
             delay_s=round(event.delay_s, 3),

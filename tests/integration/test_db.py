@@ -6,7 +6,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from common.db import make_engine
+from common.db import TRANSIENT_DB_ERRORS, make_engine, sqlstate
+from common.runner import Decision, decide
 
 pytestmark = pytest.mark.integration
 
@@ -29,3 +30,44 @@ class TestErrorsCarryNoData:
             engine.dispose()
         assert "SELECT" in str(caught.value)
         assert secret not in str(caught.value)
+
+
+class TestOutageClassification:
+    @pytest.mark.postgres
+    def test_a_read_only_primary_is_an_outage_not_a_bad_record(self, postgres_url: str) -> None:
+        """What a demoted primary answers to a write (SQLSTATE 25006, psycopg's InternalError) is retried by the run loop, never dead-lettered (issue 10, finding 3)."""
+        engine = make_engine(postgres_url)
+        table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+        table.metadata.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text("SET TRANSACTION READ ONLY"))
+                with pytest.raises(DBAPIError) as caught:
+                    conn.execute(table.insert(), [{"id": 1}])
+        finally:
+            engine.dispose()
+        assert sqlstate(caught.value) == "25006"
+        assert decide(caught.value, TRANSIENT_DB_ERRORS) is Decision.RETRY
+
+    @pytest.mark.postgres
+    def test_a_missing_table_is_an_outage(self, postgres_url: str) -> None:
+        """A table not created yet (a migration not applied: 42P01, a ProgrammingError) is retried, not blamed on the record."""
+        engine = make_engine(postgres_url)
+        try:
+            with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+                conn.execute(sa.text("SELECT * FROM no_such_table"))
+        finally:
+            engine.dispose()
+        assert decide(caught.value, TRANSIENT_DB_ERRORS) is Decision.RETRY
+
+    @pytest.mark.postgres
+    def test_a_value_postgres_cannot_store_is_that_records(self, postgres_url: str) -> None:
+        """A data error (class 22: a value that does not fit its type) stays the record's: bounded retries, then the DLQ."""
+        engine = make_engine(postgres_url)
+        try:
+            with pytest.raises(DBAPIError) as caught, engine.connect() as conn:
+                conn.execute(sa.text("SELECT CAST(:v AS integer)"), {"v": "not a number"})
+        finally:
+            engine.dispose()
+        assert (sqlstate(caught.value) or "")[:2] == "22"
+        assert decide(caught.value, TRANSIENT_DB_ERRORS) is Decision.RETRY_BOUNDED

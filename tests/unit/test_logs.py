@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import psycopg.errors
 import pytest
+import sqlalchemy.exc as sa_exc
 import structlog
 from structlog.testing import capture_logs
 
@@ -208,6 +210,16 @@ class TestLogSubscriber:
             "dreamscape.payment.completed[0]",
             "dreamscape.payment.completed[2]",
         ]
+
+    def test_a_database_outage_retry_names_its_sqlstate(self) -> None:
+        """A retry caused by a database error carries the SQLSTATE, so a failover reads as one in a single line."""
+        error = sa_exc.InternalError("INSERT", {}, psycopg.errors.lookup("25006")())
+        event = RetryScheduled([inbound().record], "transient", error, attempt=1, delay_s=0.5)
+        with captured() as entries:
+            LogSubscriber()(event)
+        [entry] = entries
+        assert entry["sqlstate"] == "25006"
+        assert entry["error_type"] == "InternalError"
 
     @pytest.mark.parametrize(
         ("reason", "level"),
