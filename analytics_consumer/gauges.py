@@ -9,7 +9,8 @@ Prometheus has no other number type; the report keeps the exact decimals.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -18,12 +19,42 @@ from analytics_consumer import money
 from analytics_consumer.alerts import ALERT_NAMES, Alert
 from analytics_consumer.figures import Figures
 from analytics_consumer.report import averages
+from common.events import KNOWN_PAYMENT_METHODS
 
 PREFIX: Final = "dreamscape_analytics_"
+OTHER: Final = "other"
+"""The label under which values beyond the cap are summed."""
+
+#: errorCode values that always keep their own label: the spec's and the common gateway ones.
+KNOWN_ERROR_CODES: Final = frozenset(
+    {"card_declined", "insufficient_funds", "expired_card", "incorrect_cvc",
+     "processing_error", "authentication_required", "fraud_suspected", "unknown"}
+)  # fmt: skip
+
+
+def bounded(counts: Mapping[str, int], *, known: AbstractSet[str], cap: int) -> dict[str, int]:
+    """Counts by label value, with at most `cap` values beyond `known`; the rest as `other`.
+
+    `paymentMethod` and `errorCode` come from producers: labelling by them as given lets one
+    misbehaving gateway create a series per value. The most frequent unknown values keep
+    their label (ties by name, so labels do not flap between refreshes); the report keeps
+    the full detail.
+    """
+    kept = {value: n for value, n in counts.items() if value in known}
+    others = sorted(
+        ((v, n) for v, n in counts.items() if v not in known), key=lambda vn: (-vn[1], vn[0])
+    )
+    kept.update(others[:cap])
+    if rest := sum(n for _, n in others[cap:]):
+        kept[OTHER] = kept.get(OTHER, 0) + rest
+    return kept
 
 
 class AnalyticsGauges:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, label_cap: int = 20) -> None:
+        self.label_cap = label_cap
+        self.known_error_codes = KNOWN_ERROR_CODES
+
         def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
             return Gauge(PREFIX + name, doc, labels, registry=registry)
 
@@ -78,13 +109,8 @@ class AnalyticsGauges:
             self.average.labels(currency).set(float(mean))
         for currency, median in figures.medians.items():
             self.median.labels(currency).set(float(median))
-        for method, n in figures.methods.items():
-            self.methods.labels(method).set(n)
-        for method, by_currency in figures.revenue_by_method.items():
-            for currency, units in by_currency.items():
-                self.revenue_by_method.labels(method, currency).set(float(money.from_units(units)))
-        for code, n in figures.failure_reasons.items():
-            self.failures.labels(code).set(n)
+        self._methods(figures)
+        self.failures_from(figures.failure_reasons)
         durations = figures.durations
         for quantile, ms in (
             ("0.5", durations.p50_ms),
@@ -96,6 +122,29 @@ class AnalyticsGauges:
             self.latest.set(figures.latest_event_ms / 1000)
         self._alerts(alerts)
         self.refreshed.set(now_s)
+
+    def failures_from(self, failure_reasons: Mapping[str, int]) -> None:
+        """Failed payments by errorCode, bounded (see `bounded`)."""
+        self.failures.clear()  # a value folded into `other` since the last refresh goes away
+        for code, n in bounded(
+            failure_reasons, known=KNOWN_ERROR_CODES, cap=self.label_cap
+        ).items():
+            self.failures.labels(code).set(n)
+
+    def _methods(self, figures: Figures) -> None:
+        """Payments and revenue by paymentMethod, the same methods kept for both."""
+        counts = bounded(figures.methods, known=KNOWN_PAYMENT_METHODS, cap=self.label_cap)
+        self.methods.clear()
+        for method, n in counts.items():
+            self.methods.labels(method).set(n)
+        revenue: dict[tuple[str, str], int] = {}
+        for method, by_currency in figures.revenue_by_method.items():
+            label = method if method in counts else OTHER
+            for currency, units in by_currency.items():
+                revenue[(label, currency)] = revenue.get((label, currency), 0) + units
+        self.revenue_by_method.clear()
+        for (label, currency), units in revenue.items():
+            self.revenue_by_method.labels(label, currency).set(float(money.from_units(units)))
 
     def _alerts(self, alerts: Sequence[Alert]) -> None:
         active = {alert.name: alert for alert in alerts}

@@ -45,7 +45,7 @@ def build(
     monitor = Monitor(
         engine,
         AlertRules.from_settings(settings),
-        AnalyticsGauges(registry),
+        AnalyticsGauges(registry, label_cap=settings.analytics_label_cap),
         interval_s=settings.analytics_refresh_seconds,
     )
 

@@ -42,6 +42,8 @@ class AnalyticsSettings(RunnerSettings):
     analytics_group: str = GROUP_ANALYTICS
     analytics_refresh_seconds: Annotated[float, Field(ge=0)] = 15.0
     """How often (at most) /metrics gauges and live alerts are recomputed from the database."""
+    analytics_label_cap: Annotated[int, Field(ge=0, le=1000)] = 20
+    """paymentMethod and errorCode values beyond the known ones that keep a metric label."""
 
     alert_window_seconds: Annotated[int, Field(gt=0)] = 3600
     """Live alerts look at this much event time before the latest event seen."""

@@ -150,6 +150,13 @@ def _dlq_replay(args: argparse.Namespace, settings: RunnerSettings) -> int:
     if missing:
         print(f"dreamscape: not in {topic}: {', '.join(missing)}", file=sys.stderr)
         return 1
+    for entry in [e for e in chosen if e.value_omitted]:  # a marker: the record is not in it
+        print(
+            f"skipping {entry.ref}: its value was omitted ({entry.value_omitted}); the record is "
+            f"{entry.original_topic}[{entry.original_partition}]@{entry.original_offset}",
+            file=sys.stderr,
+        )
+    chosen = [e for e in chosen if not e.value_omitted]
     for entry in chosen:
         print(
             f"{'would replay' if args.dry_run else 'replaying'} {entry.ref} → {entry.original_topic}"

@@ -8,6 +8,8 @@ indistinguishable from the first delivery except for one `dlq.replayed.from` hea
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,9 @@ H_GROUP = "dlq.consumer.group"
 H_ATTEMPTS = "dlq.attempts"
 H_FAILED_AT = "dlq.failed.at"
 H_REPLAYED_FROM = "dlq.replayed.from"
+H_VALUE_OMITTED = "dlq.value.omitted"
+H_ORIGINAL_SIZE = "dlq.original.size"
+H_ORIGINAL_SHA256 = "dlq.original.sha256"
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -59,6 +64,31 @@ def to_dlq_record(
     ]
     return OutboundRecord(
         topic=dlq_topic, key=record.key, value=record.value, headers=tuple(headers)
+    )
+
+
+def to_marker_record(
+    letter: DeadLetter, *, dlq_topic: str, group: str, failed_at: datetime, refused: str
+) -> OutboundRecord:
+    """A letter for a record whose full letter the DLQ refused for good (`refused` says why).
+
+    The value and the original headers are dropped (they are what made it too large); the
+    `dlq.*` headers keep where the record is, so it can still be found and read from its
+    original topic, plus its size and SHA-256 to check that it is the one.
+    """
+    full = to_dlq_record(letter, dlq_topic=dlq_topic, group=group, failed_at=failed_at)
+    value = letter.record.value or b""
+    digest = hashlib.sha256(value).hexdigest()
+    headers = [(name, v) for name, v in full.headers if name.startswith(PREFIX)]
+    headers += [
+        (H_VALUE_OMITTED, refused.encode()),
+        (H_ORIGINAL_SIZE, str(len(value)).encode()),
+        (H_ORIGINAL_SHA256, digest.encode()),
+    ]
+    marker = {"dlqValueOmitted": refused, "originalSize": len(value), "sha256": digest}
+    key = letter.record.key if letter.record.key is None or len(letter.record.key) <= 1024 else None
+    return OutboundRecord(
+        topic=dlq_topic, key=key, value=json.dumps(marker).encode(), headers=tuple(headers)
     )
 
 
@@ -99,6 +129,14 @@ class DlqEntry:
     def ref(self) -> str:
         """`partition:offset` of the DLQ record: what `replay --only` selects."""
         return f"{self.record.partition}:{self.record.offset}"
+
+    @property
+    def value_omitted(self) -> str | None:
+        """Why the letter carries a marker instead of the record (None: it is the record)."""
+        for name, value in self.record.headers:
+            if name == H_VALUE_OMITTED:
+                return (value or b"").decode("utf-8", "replace")
+        return None
 
     @property
     def origin(self) -> tuple[str, int, int]:

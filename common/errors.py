@@ -51,5 +51,17 @@ class TransientError(Exception):
     """A dependency is unavailable; the same record will succeed later."""
 
 
+class ProduceRefusedError(Exception):
+    """The broker or client refused some records for good (too large, invalid): do not retry.
+
+    `refused` maps the index of each refused record, in the sequence given to the producer,
+    to the client's error code (`MSG_SIZE_TOO_LARGE`...). The others were acknowledged.
+    """
+
+    def __init__(self, refused: dict[int, str]) -> None:
+        super().__init__(f"{len(refused)} record(s) refused: {sorted(set(refused.values()))}")
+        self.refused = refused
+
+
 class CriticalError(Exception):
     """Stop the consumer without committing: continuing could lose or corrupt data."""

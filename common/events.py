@@ -58,6 +58,10 @@ def _amount(value: object) -> Decimal:
     return value
 
 
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""No DreamScape payment predates this: an earlier time (year 1, the epoch) is a bug."""
+
+
 def _timestamp(value: object) -> datetime:
     """An ISO 8601 date-time string with a zone, as an aware UTC datetime.
 
@@ -72,14 +76,18 @@ def _timestamp(value: object) -> datetime:
         raise PydanticCustomError(
             "datetime_parsing", "timestamp: {error}", {"error": str(exc)}
         ) from None
-    if parsed.tzinfo is UTC:
-        return parsed
     if parsed.tzinfo is None:
         raise PydanticCustomError("timezone_aware", "timestamp must carry a zone (Z or ±hh:mm)")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise PydanticCustomError("datetime_range", "timestamp is out of range in UTC") from None
+    if parsed.tzinfo is not UTC:
+        try:
+            parsed = parsed.astimezone(UTC)
+        except OverflowError:
+            raise PydanticCustomError(
+                "datetime_range", "timestamp is out of range in UTC"
+            ) from None
+    if parsed < EARLIEST:
+        raise PydanticCustomError("datetime_range", "timestamp is before 2000-01-01")
+    return parsed
 
 
 def _iso_4217(value: str) -> str:

@@ -10,6 +10,7 @@ event loop and cannot block the consumer's shutdown.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -45,7 +46,10 @@ class Liveness:
 class HealthServer:
     """Serves `/healthz`, `/readyz` and `/metrics` from a daemon thread.
 
-    `port=0` binds a free port; `.port` tells which once started.
+    `port=0` binds a free port; `.port` tells which once started. Exposed to whatever can
+    reach the port, it protects itself: a request must arrive within `request_timeout_s`
+    (a client that sends half a line is disconnected), and beyond `max_connections` open
+    connections a new one is answered 503 at once instead of getting another thread.
     """
 
     def __init__(
@@ -56,13 +60,33 @@ class HealthServer:
         readiness: Readiness,
         *,
         host: str = "0.0.0.0",  # noqa: S104 - probes and scrapes come from outside the pod
+        request_timeout_s: float = 5.0,
+        max_connections: int = 16,
     ) -> None:
         self._address = (host, port)
+        self.request_timeout_s = request_timeout_s
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
         self._registry = registry
         self._liveness = liveness
         self._readiness = readiness
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return self._address[0]
+
+    @property
+    def active_connections(self) -> int:
+        """Connections being served now (each holds one handler thread)."""
+        return self._max_connections - self._slots._value  # a gauge, read-only
+
+    def acquire_slot(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    def release_slot(self) -> None:
+        self._slots.release()
 
     @property
     def port(self) -> int:
@@ -125,9 +149,34 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: HealthServer
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve on a thread if a slot is free; else answer 503 from here and close."""
+        if not self.app.acquire_slot():
+            with contextlib.suppress(OSError):  # the client may be gone already
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.app.release_slot()
+
+
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 17\r\nConnection: close\r\n\r\n{"error": "busy"}'
+)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.request.settimeout(self.server.app.request_timeout_s)  # a slow client is dropped
 
     def do_GET(self) -> None:
         try:

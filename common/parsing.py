@@ -9,6 +9,7 @@ never pass through a binary float, and it is about twice as fast as `json.loads`
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Final
 
 import jiter
@@ -38,12 +39,19 @@ _TYPE_ERRORS: Final = frozenset(
 
 
 def parse_event(
-    value: bytes | None, topic: str | None = None, *, topics: Topics = DEFAULT_TOPICS
+    value: bytes | None,
+    topic: str | None = None,
+    *,
+    topics: Topics = DEFAULT_TOPICS,
+    not_after: datetime | None = None,
 ) -> PaymentEvent:
     """Parse and validate one record value read from `topic`.
 
     `topic` may be None (for instance for a file on disk); then only the eventType decides
-    the model. Raises `InvalidEvent` with one of the reasons in `common.errors.RejectionReason`.
+    the model. `not_after` (the consumer's clock plus the skew it allows) rejects events
+    from the future: the envelope's `timestamp` or the payload's time later than it is
+    `invalid_value`. Raises `InvalidEvent` with one of the reasons in
+    `common.errors.RejectionReason`.
     """
     if not value:
         raise InvalidEvent("empty_value", "the record has no value (null or tombstone)")
@@ -55,9 +63,13 @@ def parse_event(
         raise InvalidEvent("not_an_object", f"the value is a JSON {type(document).__name__}")
     model = _model_for(document, topic, topics)
     try:  # the model checks eventType and version itself: one call on the hot path
-        return model.model_validate(document)
+        event = model.model_validate(document)
     except ValidationError as exc:
         error = exc
+    else:
+        if not_after is not None:
+            _check_not_after(event, not_after)
+        return event
     # Rejections only: say precisely why, envelope before payload.
     _event_type(document, topic, topics)
     _check_version(document)
@@ -96,6 +108,25 @@ def _expected_event_type(topics: Topics, topic: str) -> str | None:
     except KeyError:
         expected = _EXPECTED[key] = topics.event_type_of(topic)
         return expected
+
+
+#: The payload's own time, per event type: (attribute, wire name).
+_PAYLOAD_TIME: Final = {
+    "payment.initiated": ("initiated_at", "payload.initiatedAt"),
+    "payment.completed": ("completed_at", "payload.completedAt"),
+    "payment.failed": ("failed_at", "payload.failedAt"),
+    "payment.refunded": ("refunded_at", "payload.refundedAt"),
+}
+
+
+def _check_not_after(event: PaymentEvent, not_after: datetime) -> None:
+    if event.timestamp > not_after:
+        raise InvalidEvent(
+            "invalid_value", f"timestamp is later than {not_after.isoformat()}", "timestamp"
+        )
+    attribute, field = _PAYLOAD_TIME[event.event_type]
+    if getattr(event.payload, attribute) > not_after:
+        raise InvalidEvent("invalid_value", f"{field} is later than {not_after.isoformat()}", field)
 
 
 def _check_version(document: dict[str, Any]) -> None:

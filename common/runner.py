@@ -24,14 +24,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Protocol, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from common import dlq
-from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
+from common.errors import (
+    CriticalError,
+    InvalidEvent,
+    PermanentError,
+    ProduceRefusedError,
+    TransientError,
+)
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
 from common.lifecycle import (
@@ -117,6 +123,7 @@ class Runner(RebalanceListener):
         self._wall_clock = wall_clock
         self._heartbeat = heartbeat
         self._topics = Topics(settings.topic_prefix)
+        self._skew = timedelta(seconds=settings.max_clock_skew_seconds)
         # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
         self._group = settings.kafka.get("group.id", spec.group_id)
         self._dlq_topic = settings.dlq_topic or self._topics.dlq(self._group)
@@ -127,6 +134,7 @@ class Runner(RebalanceListener):
         self._rewind: dict[TopicPartition, int] = {}
         self._stop = threading.Event()
         self._has_joined = False
+        self._outage: str | None = None
         self._consumer = consumer(self)
         initial = settings.retry_initial_seconds
         self._backoff = wait_exponential_jitter(
@@ -147,6 +155,15 @@ class Runner(RebalanceListener):
     @property
     def dlq_topic(self) -> str:
         return self._dlq_topic
+
+    @property
+    def outage(self) -> str | None:
+        """The transient error being retried now (`Type: message`), or None.
+
+        Readiness fails while it is set: the member keeps its partitions but does no useful
+        work, and an orchestrator should route nothing to it (and alert if it lasts).
+        """
+        return self._outage
 
     def run(self) -> str:
         """Consume until stopped; returns why it stopped. Raises nothing but CriticalError."""
@@ -180,14 +197,20 @@ class Runner(RebalanceListener):
             self._write_letters(self._handle(valid))
         self._resume()
         self._store(records)
+        self._outage = None  # the batch went through: whatever was down is back
 
     def _parse(self, records: list[Record]) -> tuple[list[Inbound], list[dlq.DeadLetter]]:
         valid: list[Inbound] = []
         letters: list[dlq.DeadLetter] = []
         validate = self._spec.validate
+        # Events from the future (a producer's clock, or a year 9999) are refused: once per
+        # batch, the consumer's clock plus the skew it allows.
+        not_after = self._wall_clock() + self._skew
         for record in records:
             try:
-                event = parse_event(record.value, record.topic, topics=self._topics)
+                event = parse_event(
+                    record.value, record.topic, topics=self._topics, not_after=not_after
+                )
             except InvalidEvent as exc:
                 letters.append(dlq.DeadLetter(record, None, exc.reason, exc.detail, 1))
                 continue
@@ -209,9 +232,19 @@ class Runner(RebalanceListener):
     def _write_letters(self, letters: list[dlq.DeadLetter]) -> None:
         if not letters:
             return
+        # Built once, outside the retries: the producer recognises a record it already
+        # acknowledged (or still has in flight) when a retry hands it the same one again.
+        failed_at = self._wall_clock()
+        topic, group = self._dlq_topic, self._group
+        built = [
+            (x, dlq.to_dlq_record(x, dlq_topic=topic, group=group, failed_at=failed_at))
+            for x in letters
+        ]
         try:
             self._with_retry(
-                lambda: self._dead_letter(letters), [x.record for x in letters], bounded=False
+                lambda: self._dead_letter(built, failed_at),
+                [x.record for x in letters],
+                bounded=False,
             )
         except _Attempts as failure:  # not a transient failure: a bug; never skip the record
             raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
@@ -265,18 +298,25 @@ class Runner(RebalanceListener):
             kind = f"unexpected:{type(error).__name__}"
         return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
 
-    def _dead_letter(self, letters: list[dlq.DeadLetter]) -> None:
+    def _dead_letter(
+        self, built: list[tuple[dlq.DeadLetter, OutboundRecord]], failed_at: datetime
+    ) -> None:
         owned = self._owned()
-        live = [x for x in letters if (x.record.topic, x.record.partition) in owned]
-        failed_at = self._wall_clock()
-        group = self._group
-        self._producer.send_confirmed(
-            [
-                dlq.to_dlq_record(x, dlq_topic=self._dlq_topic, group=group, failed_at=failed_at)
-                for x in live
+        live = [(x, r) for x, r in built if (x.record.topic, x.record.partition) in owned]
+        try:
+            self._producer.send_confirmed([r for _, r in live])
+        except ProduceRefusedError as refused:
+            # Refused for good (too large...): retrying cannot help. A marker letter keeps
+            # the record findable; the others were acknowledged.
+            group, topic = self._group, self._dlq_topic
+            markers = [
+                dlq.to_marker_record(
+                    live[n][0], dlq_topic=topic, group=group, failed_at=failed_at, refused=code
+                )
+                for n, code in sorted(refused.refused.items())
             ]
-        )
-        for x in live:
+            self._producer.send_confirmed(markers)
+        for x, _ in live:
             self._bus.emit(
                 RecordDeadLettered(
                     x.record, x.inbound, x.error_type, x.message, x.attempts, self._dlq_topic
@@ -331,6 +371,8 @@ class Runner(RebalanceListener):
         error = state.outcome.exception() if state.outcome else None
         assert error is not None
         kind = "transient" if decide(error, self._transient) is Decision.RETRY else "unexpected"
+        if kind == "transient":
+            self._outage = f"{type(error).__name__}: {str(error)[:200]}"
         delay = state.next_action.sleep if state.next_action else 0.0
         self._bus.emit(RetryScheduled(records, kind, error, state.attempt_number, delay))
 

@@ -124,7 +124,10 @@ def _health(
     liveness: Liveness,
 ) -> HealthServer:
     def readiness() -> tuple[bool, dict[str, str]]:
-        checks = {"partitions_assigned": "ok" if runner.ready else "waiting for assignment"}
+        checks = {
+            "partitions_assigned": "ok" if runner.ready else "waiting for assignment",
+            "processing": "ok" if runner.outage is None else f"retrying {runner.outage}",
+        }
         for name, check in spec.readiness_checks.items():
             checks[name] = "ok" if _safe(check) else "failing"
         return all(v == "ok" for v in checks.values()), checks
@@ -134,6 +137,7 @@ def _health(
         registry,
         liveness=liveness,
         readiness=readiness,
+        host=settings.http_host,
     )
 
 

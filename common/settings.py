@@ -85,6 +85,7 @@ class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: str | None = None
+    http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] | None = None
@@ -97,6 +98,7 @@ class RunnerSettings(BaseSettings):
     retry_initial_seconds: Annotated[float, Field(gt=0)] = 0.5
     retry_max_seconds: Annotated[float, Field(gt=0)] = 30.0
     liveness_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 86_400.0
     kafka: dict[str, str] = Field(default_factory=dict)
 
     @classmethod

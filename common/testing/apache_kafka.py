@@ -114,8 +114,15 @@ def ensure_kafka_libs(version: str | None = None) -> Path:
 
 
 def new_cluster_id() -> str:
-    """A cluster id as `kafka-storage random-uuid` makes one: 16 random bytes, base64url."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as `kafka-storage random-uuid` makes one: 16 random bytes, base64url.
+
+    Like Kafka's `Uuid.randomUuid`, never one starting with '-': the storage tool would read
+    it as an option (1 draw in 64).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _warm_group_coordinator(admin: AdminClient, deadline: float) -> None:

@@ -100,6 +100,15 @@ class TestWiring:
             missing = required - environment(service).keys()
             assert not missing, f"{name} would fall back to its defaults for {sorted(missing)}"
 
+    def test_every_port_published_on_the_host_is_bound_to_loopback(
+        self, compose: dict[str, Any]
+    ) -> None:
+        """Mailpit's UI (every email the services send) is published on 127.0.0.1 only, never on all interfaces (issue 10, finding 19)."""
+        for name, service in services(compose).items():
+            for port in service.get("ports") or []:
+                text = str(port.get("host_ip", "") if isinstance(port, dict) else port)
+                assert text.startswith("127.0.0.1"), f"{name} publishes {port} beyond loopback"
+
     def test_the_kafka_image_is_the_release_the_suite_runs_on(
         self, compose: dict[str, Any]
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from common.health import HealthServer, Liveness
+from common.settings import RunnerSettings
+from common.testing.running import wait_until
 
 
 @dataclass
@@ -178,3 +181,51 @@ class TestLiveness:
         liveness.beat()
         clock[0] = 129.0
         assert liveness()
+
+
+@pytest.mark.integration
+class TestResourceLimits:
+    def test_a_client_that_never_finishes_its_request_is_disconnected(
+        self, probes: Probes, registry: CollectorRegistry
+    ) -> None:
+        """A connection that sends half a request line is closed after the request timeout, not held for ever (issue 10, finding 19)."""
+        with (
+            HealthServer(
+                0,
+                registry,
+                probes.liveness,
+                probes.readiness,
+                host="127.0.0.1",
+                request_timeout_s=0.3,
+            ) as running,
+            socket.create_connection(("127.0.0.1", running.port)) as idle,
+        ):
+            idle.sendall(b"GET /heal")
+            idle.settimeout(10)  # the bound on the test, far above the server's 0.3 s
+            assert idle.recv(1024) == b""  # closed by the server
+
+    def test_beyond_the_connection_cap_a_request_is_refused_at_once(
+        self, probes: Probes, registry: CollectorRegistry
+    ) -> None:
+        """With the cap reached by idle connections, another request gets 503 right away and a slot freed serves again."""
+        with HealthServer(
+            0, registry, probes.liveness, probes.readiness, host="127.0.0.1", max_connections=2
+        ) as running:
+            idle = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(2)]
+            for sock in idle:
+                sock.sendall(b"GET /heal")  # each holds a handler thread
+            wait_until(lambda: running.active_connections == 2, 5, "both idle connections held")
+            assert get(running, "/healthz").status == 503
+            for sock in idle:
+                sock.close()
+            wait_until(lambda: get(running, "/healthz").status == 200, 10, "a slot to free up")
+
+    def test_http_host_chooses_the_interface(
+        self, probes: Probes, registry: CollectorRegistry
+    ) -> None:
+        """The server binds the host it is given (HTTP_HOST), here loopback only."""
+        with HealthServer(
+            0, registry, probes.liveness, probes.readiness, host="127.0.0.1"
+        ) as running:
+            assert running.host == "127.0.0.1"
+        assert RunnerSettings(kafka={}).http_host == "0.0.0.0"

@@ -7,12 +7,14 @@ bus and through what lands in the topics.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka import Producer
 
 from common import dlq
 from common.errors import TransientError
@@ -122,6 +124,41 @@ class TestDeadLetterRoundTrip:
         assert failed_at.tzinfo is not None
         assert before - timedelta(seconds=1) <= failed_at <= after + timedelta(seconds=1)
         assert consumer.recorder.handled_ids().count(event_id(valid)) >= 1
+
+    def test_a_record_too_large_for_its_letter_gets_a_marker_letter_and_the_next_is_handled(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """A 1,020,000-byte poison record, whose letter exceeds the DLQ producer's message.max.bytes, is dead-lettered as a marker (size, SHA-256, position) once, not retried for ever, and the record after it is handled (issue 10, finding 6)."""
+        topic = topics.for_event("payment.initiated")
+        huge = b"x" * 1_020_000
+        big = Producer(
+            {"bootstrap.servers": kafka_bootstrap_servers, "message.max.bytes": 2_000_000}
+        )
+        big.produce(topic, key=b"booking-7", value=huge)
+        assert big.flush(30) == 0
+        valid = payment_record(topics, key=b"booking-7")
+        produce(kafka_bootstrap_servers, [valid])
+
+        with running(
+            RunnerThread(_accept, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        ) as consumer:
+            wait_until(
+                lambda: event_id(valid) in consumer.recorder.handled_ids(),
+                TIMEOUT_S,
+                "the record after the huge one to be handled",
+            )
+            consumer.stop()
+
+        [letter] = dlq_records(kafka_bootstrap_servers, consumer.dlq_topic)
+        headers = dict(letter.headers)
+        assert headers[dlq.H_VALUE_OMITTED] == b"MSG_SIZE_TOO_LARGE"
+        assert headers[dlq.H_ORIGINAL_SIZE] == b"1020000"
+        assert headers[dlq.H_ORIGINAL_SHA256] == hashlib.sha256(huge).hexdigest().encode()
+        assert headers[dlq.H_ERROR_TYPE] == b"not_json"
+        entry = dlq.read_entry(letter)
+        assert (entry.original_topic, entry.original_offset) == (topic, 0)
+        assert entry.value_omitted == "MSG_SIZE_TOO_LARGE"
+        assert [r for r in consumer.recorder.retries() if r.kind == "transient"] == []
 
 
 class TestTransientFailures:

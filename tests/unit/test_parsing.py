@@ -532,6 +532,45 @@ class TestCurrencies:
 class TestTimestamps:
     """Timestamps are ISO 8601 with a zone and become aware UTC datetimes."""
 
+    @pytest.mark.parametrize(
+        ("event_type", "path", "value"),
+        [
+            (INITIATED, "timestamp", "1999-12-31T23:59:59Z"),
+            (INITIATED, "timestamp", "0001-01-01T00:00:00Z"),
+            (FAILED, "payload.failedAt", "1970-01-01T00:00:00Z"),
+        ],
+    )
+    def test_a_time_before_2000_is_invalid_value(
+        self, event_type: str, path: str, value: str
+    ) -> None:
+        """No DreamScape payment predates 2000: year 1 or the Unix epoch is a producer's bug (issue 10, finding 11)."""
+        error = rejection(mutated(event_type, path, value), topic_of(event_type))
+        assert (error.reason, error.field) == ("invalid_value", path)
+
+    @pytest.mark.parametrize(
+        ("event_type", "path", "value"),
+        [
+            (FAILED, "payload.failedAt", "9999-12-31T23:59:59Z"),
+            (INITIATED, "timestamp", "2026-12-03T12:00:01Z"),
+            (REFUNDED, "payload.refundedAt", "2027-01-01T00:00:00+14:00"),
+        ],
+    )
+    def test_a_time_beyond_the_allowed_clock_skew_is_invalid_value(
+        self, event_type: str, path: str, value: str
+    ) -> None:
+        """A time later than the consumer's `not_after` (its clock plus the allowed skew) is `invalid_value`: a failedAt in 9999 would otherwise be the latest attempt for ever (issue 10, finding 11)."""
+        not_after = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+        with pytest.raises(InvalidEvent) as caught:
+            parse_event(mutated(event_type, path, value), topic_of(event_type), not_after=not_after)
+        assert (caught.value.reason, caught.value.field) == ("invalid_value", path)
+
+    def test_a_time_within_the_skew_is_accepted(self) -> None:
+        """Up to `not_after` inclusive, a time is accepted as it is."""
+        not_after = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
+        raw = mutated(INITIATED, "timestamp", "2026-12-03T12:00:00Z")
+        event = parse_event(raw, topic_of(INITIATED), not_after=not_after)
+        assert event.timestamp == not_after
+
     def test_offset_timestamps_are_converted_to_utc(self) -> None:
         """`+02:00` timestamps (envelope and payload) become the same instant in UTC."""
         document = example(INITIATED)

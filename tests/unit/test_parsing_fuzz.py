@@ -229,8 +229,9 @@ def amounts(currency: str) -> st.SearchStrategy[Decimal]:
 OFFSETS: Final = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
     lambda minutes: timezone(timedelta(minutes=minutes))
 )
+#: From 2000-01-02 (local time): no offset can take an instant before the parser's 2000-01-01.
 INSTANTS: Final = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=OFFSETS
+    min_value=datetime(2000, 1, 2), max_value=datetime(2100, 1, 1), timezones=OFFSETS
 )
 
 

@@ -9,15 +9,24 @@ so a test can check what happened in what order (DLQ acknowledged before offsets
 from __future__ import annotations
 
 import decimal
+import hashlib
 import json
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
+from common import dlq
+from common.errors import (
+    CriticalError,
+    InvalidEvent,
+    PermanentError,
+    ProduceRefusedError,
+    TransientError,
+)
 from common.handlers import ConsumerSpec
 from common.kafka import ClientError, RebalanceListener
 from common.lifecycle import (
@@ -154,19 +163,37 @@ class FakeConsumer:
 
 
 class FakeProducer:
-    """Acknowledges every DLQ write, after raising `failures` (in order) on the first calls."""
+    """Acknowledges every DLQ write, after raising `failures` (in order) on the first calls.
 
-    def __init__(self, calls: list[tuple[str, Any]], failures: Sequence[Exception] = ()) -> None:
+    Records whose value is longer than `max_value_bytes` are refused for good, as librdkafka
+    refuses a message above `message.max.bytes` (MSG_SIZE_TOO_LARGE); the others are sent.
+    """
+
+    def __init__(
+        self,
+        calls: list[tuple[str, Any]],
+        failures: Sequence[Exception] = (),
+        max_value_bytes: int = 1_000_000,
+    ) -> None:
         self.calls = calls
         self.failures = list(failures)
+        self.max_value_bytes = max_value_bytes
         self.sent: list[OutboundRecord] = []
 
     def send_confirmed(self, records: Sequence[OutboundRecord], timeout_s: float = 30.0) -> None:
         if self.failures:
             self.calls.append(("send_failed", len(records)))
             raise self.failures.pop(0)
-        self.calls.append(("send", len(records)))
-        self.sent.extend(records)
+        refused = {
+            n: "MSG_SIZE_TOO_LARGE"
+            for n, r in enumerate(records)
+            if r.value is not None and len(r.value) > self.max_value_bytes
+        }
+        accepted = [r for n, r in enumerate(records) if n not in refused]
+        self.calls.append(("send", len(accepted)))
+        self.sent.extend(accepted)
+        if refused:
+            raise ProduceRefusedError(refused)
 
 
 class Harness:
@@ -181,6 +208,8 @@ class Harness:
         transient: tuple[type[BaseException], ...] = (),
         settings: Mapping[str, Any] | None = None,
         validate: Callable[[Any], None] | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_value_bytes: int = 1_000_000,
         **consumer_options: Any,
     ) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -193,7 +222,7 @@ class Harness:
             return handle(batch)
 
         self.consumer = FakeConsumer(batches, self.calls, **consumer_options)
-        self.producer = FakeProducer(self.calls, dlq_failures)
+        self.producer = FakeProducer(self.calls, dlq_failures, max_value_bytes)
         values: dict[str, Any] = {
             "topic_prefix": TOPICS.prefix,
             "retry_initial_seconds": 0.001,
@@ -211,7 +240,12 @@ class Harness:
         )
         self.bus = Bus([self.events.append])
         self.runner = Runner(
-            spec, RunnerSettings(**values), self.consumer.bind, self.producer, self.bus
+            spec,
+            RunnerSettings(**values),
+            self.consumer.bind,
+            self.producer,
+            self.bus,
+            wall_clock=wall_clock,
         )
         self.consumer.on_drained = self.runner.stop
 
@@ -339,6 +373,26 @@ class TestPoisonAndRejections:
         assert h.calls.index(("send", 1)) < h.calls.index(("handle", [0, 2]))
         assert h.stored() == [{TP: 3}]
 
+    def test_an_event_from_beyond_the_clock_skew_is_dead_lettered_as_invalid_value(
+        self,
+    ) -> None:
+        """With the runner's clock at 2026-12-01 and MAX_CLOCK_SKEW_SECONDS=3600, an event stamped a day later is dead-lettered as invalid_value; one within the skew is handled (issue 10, finding 11)."""
+        now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        late = event_value().replace(b"2025-12-18T10:30:00.000Z", b"2026-12-02T12:00:00Z")
+        near = event_value().replace(b"2025-12-18T10:30:00.000Z", b"2026-12-01T12:30:00Z")
+        h = Harness(
+            ok,
+            [[record(0, late), record(1, near)]],
+            settings={"max_clock_skew_seconds": 3600},
+            wall_clock=lambda: now,
+        )
+        h.run()
+
+        assert h.handled_offsets() == [1]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type) == (0, "invalid_value")
+        assert "timestamp" in letter.message
+
     def test_an_unexpected_error_from_validate_dead_letters_that_record_and_never_ends_the_process(
         self,
     ) -> None:
@@ -392,6 +446,26 @@ class TestRetries:
         assert names.index("pause") < names.index("resume") < names.index("store")
         assert h.of(RecordDeadLettered) == []
         assert h.stored() == [{TP: 2}]
+
+    def test_an_outage_is_reported_while_it_lasts_and_cleared_once_a_batch_succeeds(
+        self,
+    ) -> None:
+        """While a transient error is being retried the runner names it (readiness then fails: the service cannot do useful work); the first success clears it (issue 10, finding 3)."""
+        failures = [TransientError("db down")]
+        seen: list[str | None] = []
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(flaky, [[record(0)], [record(1)]])
+        h.bus.subscribe(
+            lambda e: seen.append(h.runner.outage) if isinstance(e, RetryScheduled) else None
+        )
+        h.run()
+
+        assert seen == ["TransientError: db down"]
+        assert h.runner.outage is None
 
     def test_a_declared_transient_error_is_retried_without_limit(self) -> None:
         """A service-declared transient error is retried past max_attempts and never dead-lettered."""
@@ -505,6 +579,26 @@ class TestRetries:
         assert h.handler_calls == [[0, 0], [0]]
         assert [i.record.tp for e in h.of(BatchHandled) for i in e.handled] == [TP]
         assert h.stored() == [{TP: 1}]
+
+    def test_a_letter_too_large_for_the_dlq_is_replaced_by_a_marker_that_can_still_be_found(
+        self,
+    ) -> None:
+        """A record whose letter the producer refuses for good (MSG_SIZE_TOO_LARGE) gets a marker letter instead: value replaced, original size, SHA-256 and position in the headers; it is not retried for ever and the next record goes on (issue 10, finding 6)."""
+        huge = b"x" * 2_000
+        h = Harness(ok, [[record(0, huge), record(1)]], max_value_bytes=1_000)
+        h.run()
+
+        assert h.handled_offsets() == [1]
+        [marker] = h.producer.sent
+        assert marker.value is not None
+        assert len(marker.value) < 1_000
+        assert header(marker, dlq.H_VALUE_OMITTED) == "MSG_SIZE_TOO_LARGE"
+        assert header(marker, dlq.H_ORIGINAL_SIZE) == "2000"
+        assert header(marker, dlq.H_ORIGINAL_SHA256) == hashlib.sha256(huge).hexdigest()
+        assert (header(marker, dlq.H_OFFSET), header(marker, dlq.H_ERROR_TYPE)) == ("0", "not_json")
+        [letter] = h.of(RecordDeadLettered)
+        assert letter.record.offset == 0
+        assert h.stored() == [{TP: 2}]
 
     def test_an_isolated_bad_record_is_dead_lettered_before_the_records_after_it_are_handled(
         self,
