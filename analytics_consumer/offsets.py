@@ -13,8 +13,13 @@ nothing matches and the batch is resolved as follows:
 * the stored offset already covers every record of the batch for that partition (someone
   counted them, or our own commit succeeded but its acknowledgement was lost): those
   records are skipped; if the stored offset is exactly where we were going, we adopt it;
-* otherwise the whole transaction rolls back with `OffsetFencedError`, a transient error: the run
-  loop pauses and retries, and the group soon revokes the partition from the stale member.
+* it moved forward into the batch (this instance is the rightful new owner, and the
+  evicted one's commit landed after the assignment loaded the offset; or this instance is
+  the zombie): the records before it are counted already, so the ones from it on are
+  counted, with a second fenced advance from the re-read offset. Both instances then count
+  disjoint ranges, and the conditional update serialises them;
+* otherwise (it moved backwards, or to before the batch) the whole transaction rolls back
+  with `OffsetFencedError`, a transient error: the run loop pauses and retries.
 
 Records below the expected offset (redelivered after a retry or a rebalance) are skipped
 without a query: the stored offset says they are counted. The inbox of eventIds remains the
@@ -102,19 +107,35 @@ class OffsetBook:
                 counted[tp] = expected
                 continue
             stored = self._stored(session, tp)
-            if stored < span.end:
-                _log.warning(
-                    "analytics.offset_fenced",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    expected=expected,
-                    stored=stored,
-                )
-                raise OffsetFencedError(
-                    f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
-                )
-            if stored == span.end:
-                self._expected[tp] = stored
+            if stored >= span.end:  # all of it counted already: skip
+                if stored == span.end:
+                    self._expected[tp] = stored
+                continue
+            if expected < stored and span.first <= stored:
+                # Moved forward into this batch (the previous owner's commit landed after we
+                # loaded): [first, stored) is counted; count the rest from there, fenced again.
+                params["expected"] = stored
+                if session.execute(_ADVANCE, params).rowcount == 1:  # type: ignore[attr-defined]
+                    _log.info(
+                        "analytics.offset_adopted",
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        expected=expected,
+                        stored=stored,
+                    )
+                    counted[tp] = stored
+                    continue
+                stored = self._stored(session, tp)
+            _log.warning(
+                "analytics.offset_fenced",
+                topic=tp.topic,
+                partition=tp.partition,
+                expected=expected,
+                stored=stored,
+            )
+            raise OffsetFencedError(
+                f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
+            )
         return counted
 
     def committed(

@@ -23,6 +23,7 @@ from typing import Final
 from sqlalchemy import BigInteger, Engine, Index, text
 from sqlmodel import Field, SQLModel
 
+from common import business
 from common.db import ProcessedEvent, create_schema
 
 
@@ -98,7 +99,14 @@ class AnalyticsRefund(SQLModel, table=True):
     refunded_ms: int = Field(sa_type=BigInteger)
 
 
-MODELS: Final = (ProcessedEvent, AnalyticsOffset, AnalyticsDaily, AnalyticsPayment, AnalyticsRefund)
+MODELS: Final = (
+    ProcessedEvent,
+    *business.MODELS,
+    AnalyticsOffset,
+    AnalyticsDaily,
+    AnalyticsPayment,
+    AnalyticsRefund,
+)
 
 
 def create_tables(engine: Engine) -> None:

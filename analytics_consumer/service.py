@@ -23,6 +23,7 @@ from analytics_consumer.monitor import Monitor
 from analytics_consumer.schema import create_tables
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore, validate_amount
+from common.business import BusinessMetrics
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
 from common.handlers import ConsumerSpec
 from common.records import Inbound
@@ -41,7 +42,11 @@ def build(
     """The service's spec; `store` lets a test supply one with a hook."""
     engine = make_engine(settings.database)
     prepare(engine)
-    store = store or AnalyticsStore(engine, consumer=settings.analytics_group)
+    store = store or AnalyticsStore(
+        engine,
+        consumer=settings.analytics_group,
+        on_claimed=BusinessMetrics(registry, SERVICE),
+    )
     monitor = Monitor(
         engine,
         AlertRules.from_settings(settings),

@@ -5,7 +5,10 @@ Per batch, in one database transaction:
 1. the fence (`offsets`): advance each partition's stored offset from the one this instance
    expects; records the stored offsets already cover are skipped; a stale instance rolls back;
 2. the inbox: the batch's eventIds (first occurrence only) are inserted, and only those the
-   inbox did not hold are counted, so a duplicate at any offset counts once;
+   inbox did not hold are counted, so a duplicate at any offset counts once; then their
+   business keys (`common.business`): a fact stated again under another eventId (a
+   redelivered webhook) is collapsed, one stated with different content is an anomaly, and
+   neither is counted;
 3. the new events' facts are added up in memory (`aggregate`) and written set-based
    (`flush`).
 
@@ -28,6 +31,7 @@ from analytics_consumer.flush import Writer
 from analytics_consumer.money import UnrepresentableAmountError, to_units
 from analytics_consumer.offsets import OffsetBook, spans_of
 from common import bulk
+from common.business import Claimed, claim_facts
 from common.db import claim_events, transaction
 from common.errors import PermanentError
 from common.events import PaymentEvent, PaymentRefundedPayload
@@ -68,8 +72,10 @@ class AnalyticsStore:
         writer: str | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         before_commit: Callable[[], None] = lambda: None,
+        on_claimed: Callable[[Claimed], None] = lambda _claimed: None,
     ) -> None:
         self._engine = engine
+        self._on_claimed = on_claimed
         self._consumer = consumer
         self._now = now
         self._before_commit = before_commit
@@ -114,12 +120,17 @@ class AnalyticsStore:
             facts, rejected = _facts(batch, counted)
             if rejected:
                 raise next(iter(rejected.values()))
-            new = claim_events(
-                session=session, consumer=self._consumer, event_ids=facts, now=self._now()
+            now = self._now()
+            new = claim_events(session=session, consumer=self._consumer, event_ids=facts, now=now)
+            events = {i.event.event_id: i.event for i in batch}
+            fresh = [events[e] for e in facts if e in new]
+            claimed = claim_facts(session=session, consumer=self._consumer, events=fresh, now=now)
+            self._writer.write(
+                session, fold(facts[e.event_id] for e in fresh if claimed.applies(e.event_id))
             )
-            self._writer.write(session, fold(facts[e] for e in facts if e in new))
             self._before_commit()
         self._book.committed(spans, counted)
+        self._on_claimed(claimed)
 
 
 def _facts(

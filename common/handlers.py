@@ -44,6 +44,10 @@ class ConsumerSpec:
     offsets with its state (and resumes from them) can never cover a record whose DLQ copy
     was not yet acknowledged when the process died."""
     readiness_checks: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    on_stop: Callable[[], None] | None = None
+    """Called (from a signal handler: it must only set a flag) when shutdown is requested, so
+    a handler in a long call can stop starting new work and fail the call, leaving its records
+    to be delivered again; what it finished it must make durable before raising."""
 
 
 def per_event(handlers: Mapping[type[PaymentEvent], EventHandler]) -> BatchHandler:

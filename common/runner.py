@@ -146,6 +146,8 @@ class Runner(RebalanceListener):
     def stop(self) -> None:
         """Ask the loop to finish the batch in hand, commit and return (signal-safe)."""
         self._stop.set()
+        if self._spec.on_stop is not None:
+            self._spec.on_stop()
 
     @property
     def ready(self) -> bool:
@@ -193,8 +195,11 @@ class Runner(RebalanceListener):
         self._interrupted.clear()  # partitions revoked from here on were not ours throughout
         valid, letters = self._parse(records)
         self._write_letters(letters)  # before handling: nothing can cover an unwritten letter
-        if valid:
-            self._write_letters(self._handle(valid))
+        step = self._settings.max_records_per_call
+        for start in range(0, len(valid), step):
+            if start:  # a long batch: keep the member alive between handler calls
+                self._keep_alive()
+            self._write_letters(self._handle(valid[start : start + step]))
         self._resume()
         self._store(records)
         self._outage = None  # the batch went through: whatever was down is back
@@ -376,6 +381,23 @@ class Runner(RebalanceListener):
         delay = state.next_action.sleep if state.next_action else 0.0
         self._bus.emit(RetryScheduled(records, kind, error, state.attempt_number, delay))
 
+    def _keep_alive(self) -> None:
+        """Between two handler calls of one batch: beat liveness and poll, every partition paused.
+
+        A poll resets librdkafka's `max.poll.interval.ms` timer and serves rebalances; with
+        the partitions paused it fetches nothing new, and what was already fetched is read
+        again after the batch (the same rewind as during retries).
+        """
+        self._heartbeat()
+        self._pause()
+        records, errors = self._consumer.poll_batch(self._settings.batch_size, 0)
+        self._report(errors)
+        self._remember_rewind(records)
+
+    def _remember_rewind(self, records: list[Record]) -> None:
+        for record in records:  # fetched before the pause took effect: read again later
+            self._rewind[record.tp] = min(self._rewind.get(record.tp, record.offset), record.offset)
+
     def _paused_wait(self, seconds: float) -> None:
         """Wait by polling with every partition paused, so the group keeps this member."""
         self._pause()
@@ -388,10 +410,7 @@ class Runner(RebalanceListener):
                 self._settings.batch_size, min(remaining, self._settings.poll_timeout_seconds)
             )
             self._report(errors)
-            for record in records:  # fetched before the pause took effect: read again later
-                self._rewind[record.tp] = min(
-                    self._rewind.get(record.tp, record.offset), record.offset
-                )
+            self._remember_rewind(records)
 
     def _assignment(self) -> list[TopicPartition]:
         return [TopicPartition(*tp) for tp in sorted(self._assigned)]

@@ -92,6 +92,7 @@ class RunnerSettings(BaseSettings):
     topic_prefix: str = ""
     dlq_topic: str | None = None
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    max_records_per_call: Annotated[int, Field(ge=1, le=100_000)] = 1000
     poll_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
     shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     max_attempts: Annotated[int, Field(ge=1)] = 3

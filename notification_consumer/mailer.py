@@ -8,6 +8,8 @@ overlap those waits with rendering the next messages. The sessions live for one 
 The first failure stops new sends (a server that refused one connection will refuse the
 next); messages already in flight finish, and every outcome reached is handed back before
 the error is raised, so the handler records what was sent before the run loop retries.
+That holds when the failure is the outcome callback's own (the ledger write refused): the
+sends that finish after it are still handed to it, one by one.
 """
 
 from __future__ import annotations
@@ -91,7 +93,13 @@ class Mailer:
                 if (exc := future.exception()) is not None:
                     error = error or exc
                 elif not isinstance(result := future.result(), _NotAttempted):
-                    on_result(result)
+                    try:
+                        on_result(result)
+                    except Exception as exc:
+                        # Keep handing over the sends that finish: each one's outcome must
+                        # reach the handler, or its email would be sent again on the retry.
+                        error = error or exc
+                        failed.set()  # start nothing new
         finally:
             failed.set()  # also when on_result raised: start nothing new
             wait(futures)  # no session is closed under a worker

@@ -14,11 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from notification_consumer.notifications import KINDS
 
-EmailOutcome = Literal["sent", "failed", "undeliverable", "stale", "duplicate"]
+EmailOutcome = Literal["sent", "failed", "undeliverable", "deferred", "stale", "duplicate"]
 OUTCOMES: Final[tuple[EmailOutcome, ...]] = (
     "sent",
     "failed",
     "undeliverable",
+    "deferred",
     "stale",
     "duplicate",
 )

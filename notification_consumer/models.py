@@ -19,8 +19,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, Text
 from sqlmodel import Field, SQLModel
+
+from common import business
 
 
 class UserContact(SQLModel, table=True):
@@ -67,4 +69,38 @@ class SentNotification(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
-MODELS: Final = (UserContact, PaymentFact, SentNotification)
+class UndeliveredEvent(SQLModel, table=True):
+    """The event of an `undeliverable` notification, kept for `notification-consumer resend`."""
+
+    __tablename__ = "undelivered_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=32)
+    event_json: str = Field(sa_type=Text)
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class NotificationClaim(SQLModel, table=True):
+    """A notification some member is sending now: claimed before the send, gone once recorded.
+
+    Two members handling the same event at once (it was published to two partitions) would
+    otherwise both send it. A claim older than `repository.CLAIM_TTL` (its member died before
+    recording) may be taken over.
+    """
+
+    __tablename__ = "notification_claim"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=32)
+    claimed_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+MODELS: Final = (
+    UserContact,
+    PaymentFact,
+    SentNotification,
+    UndeliveredEvent,
+    NotificationClaim,
+    *business.MODELS,
+)

@@ -24,7 +24,8 @@ from common.records import Inbound
 
 Kind = Literal["receipt", "payment_failed", "refund"]
 SkipReason = Literal["duplicate", "stale", "undeliverable"]
-Status = Literal["sent", "failed", "undeliverable"]
+Status = Literal["sent", "failed", "undeliverable", "deferred"]
+"""`deferred` is not final: a replay of the record sends it (once, with the same Message-ID)."""
 """Final outcomes, recorded in `sent_notification`; a skip for staleness or a duplicate is not."""
 
 KIND_BY_EVENT_TYPE: Final[Mapping[str, Kind]] = {
@@ -62,6 +63,9 @@ class Knowledge:
     paid_bookings: frozenset[str] = frozenset()
     payments: Mapping[str, PaymentSummary] = field(default_factory=dict)
     contacts: Mapping[str, Recipient] = field(default_factory=dict)
+    restated: Mapping[str, str] = field(default_factory=dict)
+    """eventId → the earlier eventId that stated the same business fact (`common.business`):
+    a redelivered webhook under a fresh eventId, or an anomaly; neither is notified again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ class Outcome:
     payment_id: str
     smtp_code: int | None = None
     detail: str | None = None
+    event_json: str | None = None
+    """For `undeliverable`: the event as received, kept so `resend` can send it later."""
 
 
 def kind_of(event: PaymentEvent) -> Kind | None:
@@ -115,6 +121,9 @@ def plan(
         key = (event.event_id, kind)
         if key in knowledge.notified or key in seen:
             decisions.append(Skip(inbound, kind, "duplicate", "already notified"))
+            continue
+        if (first := knowledge.restated.get(event.event_id)) is not None:
+            decisions.append(Skip(inbound, kind, "duplicate", f"same business fact as {first}"))
             continue
         seen.add(key)
         decisions.append(_decide(inbound, kind, knowledge, address_template))

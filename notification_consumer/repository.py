@@ -9,7 +9,7 @@ trips, not thousands. Outcomes are one conflict-ignoring multi-row INSERT (`comm
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -18,12 +18,24 @@ from sqlmodel import Session, col, select
 from common import bulk
 from common.db import table_of
 from common.events import PaymentCompleted, PaymentEvent, PaymentFailed, PaymentInitiated
-from notification_consumer.models import PaymentFact, SentNotification, UserContact
+from notification_consumer.models import (
+    NotificationClaim,
+    PaymentFact,
+    SentNotification,
+    UndeliveredEvent,
+    UserContact,
+)
 from notification_consumer.notifications import Knowledge, Outcome, PaymentSummary, Recipient
 
 _CONTACT: Final = table_of(UserContact)
 _PAYMENT: Final = table_of(PaymentFact)
 _SENT: Final = table_of(SentNotification)
+_UNDELIVERED: Final = table_of(UndeliveredEvent)
+_CLAIM: Final = table_of(NotificationClaim)
+
+CLAIM_TTL: Final = timedelta(seconds=120)
+"""After this, a claim whose member never recorded an outcome (it died) may be taken over:
+well above the longest a handler call takes (MAX_RECORDS_PER_CALL sends on a slow relay)."""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -92,7 +104,10 @@ def knowledge(
     event_ids = [e.event_id for e in events]
     notified: set[tuple[str, str]] = set()
     for condition in bulk.where_in(session=session, column=_SENT.c.event_id, values=event_ids):
-        statement = select(SentNotification.event_id, SentNotification.kind).where(condition)
+        statement = select(SentNotification.event_id, SentNotification.kind).where(
+            condition,
+            SentNotification.status != "deferred",  # not final: a replay sends it
+        )
         notified.update((event_id, kind) for event_id, kind in session.exec(statement))
     paid: set[str] = set()
     for condition in bulk.where_in(
@@ -136,7 +151,13 @@ def contacts(*, session: Session, user_ids: Iterable[str]) -> dict[str, Recipien
 
 
 def record_outcomes(*, session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Add the outcomes not recorded yet (a retried batch may hold some; the first one stays)."""
+    """Record `outcomes` in the ledger and release their send claims, in one transaction."""
+    _insert_outcomes(session=session, outcomes=outcomes, now=now)
+    release_claims(session=session, keys=[(o.event_id, o.kind) for o in outcomes])
+
+
+def _insert_outcomes(*, session: Session, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Add the outcomes not recorded yet (a retried batch may hold some; the first final one stays)."""
     at = bulk.encoders(session).time(now)
     bulk.insert_rows(
         session=session,
@@ -166,8 +187,88 @@ def record_outcomes(*, session: Session, outcomes: Sequence[Outcome], now: datet
             )
             for o in outcomes
         ],
+        # The first final outcome stays; a `deferred` one gives way to what happened next,
+        # and an `undeliverable` one to what `resend` achieved.
+        on_conflict=(
+            "(event_id, kind) DO UPDATE SET status = excluded.status, "
+            "smtp_code = excluded.smtp_code, detail = excluded.detail, "
+            "recorded_at = excluded.recorded_at "
+            "WHERE sent_notification.status IN ('deferred', 'undeliverable')"
+        ),
+    )
+    kept = [o for o in outcomes if o.event_json is not None]
+    bulk.insert_rows(
+        session=session,
+        table=_UNDELIVERED,
+        columns=("event_id", "kind", "event_json", "recorded_at"),
+        rows=[(o.event_id, o.kind, o.event_json, at) for o in kept],
         on_conflict="(event_id, kind) DO NOTHING",
     )
+
+
+def undelivered(
+    *, session: Session, status: str, since: datetime | None = None
+) -> list[tuple[str, str]]:
+    """(kind, event JSON) of the notifications recorded with `status` (since `since`)."""
+    statement = (
+        select(UndeliveredEvent.kind, UndeliveredEvent.event_json)
+        .join(
+            SentNotification,
+            (SentNotification.event_id == UndeliveredEvent.event_id)  # type: ignore[arg-type]
+            & (SentNotification.kind == UndeliveredEvent.kind),
+        )
+        .where(SentNotification.status == status)
+    )
+    if since is not None:
+        statement = statement.where(SentNotification.recorded_at >= since)
+    return [(kind, text) for kind, text in session.exec(statement)]
+
+
+def claim_sends(
+    *, session: Session, keys: Sequence[tuple[str, str]], owner: str, now: datetime
+) -> set[tuple[str, str]]:
+    """Claim (eventId, kind) pairs for sending by `owner`; returns the ones it holds now.
+
+    Held: newly claimed, claimed by `owner` already (a retry), or taken over from a claim
+    older than `CLAIM_TTL`. The others are being sent by another member.
+    """
+    at = bulk.encoders(session).time(now)
+    wanted = sorted(set(keys))
+    inserted = set(
+        bulk.insert_rows(
+            session=session,
+            table=_CLAIM,
+            columns=("event_id", "kind", "owner", "claimed_at"),
+            rows=[(event_id, kind, owner, at) for event_id, kind in wanted],
+            on_conflict="(event_id, kind) DO NOTHING",
+            returning="event_id",
+        )
+    )
+    held = {(e, k) for e, k in wanted if e in inserted}
+    for event_id, kind in wanted:
+        if (event_id, kind) in held:
+            continue
+        claim = session.get(NotificationClaim, (event_id, kind), with_for_update=True)
+        if claim is None:
+            continue
+        claimed_at = _utc(claim.claimed_at)
+        if claim.owner == owner or (claimed_at is not None and claimed_at < now - CLAIM_TTL):
+            claim.owner, claim.claimed_at = owner, now
+            held.add((event_id, kind))
+    session.flush()
+    return held
+
+
+def release_claims(*, session: Session, keys: Iterable[tuple[str, str]]) -> None:
+    """Drop the claims of notifications whose outcome is recorded (in that transaction)."""
+    for event_id, kind in keys:
+        claim = session.get(NotificationClaim, (event_id, kind))
+        if claim is not None:
+            session.delete(claim)
+
+
+def claim_of(*, session: Session, event_id: str, kind: str) -> NotificationClaim | None:
+    return session.get(NotificationClaim, (event_id, kind))
 
 
 def save_contact(*, session: Session, contact: UserContact) -> None:

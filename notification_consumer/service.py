@@ -13,6 +13,7 @@ import socket
 
 from prometheus_client import CollectorRegistry
 
+from common.business import BusinessMetrics
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
 from common.handlers import ConsumerSpec
 from common.topics import GROUP_NOTIFICATION
@@ -54,6 +55,8 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
         address_template=settings.recipient_email_template,
         message_id_domain=settings.message_id_domain,
         record_every=settings.record_every,
+        defer_attempts=settings.smtp_defer_attempts,
+        on_claimed=BusinessMetrics(registry, "notification-service"),
     )
     return ConsumerSpec(
         name="notification",
@@ -64,6 +67,7 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
             "database": lambda: reachable(engine),
             "smtp": lambda: _listening(smtp.host, smtp.port),
         },
+        on_stop=handler.request_stop,
     )
 
 

@@ -62,6 +62,11 @@ class NotificationSettings(RunnerSettings):
     smtp_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     smtp_connections: Annotated[int, Field(ge=1, le=32)] = 4
     """SMTP connections used in parallel within a batch (see `mailer`)."""
+    max_records_per_call: Annotated[int, Field(ge=1, le=100_000)] = 100
+    """Notifications per handler call: at 3 emails/s (a slow relay) 100 take ~33 s, well inside
+    the 60 s liveness timeout and librdkafka's 300 s max.poll.interval.ms."""
+    smtp_defer_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    """Tries of a notification its recipient defers (4xx at RCPT) before it is dead-lettered."""
     mail_from: str
     """Required: the From of every email, e.g. `DreamScape <no-reply@dreamscape.com>`."""
 

@@ -5,8 +5,10 @@ A message's outcome is one of three, and the batch handler acts on each differen
 * accepted (`None`): the server took responsibility for it;
 * `Refused`: a 5xx reply for this recipient or this message (unknown mailbox, content
   rejected). Sending it again would get the same answer, so it is recorded as failed;
+* `Deferred`: a 4xx reply for this recipient at RCPT (over quota, greylisting). It is this
+  message's for now: the handler retries it a bounded number of times, then gives up on it;
 * `SmtpUnavailable` (raised, a `TransientError`): the server cannot take mail *now*:
-  connection refused or dropped, timeout, any 4xx, authentication or TLS trouble, and a
+  connection refused or dropped, timeout, any other 4xx, authentication or TLS trouble, and a
   5xx for our own sender (MAIL FROM), which would refuse every message alike. The run loop
   pauses, backs off and retries the batch; nothing is dead-lettered, nothing marked failed.
 
@@ -34,6 +36,18 @@ class SmtpUnavailable(TransientError):  # noqa: N818 - a state, like ConnectionE
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A permanent (5xx) refusal of one message."""
+
+    code: int
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A temporary (4xx) refusal of one recipient (over quota, greylisted): that message's.
+
+    Other recipients may be accepted meanwhile, so it does not stop the batch: the handler
+    retries it a few times, then gives up on it for now (`smtp_deferred`, replayable).
+    """
 
     code: int
     reply: str
@@ -75,7 +89,9 @@ class MailSession:
         self._config = config
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage, *, sender: str, recipient: str) -> Refused | None:
+    def send(
+        self, message: EmailMessage, *, sender: str, recipient: str
+    ) -> Refused | Deferred | None:
         """Hand `message` to the server for `recipient`; None once accepted."""
         envelope_from = parseaddr(sender)[1]
         try:
@@ -85,7 +101,7 @@ class MailSession:
             code, raw = next(iter(exc.recipients.values()))
             if 500 <= code < 600:
                 return Refused(code, _reply(raw))
-            raise SmtpUnavailable(f"recipient deferred: {code} {_reply(raw)}") from None
+            return Deferred(code, _reply(raw))  # smtplib sent RSET: the session goes on
         except smtplib.SMTPDataError as exc:
             if 500 <= exc.smtp_code < 600:
                 return Refused(exc.smtp_code, _reply(exc.smtp_error))

@@ -8,6 +8,7 @@ refusals and a stop/start on the same port for outage tests.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -42,7 +43,7 @@ class _Handler:
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        refusal = self._sink.refusal_at("RCPT")
+        refusal = self._sink.refusal_at("RCPT") or self._sink.reply_for(address)
         if refusal:
             return refusal
         envelope.rcpt_tos.append(address)
@@ -54,6 +55,8 @@ class _Handler:
         refusal = self._sink.refusal_at("DATA")
         if refusal:
             return refusal
+        if self._sink.delay_s:  # a slow relay: answers each message after a while
+            await asyncio.sleep(self._sink.delay_s)
         self._sink.deliver(envelope.mail_from, envelope.rcpt_tos, envelope.content)
         return "250 Message accepted for delivery"
 
@@ -67,6 +70,9 @@ class SmtpSink:
         self._messages: list[ReceivedMessage] = []
         self._changed = threading.Condition()
         self._refusal: tuple[str, Stage] | None = None
+        self._per_recipient: dict[str, str] = {}
+        #: Seconds the server takes to accept each message (0: at once), to play a slow relay.
+        self.delay_s = 0.0
         self._controller: Controller | None = None
 
     @property
@@ -93,6 +99,19 @@ class SmtpSink:
         """Answer `reply` (e.g. "451 try later") at `at` from now on; None accepts again."""
         with self._changed:
             self._refusal = None if reply is None else (reply, at)
+
+    def reply_to_recipient(self, address: str, reply: str | None) -> None:
+        """Answer `reply` (e.g. "452 4.2.2 over quota") at RCPT for `address` only; None clears."""
+        with self._changed:
+            if reply is None:
+                self._per_recipient.pop(address.lower(), None)
+            else:
+                self._per_recipient[address.lower()] = reply
+
+    def reply_for(self, address: str) -> str | None:
+        """The scripted RCPT reply for `address`, if any."""
+        with self._changed:
+            return self._per_recipient.get(address.lower())
 
     def refusal_at(self, stage: Stage) -> str | None:
         """The scripted reply for `stage`, if the sink is currently refusing there."""

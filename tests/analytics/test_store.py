@@ -6,13 +6,17 @@ exercise the store exactly as the run loop calls it, including redelivery and re
 
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from analytics_consumer.offsets import OffsetFencedError
 from analytics_consumer.store import REJECTED_AMOUNT, AnalyticsStore
+from common.business import Claimed
 from common.errors import PermanentError
 from common.events import PaymentInitiated
 from common.records import Inbound, OutboundRecord, Record
@@ -82,6 +86,51 @@ class TestExactFigures:
         assert stored_offsets(engine)[odd.record.tp] == 0
 
 
+def _restated(record: OutboundRecord, **payload: object) -> OutboundRecord:
+    """The same business fact as `record` under a new eventId (a redelivered webhook)."""
+    assert record.value is not None
+    document = json.loads(record.value)
+    document["eventId"] = str(uuid.uuid4())
+    document["payload"].update(payload)
+    return OutboundRecord(record.topic, record.key, json.dumps(document).encode())
+
+
+class TestOneFactOneEffect:
+    def test_a_payment_republished_under_new_event_ids_counts_once(self, database_url: str) -> None:
+        """A completion and a refund each published again with a fresh eventId and time (what the spec's webhook handler does on a redelivery) leave every figure as if published once (issue 10, finding 14)."""
+        records = simulated(PLAIN)
+        by_type = {json.loads(r.value or b"{}").get("eventType"): r for r in records}
+        again = [
+            _restated(by_type["payment.completed"], completedAt="2025-12-19T23:59:00Z"),
+            _restated(by_type["payment.refunded"], refundedAt="2025-12-19T23:59:00Z"),
+        ]
+        engine = engine_for(database_url)
+        stream = as_inbound([*records, *again])
+        apply_all(store_for(engine, stream), in_batches(stream, 97))
+        expected = independent.figures(independent.distinct_events(records))
+        assert independent.comparable(report(engine)) == expected
+
+    def test_the_same_refund_id_with_another_amount_is_an_anomaly_counted_once(
+        self, database_url: str
+    ) -> None:
+        """A second event for a known refundId with a different amount is recorded as an anomaly and not counted: the first word stands."""
+        records = simulated(PLAIN)
+        refund = next(r for r in records if b"payment.refunded" in (r.value or b""))
+        odd = _restated(refund, refundAmount=1)
+        engine = engine_for(database_url)
+        stream = as_inbound([*records, odd])
+        claimed: list[Claimed] = []
+        apply_all(store_for(engine, stream, on_claimed=claimed.append), in_batches(stream, 97))
+        assert independent.comparable(report(engine)) == independent.figures(
+            independent.distinct_events(records)
+        )
+        anomalies = [e for c in claimed for e in c.of("anomaly")]
+        assert anomalies == [json.loads(odd.value or b"{}")["eventId"]]
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT event_id FROM business_anomaly")).all()
+        assert [r[0] for r in rows] == anomalies
+
+
 def _shifted(inbound: Inbound, offset: int) -> Inbound:
     r = inbound.record
     return Inbound(Record(r.topic, r.partition, offset, r.key, r.value), inbound.event)
@@ -111,22 +160,39 @@ class TestFence:
         tp = stream[0].record.tp
         return [i for i in stream if i.record.tp == tp][:20]
 
-    def test_a_stale_instance_cannot_write_over_the_owner(self, database_url: str) -> None:
-        """An instance that lost a partition it still believes it owns fails with OffsetFencedError and changes nothing, while the owner's offsets and figures stand."""
+    def test_the_new_owner_with_a_stale_start_goes_on_from_the_stored_offset(
+        self, database_url: str
+    ) -> None:
+        """B is assigned and loads offset 0; the evicted A's in-flight commit then sets 10; B's batch 0-14 re-reads the stored offset, counts only 10-14 and goes on: no endless fence, nothing counted twice (issue 10, finding 4)."""
         records = self._partition_stream()
         engine = engine_for(database_url)
-        zombie = store_for(engine, records)
-        owner = store_for(engine, records)
-        owner.apply(records[:10])
-        before, offsets = report(engine), stored_offsets(engine)
+        new_owner = store_for(engine, records)  # loaded 0
+        evicted = store_for(engine, records)
+        evicted.apply(records[:10])  # the commit that was in flight
 
+        new_owner.apply(records[:15])
+        new_owner.apply(records[15:])
+        evicted.apply(records[10:15])  # a zombie's late batch: already covered, skipped
+
+        tp = records[0].record.tp
+        assert stored_offsets(engine)[tp] == records[-1].record.offset + 1
+        expected = independent.figures(independent.distinct_events(map(_outbound, records)))
+        assert report(engine)["events"] == expected["events"]
+
+    def test_a_stored_offset_behind_the_expected_one_is_still_a_fence(
+        self, database_url: str
+    ) -> None:
+        """A stored offset that went backwards (restored by hand, say) is not adopted: OffsetFencedError and nothing changes."""
+        records = self._partition_stream()
+        engine = engine_for(database_url)
+        store = store_for(engine, records)
+        store.apply(records[:10])
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE analytics_offset SET next_offset = 3"))
+        before = report(engine)
         with pytest.raises(OffsetFencedError):
-            zombie.apply(records[:15])
-
+            store.apply(records[10:15])
         assert report(engine) == before
-        assert stored_offsets(engine) == offsets
-        owner.apply(records[10:])
-        assert stored_offsets(engine)[records[0].record.tp] == records[-1].record.offset + 1
 
     def test_records_the_stored_offset_already_covers_are_skipped(self, database_url: str) -> None:
         """A stale batch wholly below the stored offset (a commit whose acknowledgement was lost) is skipped without error and without counting."""
@@ -152,10 +218,10 @@ class TestFence:
         assert report(engine) == before
 
     @pytest.mark.postgres
-    def test_concurrent_writers_of_one_partition_are_serialised_and_the_second_fenced(
+    def test_concurrent_writers_of_one_partition_are_serialised_and_count_disjoint_ranges(
         self, postgres_url: str
     ) -> None:
-        """While one instance holds a partition's offset row in an open transaction, a second writer waits for it and is fenced once it commits."""
+        """While one instance holds a partition's offset row in an open transaction, a second writer waits for it, then counts only the records the first did not: nothing twice."""
         records = self._partition_stream()
         engine = engine_for(postgres_url)
         inside, release = threading.Event(), threading.Event()
@@ -184,9 +250,10 @@ class TestFence:
         release.set()
         writer.join(10)
         contender.join(10)
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], OffsetFencedError)
-        assert stored_offsets(engine)[records[0].record.tp] == records[9].record.offset + 1
+        assert outcome == [None]
+        assert stored_offsets(engine)[records[0].record.tp] == records[11].record.offset + 1
+        expected = independent.figures(independent.distinct_events(map(_outbound, records[:12])))
+        assert report(engine)["events"] == expected["events"]
 
 
 def _outbound(inbound: Inbound) -> OutboundRecord:

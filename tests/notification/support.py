@@ -122,6 +122,11 @@ class Service:
             )
             repository.save_contact(session=session, contact=contact)
 
+    def claimed(self, event_id: str, kind: str) -> bool:
+        """Whether some member has claimed this notification for sending."""
+        with session_of(self) as session:
+            return repository.claim_of(session=session, event_id=event_id, kind=kind) is not None
+
     def outcome(self, event_id: str, kind: str) -> SentNotification | None:
         with session_of(self) as session:
             return repository.outcome_of(session=session, event_id=event_id, kind=kind)

@@ -9,6 +9,7 @@ recorded once.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +19,10 @@ from structlog.testing import capture_logs
 
 from common.errors import TransientError
 from common.testing.proxy import TcpProxy
+from common.testing.running import wait_until
 from common.testing.smtp import SmtpSink
 from notification_consumer import repository
-from tests.notification.support import Service, document, settings
+from tests.notification.support import Service, document, inbounds, settings
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +42,27 @@ class TestExactlyOnce:
         outcome = service.outcome(completed["eventId"], "receipt")
         assert outcome is not None
         assert outcome.status == "sent"
+
+    def test_a_payment_republished_under_a_new_event_id_sends_one_email(
+        self, service: Service, smtp_server: SmtpSink
+    ) -> None:
+        """The same completion published again with a fresh eventId and completedAt (a redelivered gateway webhook) is the same business fact: one receipt, the second counted as a duplicate (issue 10, finding 14)."""
+        completed = document("payment.completed", paymentId="pay_webhook_1")
+        again = {**completed, "eventId": str(uuid.uuid4())}
+        again["payload"] = {**completed["payload"], "completedAt": "2025-12-18T10:40:00.000Z"}
+        service.handle([completed])
+        service.handle([again])
+
+        assert len(smtp_server.wait_for(1)) == 1
+        assert service.outcome(again["eventId"], "receipt") is None
+        assert service.count("receipt", "duplicate") == 1
+        assert (
+            service.registry.get_sample_value(
+                "dreamscape_business_facts_total",
+                {"service": "notification-service", "verdict": "duplicate"},
+            )
+            == 1
+        )
 
     def test_a_5xx_refusal_is_recorded_as_failed_and_not_tried_again(
         self, service: Service, smtp_server: SmtpSink
@@ -142,3 +165,139 @@ class TestExactlyOnce:
 
         assert len(smtp_server.wait_for(3)) == 3
         assert all(sqlite_service.outcome(d["eventId"], "receipt") is not None for d in docs)
+
+
+class TestDeferredRecipient:
+    def test_one_recipient_over_quota_is_retried_a_few_times_then_dead_lettered_while_the_rest_go_out(
+        self, smtp_server: SmtpSink, database_url: str
+    ) -> None:
+        """A 452 for one recipient while the others are accepted costs the batch a bounded number of retries (3 attempts), after which that notification is recorded `deferred` and returned as an `smtp_deferred` rejection (replayable); a later replay sends it once, with the same Message-ID (issue 10, finding 5)."""
+        service = Service(
+            settings(smtp_server, database_url, recipient_email_template="{user_id}@example.test")
+        )
+        docs = [
+            document("payment.completed", userId=f"user-{n}", paymentId=f"pay_user{n}")
+            for n in range(3)
+        ]
+        smtp_server.reply_to_recipient("user-1@example.test", "452 4.2.2 mailbox over quota")
+        batch = inbounds(docs)
+
+        for _ in range(2):
+            with pytest.raises(TransientError, match="deferred"):
+                service.spec.handle(batch)
+        rejected = service.spec.handle(batch)
+
+        assert rejected is not None
+        [(inbound, error)] = rejected.items()
+        assert inbound.event.event_id == docs[1]["eventId"]
+        assert error.error_type == "smtp_deferred"
+        assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
+            "user-0@example.test",
+            "user-2@example.test",
+        ]
+        deferred = service.outcome(docs[1]["eventId"], "receipt")
+        assert deferred is not None
+        assert (deferred.status, deferred.smtp_code) == ("deferred", 452)
+
+        smtp_server.reply_to_recipient("user-1@example.test", None)
+        assert service.spec.handle(inbounds([docs[1]])) in (None, {})  # the replay
+        sent = service.outcome(docs[1]["eventId"], "receipt")
+        assert sent is not None
+        assert sent.status == "sent"
+        [replayed] = [m for m in smtp_server.messages if m.rcpt_tos[0] == "user-1@example.test"]
+        assert str(replayed.message["Message-ID"]).strip() == deferred.message_id
+
+    def test_every_recipient_deferred_is_an_outage_not_a_bad_record(
+        self, smtp_server: SmtpSink, sqlite_url: str
+    ) -> None:
+        """When every recipient of an attempt is deferred and none accepted, the server is the problem: retried without limit, nothing dead-lettered."""
+        service = Service(
+            settings(smtp_server, sqlite_url, recipient_email_template="{user_id}@example.test")
+        )
+        docs = [
+            document("payment.completed", userId=f"all-{n}", paymentId=f"pay_all{n}")
+            for n in range(2)
+        ]
+        for n in range(2):
+            smtp_server.reply_to_recipient(f"all-{n}@example.test", "451 4.7.1 greylisted")
+        batch = inbounds(docs)
+        for _ in range(5):
+            with pytest.raises(TransientError):
+                service.spec.handle(batch)
+        for n in range(2):
+            smtp_server.reply_to_recipient(f"all-{n}@example.test", None)
+        assert service.spec.handle(batch) in (None, {})
+        assert len(smtp_server.wait_for(2)) == 2
+
+
+class TestShutdownMidBatch:
+    def test_a_stop_during_a_long_batch_sends_nothing_new_and_records_what_was_sent(
+        self, smtp_server: SmtpSink, sqlite_url: str
+    ) -> None:
+        """Asked to stop (SIGTERM) while a slow relay takes a batch of 20, the handler starts no new send, records every email already accepted, and fails the batch so its records are redelivered rather than their offsets stored (issue 10, finding 16)."""
+        smtp_server.delay_s = 0.05
+        service = Service(
+            settings(
+                smtp_server,
+                sqlite_url,
+                recipient_email_template="{user_id}@example.test",
+                smtp_connections=2,
+            )
+        )
+        docs = [
+            document("payment.completed", userId=f"stop-{n}", paymentId=f"pay_stop{n}")
+            for n in range(20)
+        ]
+        outcome: list[BaseException | None] = []
+
+        def handle() -> None:
+            try:
+                service.spec.handle(inbounds(docs))
+            except BaseException as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        worker = threading.Thread(target=handle)
+        worker.start()
+        smtp_server.wait_for(3, timeout=10)
+        assert service.spec.on_stop is not None
+        service.spec.on_stop()
+        worker.join(10)
+
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], TransientError)
+        received = {m.rcpt_tos[0] for m in smtp_server.messages}
+        assert 3 <= len(received) < 20
+        recorded = {
+            f"stop-{n}@example.test"
+            for n, doc in enumerate(docs)
+            if (o := service.outcome(doc["eventId"], "receipt")) is not None and o.status == "sent"
+        }
+        assert recorded == received
+
+
+class TestTwoMembers:
+    def test_the_same_event_handled_by_two_members_at_once_is_sent_once(
+        self, smtp_server: SmtpSink, database_url: str
+    ) -> None:
+        """Member A is sending a receipt (a slow relay) when member B gets the same event (it was published to two partitions): B sees A's claim, sends nothing and retries; once A recorded it, B skips it. One email (issue 10, finding 15)."""
+        smtp_server.delay_s = 0.5
+        config = settings(
+            smtp_server, database_url, recipient_email_template="{user_id}@example.test"
+        )
+        a, b = Service(config), Service(config)
+        completed = document("payment.completed", userId="twice", paymentId="pay_twice")
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (a.handle([completed]), done.set()))
+        worker.start()
+        wait_until(lambda: a.claimed(completed["eventId"], "receipt"), 10, "A's claim")
+
+        with pytest.raises(TransientError, match="another member"):
+            b.handle([completed])
+        worker.join(10)
+        assert done.is_set()
+        b.handle([completed])
+
+        assert len(smtp_server.wait_for(1)) == 1
+        assert len(smtp_server.messages) == 1

@@ -49,3 +49,27 @@ def test_a_failure_stops_new_sends_and_is_raised_after_the_results(connections: 
     assert 5 not in seen
     assert set(range(5)) <= set(seen)  # jobs start in order, and started ones finish
     assert len(started_after_failure) <= connections - 1  # only sends already under way
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_an_outcome_callback_that_fails_still_gets_every_finished_send(connections: int) -> None:
+    """If on_result raises (the ledger write failed), every send that finished is still handed to it, so no sent email loses its outcome and is sent again on the retry; then the first error is raised (issue 10, finding 15)."""
+    mailer = Mailer(CONFIG, connections=connections)
+    started = threading.Barrier(connections) if connections > 1 else None
+    seen: list[int] = []
+
+    def work(_session: MailSession, job: int) -> int:
+        if started is not None and job < connections:
+            started.wait(5)  # the first `connections` sends are all under way together
+        return job
+
+    def on_result(value: int) -> None:
+        seen.append(value)
+        if len(seen) == 1:
+            raise RuntimeError("ledger write refused")
+
+    with pytest.raises(RuntimeError, match="ledger"):
+        mailer.deliver(list(range(12)), work, on_result)
+    mailer.close()
+    assert set(range(connections)) <= set(seen)  # everything under way at the failure
+    assert len(seen) == len(set(seen))

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from common.lifecycle import BatchHandled
 from common.testing.smtp import SmtpSink
 from common.topics import Topics
 from notification_consumer.service import build
@@ -137,7 +138,9 @@ def test_an_smtp_outage_of_ten_seconds_delays_but_loses_and_repeats_nothing(
 ) -> None:
     """With the SMTP server down for 10 s mid-stream, the loop retries, and afterwards every email has arrived exactly once with nothing dead-lettered."""
     before = [document("payment.completed", paymentId=f"pay_a{n}") for n in range(10)]
-    during = [document("payment.refunded", paymentId=f"pay_b{n}") for n in range(10)]
+    during = [
+        document("payment.refunded", paymentId=f"pay_b{n}", refundId=f"ref_b{n}") for n in range(10)
+    ]
     with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
         produce(kafka_bootstrap_servers, [outbound(d, topics.prefix) for d in before])
         smtp_server.wait_for(10, TIMEOUT_S)
@@ -217,3 +220,28 @@ def test_the_service_process_refuses_to_start_without_its_required_settings(
     output = service.output.read_text()
     assert "MAIL_FROM" in output
     assert "PAYMENT_RETRY_URL" in output
+
+
+def test_a_slow_relay_is_fed_in_bounded_calls_with_the_consumer_kept_alive_between(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """With a relay taking 50 ms per email and MAX_RECORDS_PER_CALL=3, a batch of 12 receipts is sent in calls of at most 3, the consumer polled (partitions paused) between them so max.poll.interval.ms and liveness cannot run out, and each email sent once (issue 10, finding 7)."""
+    smtp_server.delay_s = 0.05
+    docs = [
+        document("payment.completed", userId=f"slow-{n}", paymentId=f"pay_slow{n}")
+        for n in range(12)
+    ]
+    consumer = _runner(
+        topics, kafka_bootstrap_servers, smtp_server, sqlite_url, max_records_per_call=3
+    )
+    produce(kafka_bootstrap_servers, [outbound(doc, topics.prefix) for doc in docs])
+    with running(consumer):
+        wait_until(lambda: _handled(consumer, *docs), TIMEOUT_S, "every receipt handled")
+        consumer.stop()
+    calls = [len(e.handled) for e in consumer.recorder.of(BatchHandled)]
+    assert max(calls) <= 3
+    assert sum(calls) >= 12
+    assert any(action == "pause" for action, _ in consumer.flow_control)
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == sorted(
+        f"slow-{n}@example.test" for n in range(12)
+    )

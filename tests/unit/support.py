@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import common.testing
 from common.parsing import parse_event
@@ -26,6 +26,13 @@ def inbound(
     raw = (EXAMPLES / f"{name}.json").read_bytes()
     topic = "dreamscape." + name.replace("_", ".")
     return Inbound(Record(topic, partition, offset, key=key, value=raw), parse_event(raw, topic))
+
+
+def example(event_type: str) -> dict[str, Any]:
+    """The spec's printed example of `event_type`, decoded with exact decimals."""
+    raw = (EXAMPLES / f"{event_type.replace('.', '_')}.json").read_bytes()
+    document: dict[str, Any] = json.loads(raw, parse_float=Decimal)
+    return document
 
 
 def to_json(value: object) -> str:

@@ -6,7 +6,6 @@ given a bad value, and the rejection's `reason` and `field` (the wire path) chec
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, get_args
@@ -23,7 +22,7 @@ from common.events import (
 )
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES, Topics
-from tests.unit.support import EXAMPLES, to_json
+from tests.unit.support import EXAMPLES, example, to_json
 
 INITIATED, COMPLETED, FAILED, REFUNDED = EVENT_TYPES
 MODELS: Final[dict[str, type[PaymentEvent]]] = {
@@ -75,13 +74,6 @@ PAYLOAD_REQUIRED: Final = {
 }
 DELETE: Final = object()
 """Sentinel for `mutated`: remove the field instead of replacing its value."""
-
-
-def example(event_type: str) -> dict[str, Any]:
-    """The spec's printed example of `event_type`, decoded with exact decimals."""
-    raw = (EXAMPLES / f"{event_type.replace('.', '_')}.json").read_bytes()
-    document: dict[str, Any] = json.loads(raw, parse_float=Decimal)
-    return document
 
 
 def mutated(event_type: str, path: str, value: object = DELETE) -> bytes:

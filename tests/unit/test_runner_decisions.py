@@ -425,6 +425,31 @@ class TestPoisonAndRejections:
         assert h.stored() == []
 
 
+class TestLongBatches:
+    def test_a_batch_is_handed_over_in_bounded_calls_with_the_loop_kept_alive_between(
+        self,
+    ) -> None:
+        """With MAX_RECORDS_PER_CALL=2 a batch of 5 goes to the handler as 2+2+1 records; between calls the liveness heartbeat beats and the consumer is polled (paused), so neither liveness nor max.poll.interval.ms can run out in a long batch; what that poll fetched is read again (issue 10, finding 7)."""
+        beats: list[int] = []
+        h = Harness(
+            ok,
+            [[record(n) for n in range(5)]],
+            settings={"max_records_per_call": 2},
+            while_paused=[record(5)],
+        )
+        h.runner._heartbeat = lambda: beats.append(len(h.handler_calls))
+
+        h.run()
+
+        assert h.handler_calls[:3] == [[0, 1], [2, 3], [4]]
+        assert {1, 2} <= set(beats)  # beaten after the first and the second call
+        names = h.names()
+        first, last = names.index("handle"), len(names) - 1 - names[::-1].index("handle")
+        assert "pause" in names[first:last]
+        assert ("seek", (TP, 5)) in h.calls
+        assert h.stored()[0] == {TP: 5}
+
+
 class TestRetries:
     def test_a_transient_error_pauses_retries_and_resumes(self) -> None:
         """A TransientError is retried on the same batch with every partition paused, then the partitions resume and offsets are stored."""

@@ -1,0 +1,204 @@
+"""One business fact, one effect: the identity of what an event states, across eventIds.
+
+The inbox (`common.db.claim_events`) stops the *same event* from applying twice. It cannot
+stop the same *fact* published twice with different eventIds, which is what a gateway's
+redelivered webhook produces: the spec's webhook handler builds a fresh envelope, and a
+fresh `completedAt`, on every call. So every event also has a business key:
+
+* `(eventType, paymentId)` for initiated, completed and failed: a payment starts, completes
+  or fails once;
+* `refundId` for refunded: a payment can be refunded several times, each refund once.
+
+and a fingerprint of its content: the payload without its own occurrence time (`*At`, which
+a redelivery restamps), amounts compared as numbers (`1250.0` is `1250.00`). Claiming the
+keys of a batch (`claim_facts`, in the transaction of its effects) tells each event apart:
+
+* `new`: the first event stating this fact (or the same event again): apply it;
+* `duplicate`: another eventId, same content: a redelivery; collapsed (counted in a metric);
+* `anomaly`: another eventId, different content under the same key (a refund of the same
+  refundId with another amount): recorded in `business_anomaly`, logged, counted, and not
+  applied: the first word stands.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+from sqlmodel import Field, Session, SQLModel, select
+
+from common import bulk
+from common.db import table_of
+from common.events import PaymentEvent, PaymentRefunded
+
+Verdict = Literal["new", "duplicate", "anomaly"]
+
+#: Payload fields that say *when* the fact happened, restamped by a redelivery.
+_OCCURRENCE_TIMES: Final = frozenset({"initiated_at", "completed_at", "failed_at", "refunded_at"})
+
+
+def business_key(event: PaymentEvent) -> str:
+    """`refund:<refundId>` for a refund, else `<eventType>:<paymentId>`."""
+    if isinstance(event, PaymentRefunded):
+        return f"refund:{event.payload.refund_id}"
+    return f"{event.event_type}:{event.payload.payment_id}"
+
+
+def fingerprint(event: PaymentEvent) -> str:
+    """SHA-256 of the payload's content, without its occurrence time; amounts as numbers."""
+    content = {
+        name: _canonical(value)
+        for name, value in event.payload.model_dump().items()
+        if name not in _OCCURRENCE_TIMES
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")  # amounts are bounded (events.MAX_MAJOR_UNITS)
+    return value
+
+
+class BusinessFact(SQLModel, table=True):
+    """The first event (per consumer) that stated a business fact, and its fingerprint."""
+
+    __tablename__ = "business_fact"
+
+    consumer: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=300)
+    fingerprint: str = Field(max_length=64)
+    event_id: str = Field(max_length=64)
+    first_seen: datetime
+
+
+class BusinessAnomaly(SQLModel, table=True):
+    """An event that stated a known business fact with different content (not applied)."""
+
+    __tablename__ = "business_anomaly"
+
+    consumer: str = Field(primary_key=True, max_length=64)
+    event_id: str = Field(primary_key=True, max_length=64)
+    key: str = Field(max_length=300)
+    first_event_id: str = Field(max_length=64)
+    detected_at: datetime
+
+
+MODELS: Final = (BusinessFact, BusinessAnomaly)
+_FACT: Final = table_of(BusinessFact)
+_ANOMALY: Final = table_of(BusinessAnomaly)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What `claim_facts` found for each event of a batch (by eventId)."""
+
+    verdicts: Mapping[str, Verdict]
+    first_event: Mapping[str, str] = field(default_factory=dict)
+    """For duplicates and anomalies: the eventId that stated the fact first."""
+
+    def applies(self, event_id: str) -> bool:
+        return self.verdicts.get(event_id) == "new"
+
+    def of(self, verdict: Verdict) -> list[str]:
+        return [e for e, v in self.verdicts.items() if v == verdict]
+
+
+def claim_facts(
+    *, session: Session, consumer: str, events: Sequence[PaymentEvent], now: datetime
+) -> Claimed:
+    """Claim the business keys of `events` for `consumer`, in the caller's transaction.
+
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING` for the keys (sorted, so concurrent
+    claims lock in one order), one SELECT for the keys already held; anomalies are recorded.
+    An event whose key it already holds under its own eventId (a retry) is `new` again.
+    """
+    first: dict[str, PaymentEvent] = {}
+    for event in events:
+        first.setdefault(business_key(event), event)
+    at = bulk.encoders(session).naive_time(now)
+    prints = {key: fingerprint(event) for key, event in first.items()}
+    inserted = set(
+        bulk.insert_rows(
+            session=session,
+            table=_FACT,
+            columns=("consumer", "key", "fingerprint", "event_id", "first_seen"),
+            rows=[(consumer, k, prints[k], first[k].event_id, at) for k in sorted(first)],
+            on_conflict="(consumer, key) DO NOTHING",
+            returning="key",
+        )
+    )
+    held = _held(session, consumer, [k for k in first if k not in inserted])
+    known = {k: (prints[k], first[k].event_id) for k in inserted} | held
+    verdicts: dict[str, Verdict] = {}
+    firsts: dict[str, str] = {}
+    anomalies: list[tuple[str, str, str]] = []
+    for event in events:
+        key = business_key(event)
+        stored_print, stored_id = known[key]
+        if event.event_id == stored_id:
+            verdicts[event.event_id] = "new"
+            continue
+        firsts[event.event_id] = stored_id
+        if fingerprint(event) == stored_print:
+            verdicts[event.event_id] = "duplicate"
+        else:
+            verdicts[event.event_id] = "anomaly"
+            anomalies.append((event.event_id, key, stored_id))
+    if anomalies:
+        bulk.insert_rows(
+            session=session,
+            table=_ANOMALY,
+            columns=("consumer", "event_id", "key", "first_event_id", "detected_at"),
+            rows=[(consumer, e, k, f, at) for e, k, f in sorted(anomalies)],
+            on_conflict="(consumer, event_id) DO NOTHING",
+        )
+    return Claimed(verdicts, firsts)
+
+
+class BusinessMetrics:
+    """`dreamscape_business_facts_total{service, verdict}`, and one log line per anomaly."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self._service = service
+        self._counter = Counter(
+            "dreamscape_business_facts",
+            "Events by what they state: a new fact, a duplicate of one, or an anomaly",
+            ["service", "verdict"],
+            registry=registry,
+        )
+        for verdict in ("new", "duplicate", "anomaly"):
+            self._counter.labels(service, verdict)
+        self._log = structlog.get_logger("common.business")
+
+    def __call__(self, claimed: Claimed) -> None:
+        for verdict, n in collections.Counter(claimed.verdicts.values()).items():
+            self._counter.labels(self._service, verdict).inc(n)
+        for event_id in claimed.of("anomaly"):
+            self._log.warning(
+                "business.anomaly",
+                event_id=event_id,
+                first_event_id=claimed.first_event[event_id],
+                detail="same business key as an earlier event, different content: not applied",
+            )
+
+
+def _held(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(fingerprint, first eventId) of the keys `consumer` already holds."""
+    found: dict[str, tuple[str, str]] = {}
+    for condition in bulk.where_in(session=session, column=_FACT.c.key, values=keys):
+        statement = select(BusinessFact.key, BusinessFact.fingerprint, BusinessFact.event_id).where(
+            BusinessFact.consumer == consumer, condition
+        )
+        for key, print_, event_id in session.exec(statement):
+            found[key] = (print_, event_id)
+    return found
