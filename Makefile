@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint typecheck bench clean
+.PHONY: test unit demo lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -17,10 +17,14 @@ test: $(STAMP)
 	@bash scripts/ensure-tools.sh
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
 demo: $(STAMP)
-	$(PY) -m common.demo
+	$(PY) -m dreamscape_dev.demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -41,10 +41,10 @@ from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
-from common.simulator import SimulationConfig, generate
-from common.testing.broker import EmbeddedBroker
-from common.testing.postgres import PostgresServer, fresh_database, optional_postgres
 from common.topics import DEFAULT_TOPICS
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.broker import EmbeddedBroker
+from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
 
 
 def simulated(count: int) -> list[OutboundRecord]:

@@ -34,10 +34,10 @@ from run_loop import FAST_GROUP, bare, time_runner
 from common.handlers import ConsumerSpec
 from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
-from common.simulator import SimulationConfig, generate
-from common.testing.broker import EmbeddedBroker
-from common.testing.proxy import free_port
 from common.topics import DEFAULT_TOPICS
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.broker import EmbeddedBroker
+from dreamscape_dev.testing.proxy import free_port
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
 

@@ -33,9 +33,9 @@ from common.metrics import RuntimeMetrics
 from common.runner import Runner
 from common.service import tune_gc
 from common.settings import RunnerSettings
-from common.simulator import SimulationConfig, generate
-from common.testing.broker import EmbeddedBroker
 from common.topics import DEFAULT_TOPICS
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.broker import EmbeddedBroker
 
 FAST_GROUP = {
     "session.timeout.ms": "1000",

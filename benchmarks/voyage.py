@@ -10,7 +10,7 @@ the last one handled (the group join is excluded):
 * `bare consume()` and `run loop (no-op handler)`: `benchmarks/run_loop.py`'s own loops;
 * `voyage on SQLite` / `voyage on PostgreSQL`: the run loop with the voyage handler on a
   fresh database (a file under a temporary directory; a fresh PostgreSQL database, see
-  `common.testing.postgres.provision_postgres`).
+  `dreamscape_dev.testing.postgres.provision_postgres`).
 
 Every voyage run is checked afterwards: the inbox must hold every distinct eventId. Each
 voyage run also prints its batch sizes, the share of time spent in the handler and the events
@@ -43,10 +43,10 @@ from common.metrics import RuntimeMetrics
 from common.records import Inbound
 from common.runner import Runner
 from common.settings import RunnerSettings
-from common.simulator import SimulationConfig, generate
-from common.testing.broker import EmbeddedBroker
-from common.testing.postgres import fresh_database, optional_postgres
 from common.topics import DEFAULT_TOPICS
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.broker import EmbeddedBroker
+from dreamscape_dev.testing.postgres import fresh_database, optional_postgres
 from voyage_consumer import repository
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
 from voyage_consumer.service import open_database

@@ -1,12 +1,12 @@
-"""`dreamscape`: the shared tooling's command line (dead-letter queues and the simulator).
+"""`dreamscape`: the operators' command line (dead-letter queues), in the service image too.
 
     dreamscape dlq list --group voyage-service [--json]
     dreamscape dlq replay --group voyage-service (--all | --only 0:12 --only 2:7) [--error-type not_json] [--dry-run]
-    dreamscape simulate --flows 2000 --seed 7 --duplicates 0.02 --reorder 0.1 --poison 10
-    dreamscape broker [--kind apache|tansu] [--nodes N] [--port P]
 
-Kafka is reached with the same settings as the services: `KAFKA_BOOTSTRAP_SERVERS` and any
-other `KAFKA_*` property, `TOPIC_PREFIX`, `DLQ_TOPIC`.
+Where the tooling (`dreamscape_dev`) is installed, its commands join in through the
+`dreamscape.commands` entry-point group (`simulate`, `broker`), so the runtime imports no
+tooling. Kafka is reached with the same settings as the services: `KAFKA_BOOTSTRAP_SERVERS`
+and any other `KAFKA_*` property, `TOPIC_PREFIX`, `DLQ_TOPIC`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict
-from decimal import Decimal
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 from common import dlq
-from common.kafka import KafkaConfigError, KafkaProducer, create_topics, read_all
+from common.kafka import KafkaConfigError, KafkaProducer, read_all
 from common.settings import ConfigurationError, RunnerSettings, load_settings
-from common.simulator import SimulationConfig, generate
 from common.topics import Topics
 
 
@@ -61,23 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     replay.set_defaults(command=_dlq_replay)
 
-    sim = commands.add_parser("simulate", help="publish simulated payment flows")
-    sim.add_argument("--flows", type=int, default=1000)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--duplicates", type=float, default=0.0, help="share of records sent twice")
-    sim.add_argument("--reorder", type=float, default=0.0, help="share of flows out of order")
-    sim.add_argument("--poison", type=int, default=0, help="number of invalid records")
-    sim.add_argument("--partitions", type=int, default=6, help="when creating the topics")
-    sim.add_argument("--no-create-topics", dest="create_topics", action="store_false")
-    sim.add_argument("--expectations", metavar="FILE", help="write the expected outcome (JSON)")
-    sim.set_defaults(command=_simulate)
-
-    broker = commands.add_parser("broker", help="run a throw-away broker in the foreground")
-    broker.add_argument("--kind", choices=("apache", "tansu"), default="apache")
-    broker.add_argument("--nodes", type=int, default=1, help="Apache Kafka nodes (1)")
-    broker.add_argument("--port", type=int, help="client port of the first node (default: free)")
-    broker.set_defaults(command=_broker)
+    for register in _plugins():  # tooling commands, where the tooling is installed
+        register(commands)
     return parser
+
+
+Register = Callable[[Any], None]
+PLUGIN_GROUP = "dreamscape.commands"
+
+
+def _plugins() -> list[Register]:
+    """The registered command plugins that can be loaded (the tooling may not be installed)."""
+    found = []
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            found.append(entry.load())
+        except ImportError:  # declared by the distribution, absent from this install
+            continue
+    return found
 
 
 def _dlq_source(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +93,7 @@ def _read_entries(
     args: argparse.Namespace, settings: RunnerSettings
 ) -> tuple[str, list[dlq.DlqEntry]]:
     topic = _dlq_topic(args, settings)
-    records = read_all(_client_config(settings), topic)
+    records = read_all(client_config(settings), topic)
     return topic, [dlq.read_entry(r) for r in records]
 
 
@@ -162,56 +161,18 @@ def _dlq_replay(args: argparse.Namespace, settings: RunnerSettings) -> int:
             f"{'would replay' if args.dry_run else 'replaying'} {entry.ref} → {entry.original_topic}"
         )
     if not args.dry_run and chosen:
-        producer = KafkaProducer(settings.producer_config() | _client_config(settings))
+        producer = KafkaProducer(settings.producer_config() | client_config(settings))
         producer.send_confirmed([dlq.to_replay_record(e, topic) for e in chosen])
     print(f"{len(chosen)} record(s) {'selected' if args.dry_run else 'replayed'}")
     return 0
 
 
-def _simulate(args: argparse.Namespace, settings: RunnerSettings) -> int:
-    topics = Topics(settings.topic_prefix)
-    config = SimulationConfig(
-        flows=args.flows,
-        seed=args.seed,
-        duplicate_rate=args.duplicates,
-        reorder_rate=args.reorder,
-        poison=args.poison,
-        topics=topics,
-    )
-    simulation = generate(config)
-    client = _client_config(settings)
-    if args.create_topics:
-        create_topics(client["bootstrap.servers"], topics.payment_topics, args.partitions, client)
-    producer = KafkaProducer(settings.producer_config() | client)
-    producer.send(simulation.records)
-    unsent = producer.flush(60)
-    if args.expectations:
-        with open(args.expectations, "w", encoding="utf-8") as out:
-            json.dump(asdict(simulation.expected), out, indent=2, default=_json_default)
-    print(f"published {len(simulation.records) - unsent} record(s) for {args.flows} flow(s)")
-    return 0 if unsent == 0 else 1
-
-
-def _broker(args: argparse.Namespace, settings: RunnerSettings) -> int:
-    from common.testing.serve import serve  # tooling: not needed by the other commands
-
-    return serve(args.kind, args.nodes, args.port)
-
-
-def _client_config(settings: RunnerSettings) -> dict[str, str]:
+def client_config(settings: RunnerSettings) -> dict[str, str]:
     """Connection properties only (bootstrap, security), shared by readers and producers."""
     config = {"bootstrap.servers": settings.kafka.get("bootstrap.servers", "localhost:9092")}
     prefixes = ("security.", "sasl.", "ssl.", "client.")
     config.update({k: v for k, v in settings.kafka.items() if k.startswith(prefixes)})
     return config
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, Topics):
-        return value.prefix
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testing.postgres import fresh_database
+from dreamscape_dev.testing.postgres import fresh_database
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from common.errors import InvalidEvent
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
-from common.simulator import SimulationConfig, generate
 from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
 
 PARTITIONS = 3
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from analytics_consumer.cli import main
-from common.simulator import SimulationConfig
-from common.testing.browser import HeadlessChromium
+from dreamscape_dev.simulator import SimulationConfig
+from dreamscape_dev.testing.browser import HeadlessChromium
 from tests.analytics import independent
 from tests.analytics.helpers import apply_all, engine_for, store_for
 from tests.analytics.streams import as_inbound, in_batches, simulated

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.simulator import SimulationConfig, generate
 from common.topics import Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
 from tests.analytics import independent
 from tests.analytics.helpers import engine_for, report, stored_offsets
 from tests.analytics.running import expected_positions, wait_caught_up

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from analytics_consumer.alerts import AlertRules
 from analytics_consumer.gauges import AnalyticsGauges
 from analytics_consumer.monitor import Monitor
-from common.simulator import SimulationConfig
+from dreamscape_dev.simulator import SimulationConfig
 from tests.analytics.helpers import apply_all, engine_for, store_for
 from tests.analytics.streams import as_inbound, in_batches, simulated
 

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from common.simulator import SimulationConfig, generate
 from common.topics import PAYMENT_COMPLETED, PAYMENT_INITIATED, Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
 from tests.analytics import independent
 from tests.analytics.helpers import engine_for, report, stored_offsets
 from tests.analytics.running import (

@@ -20,7 +20,7 @@ from common.business import Claimed
 from common.errors import PermanentError
 from common.events import PaymentInitiated
 from common.records import Inbound, OutboundRecord, Record
-from common.simulator import SimulationConfig
+from dreamscape_dev.simulator import SimulationConfig
 from tests.analytics import independent
 from tests.analytics.helpers import apply_all, engine_for, report, store_for, stored_offsets
 from tests.analytics.streams import as_inbound, in_batches, interleaved, simulated

@@ -1,4 +1,4 @@
-"""`python -m common.demo` end to end on the embedded broker, judged by the simulator's own figures.
+"""`python -m dreamscape_dev.demo` end to end on the embedded broker, judged by the simulator's own figures.
 
 The demo runs once per module (a small stream, so the suite stays fast); the tests read what
 it left in its output directory: `summary.json` for the figures, the saved emails and the
@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 from babel.numbers import format_currency
 
-from common.demo.run import simulation_config
-from common.simulator import Simulation, generate
-from common.testing.browser import HeadlessChromium
+from dreamscape_dev.demo.run import simulation_config
+from dreamscape_dev.simulator import Simulation, generate
+from dreamscape_dev.testing.browser import HeadlessChromium
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,15 @@ class DemoRun:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """Run the demo once as a subprocess, the way `make demo` does, with a small stream."""
     output = tmp_path_factory.mktemp("demo") / "out"
-    command = [sys.executable, "-m", "common.demo", "--flows", str(FLOWS), "--seed", str(SEED)]
+    command = [
+        sys.executable,
+        "-m",
+        "dreamscape_dev.demo",
+        "--flows",
+        str(FLOWS),
+        "--seed",
+        str(SEED),
+    ]
     result = subprocess.run(
         [*command, "--timeout", "45", "--output", str(output)],
         cwd=ROOT,
@@ -141,7 +149,15 @@ class TestDemoOnAGivenBroker:
         self, kafka_bootstrap_servers: str, tmp_path: Path
     ) -> None:
         """With KAFKA_BOOTSTRAP_SERVERS set the demo starts no broker, runs on the given one (Apache Kafka in CI) under a fresh topic prefix, and passes every check."""
-        command = [sys.executable, "-m", "common.demo", "--flows", str(FLOWS), "--seed", str(SEED)]
+        command = [
+            sys.executable,
+            "-m",
+            "dreamscape_dev.demo",
+            "--flows",
+            str(FLOWS),
+            "--seed",
+            str(SEED),
+        ]
         result = subprocess.run(
             [*command, "--timeout", "45", "--output", str(tmp_path / "out")],
             cwd=ROOT,

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from common.settings import RunnerSettings, load_settings
-from common.testing.apache_kafka import kafka_version
 from common.topics import GROUP_ANALYTICS, GROUP_NOTIFICATION, GROUP_VOYAGE, Topics
+from dreamscape_dev.testing.apache_kafka import kafka_version
 from tests.deploy.deployment import (
     CONSUMER_GROUPS,
     HOST_VARIABLES,

@@ -26,6 +26,8 @@ from tests.deploy.deployment import (
     dockerignore_patterns,
 )
 
+TOOLING = ("dreamscape_dev",)
+
 
 class TestDockerfile:
     """The image: multi-stage on python:3.11-slim, non-root, health-checked, no caches."""
@@ -90,11 +92,11 @@ class TestDockerfile:
                 if "pip" in step and " install " in step:
                     assert "--no-cache-dir" in step, step
 
-    def test_copies_every_package_the_wheel_needs(self) -> None:
-        """pyproject.toml, its readme and every package it declares are copied into the build."""
+    def test_copies_every_runtime_package_and_no_tooling(self) -> None:
+        """pyproject.toml, its readme and every runtime package are copied into the build; the tooling (dreamscape_dev) is not, so the image carries the runtime only."""
         project = tomllib.loads((ROOT / "pyproject.toml").read_text())
         patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
-        packages = {p.rstrip("*") for p in patterns}
+        packages = {p.rstrip("*") for p in patterns} - set(TOOLING)
         copied = {
             args.split()[0].rstrip("/")
             for instruction, args in dockerfile_stages()[0]
@@ -102,6 +104,7 @@ class TestDockerfile:
         }
         needed = {"pyproject.toml", project["project"]["readme"], *packages}
         assert needed <= copied, f"not copied: {sorted(needed - copied)}"
+        assert not copied & set(TOOLING), f"tooling in the image: {sorted(copied & set(TOOLING))}"
         ignored = dockerignore_patterns()
         assert not needed & ignored, f".dockerignore hides {sorted(needed & ignored)}"
 

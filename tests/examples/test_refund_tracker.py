@@ -27,8 +27,8 @@ from common.lifecycle import Bus, LifecycleEvent, RecordDeadLettered
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
 from common.runner import Runner
-from common.testing.running import running, wait_until
 from common.topics import PAYMENT_COMPLETED, PAYMENT_REFUNDED, Topics
+from dreamscape_dev.testing.running import running, wait_until
 from examples.refund_tracker.consumer import RefundTotal, RefundTrackerSettings, apply, build
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refund_tracker" / "consumer.py"

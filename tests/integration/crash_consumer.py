@@ -1,7 +1,7 @@
 """The event-log consumer, except that it hangs for good inside its handler after K records.
 
 Used as a subprocess by `test_runner_process.py`: it appends one line per event exactly as
-`common.examples.event_log` does (one fsync per record, so every line written is durable),
+`examples.event_log` does (one fsync per record, so every line written is durable),
 and once it has handled `CRASH_AFTER` records in total it writes `CRASH_MARKER_PATH` and
 blocks in the middle of its batch, offsets for that batch never stored. The test then
 SIGKILLs it.
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from common.examples.event_log import EventLogSettings, append_durably
 from common.handlers import ConsumerSpec
 from common.records import Inbound
 from common.service import run_service
+from examples.event_log import EventLogSettings, append_durably
 
 
 class CrashSettings(EventLogSettings):

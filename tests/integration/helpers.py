@@ -37,13 +37,13 @@ from common.lifecycle import (
 from common.records import OutboundRecord, Record, TopicPartition
 from common.runner import ConsumerPort, ProducerPort, Runner
 from common.settings import RunnerSettings
-from common.testing.running import wait_until  # re-exported: the tests import it from here
 from common.topics import PAYMENT_INITIATED, Topics
+from dreamscape_dev.testing.running import wait_until  # re-exported: the tests import it from here
 
 E = TypeVar("E")
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_EXAMPLES = ROOT / "common" / "testing" / "spec_examples"
+SPEC_EXAMPLES = ROOT / "dreamscape_dev" / "testing" / "spec_examples"
 
 #: librdkafka settings that keep group joins and rebalances around one second.
 FAST_GROUP: dict[str, str] = {"session.timeout.ms": "1000", "heartbeat.interval.ms": "100"}

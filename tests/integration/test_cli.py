@@ -15,9 +15,9 @@ from common import dlq
 from common.cli import main
 from common.kafka import read_all
 from common.records import OutboundRecord
-from common.simulator import SimulationConfig, generate
-from common.testing.broker import BrokerChoice
 from common.topics import Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.broker import BrokerChoice
 from tests.integration.helpers import (
     ROOT,
     RunnerThread,

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from common.testing import broker as broker_module
-from common.testing.broker import (
+from common.topics import PAYMENT_COMPLETED, Topics
+from dreamscape_dev.testing import broker as broker_module
+from dreamscape_dev.testing.broker import (
     BOOTSTRAP_ENV,
     CHOICE_ENV,
     REQUIRE_ENV,
@@ -30,7 +31,7 @@ from common.testing.broker import (
     requirement_unmet,
     start_broker,
 )
-from common.testing.postgres import (
+from dreamscape_dev.testing.postgres import (
     URL_ENV,
     EmbeddedPostgres,
     PostgresServer,
@@ -39,9 +40,8 @@ from common.testing.postgres import (
     fresh_database,
     provision_postgres,
 )
-from common.testing.proxy import TcpProxy
-from common.testing.smtp import SmtpSink
-from common.topics import PAYMENT_COMPLETED, Topics
+from dreamscape_dev.testing.proxy import TcpProxy
+from dreamscape_dev.testing.smtp import SmtpSink
 
 pytestmark = pytest.mark.integration
 

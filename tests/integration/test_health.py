@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from common.health import HealthServer, Liveness
 from common.settings import RunnerSettings
-from common.testing.running import wait_until
+from dreamscape_dev.testing.running import wait_until
 
 
 @dataclass

@@ -20,8 +20,8 @@ from common import dlq
 from common.errors import TransientError
 from common.lifecycle import OffsetsStored, RecordDeadLettered, TopicMissing
 from common.records import Inbound, OutboundRecord
-from common.testing.broker import ProxiedBroker, create_topics
 from common.topics import Topics
+from dreamscape_dev.testing.broker import ProxiedBroker, create_topics
 from tests.integration.helpers import (
     RunnerThread,
     dlq_records,

@@ -1,6 +1,6 @@
 """The run loop as a real process: crash and restart, SIGTERM, and invalid configuration.
 
-Consumers run as `python -m common.examples.event_log` (or its crashing twin,
+Consumers run as `python -m examples.event_log` (or its crashing twin,
 `tests.integration.crash_consumer`) against the real broker, configured only through the
 environment, exactly as in production. What they did is read back from the event log they
 append to (one fsync'd JSON line per handled event) and from the group's committed offsets.
@@ -37,7 +37,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-EVENT_LOG = "common.examples.event_log"
+EVENT_LOG = "examples.event_log"
 CRASH_CONSUMER = "tests.integration.crash_consumer"
 TIMEOUT_S = 30.0
 

@@ -1,13 +1,13 @@
 """Fixtures of the notification tests: the wired handler on SQLite and PostgreSQL.
 
-`database_url` and `chromium` come from the shared plugin (common.testing.plugin).
+`database_url` and `chromium` come from the shared plugin (dreamscape_dev.testing.plugin).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from common.testing.smtp import SmtpSink
+from dreamscape_dev.testing.smtp import SmtpSink
 from tests.notification.support import USER, Service, settings
 
 

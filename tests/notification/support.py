@@ -15,14 +15,14 @@ from sqlmodel import Session
 from common.db import create_schema, make_engine, transaction
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
-from common.testing.smtp import ReceivedMessage, SmtpSink
+from dreamscape_dev.testing.smtp import ReceivedMessage, SmtpSink
 from notification_consumer import repository
 from notification_consumer.models import MODELS, SentNotification, UserContact
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_EXAMPLES = ROOT / "common" / "testing" / "spec_examples"
+SPEC_EXAMPLES = ROOT / "dreamscape_dev" / "testing" / "spec_examples"
 USER = "usr_123456789"
 """The spec examples' user."""
 MAIL_FROM = "DreamScape <no-reply@dreamscape.test>"

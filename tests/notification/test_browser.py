@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testing.browser import HeadlessChromium
+from dreamscape_dev.testing.browser import HeadlessChromium
 from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import EmailContext, Renderer
 from notification_consumer.samples import sample_event

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.testing.smtp import SmtpSink
+from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer.__main__ import main
 from tests.notification.support import MAIL_FROM, RETRY_URL, Service, document, settings
 

@@ -12,8 +12,8 @@ from collections import Counter
 import pytest
 from structlog.testing import capture_logs
 
-from common.simulator import SimulationConfig, generate
-from common.testing.smtp import SmtpSink
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.smtp import SmtpSink
 from tests.notification.support import (
     MAIL_FROM,
     Service,

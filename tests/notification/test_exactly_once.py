@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from common.errors import TransientError
-from common.testing.proxy import TcpProxy
-from common.testing.running import wait_until
-from common.testing.smtp import SmtpSink
+from dreamscape_dev.testing.proxy import TcpProxy
+from dreamscape_dev.testing.running import wait_until
+from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer import repository
 from tests.notification.support import Service, document, inbounds, settings
 

@@ -20,8 +20,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from common.lifecycle import BatchHandled
-from common.testing.smtp import SmtpSink
 from common.topics import Topics
+from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer.service import build
 from tests.integration.helpers import (
     FAST_FETCH,

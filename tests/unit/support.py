@@ -8,11 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-import common.testing
+import dreamscape_dev.testing
 from common.parsing import parse_event
 from common.records import Inbound, Record
 
-EXAMPLES: Final = Path(common.testing.__file__).parent / "spec_examples"
+EXAMPLES: Final = Path(dreamscape_dev.testing.__file__).parent / "spec_examples"
 
 
 def inbound(

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from common.testing import apache_kafka
+from dreamscape_dev.testing import apache_kafka
 
 
 class TestClusterId:

@@ -28,8 +28,8 @@ from common.events import (
 )
 from common.parsing import parse_event
 from common.records import OutboundRecord
-from common.simulator import Simulation, SimulationConfig, generate
 from common.topics import Topics
+from dreamscape_dev.simulator import Simulation, SimulationConfig, generate
 
 CONFIG = SimulationConfig(flows=2000, seed=7, duplicate_rate=0.03, reorder_rate=0.05, poison=23)
 DECIMALS = {"JPY": 0, "EUR": 2, "USD": 2, "GBP": 2, "CHF": 2}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import common.testing
+import dreamscape_dev.testing
 from common.events import PaymentCompleted, PaymentFailed, PaymentInitiated, PaymentRefunded
 from common.parsing import parse_event
 
-EXAMPLES = Path(common.testing.__file__).parent / "spec_examples"
+EXAMPLES = Path(dreamscape_dev.testing.__file__).parent / "spec_examples"
 
 
 @pytest.mark.parametrize(

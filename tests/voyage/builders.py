@@ -1,6 +1,6 @@
 """Payment events for the voyage tests, as exact JSON, parsed events, records and facts.
 
-Documents are written with `common.simulation_wire.encode`, so amounts appear on the wire as
+Documents are written with `dreamscape_dev.simulation_wire.encode`, so amounts appear on the wire as
 JSON numbers with their exact text (`100.00`), exactly as the payment-service sends them.
 """
 
@@ -12,14 +12,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import common.testing
+import dreamscape_dev.testing
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
-from common.simulation_wire import JsonObject, encode
 from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.simulation_wire import JsonObject, encode
 from voyage_consumer.facts import Fact, FactKind, to_fact
 
-SPEC_EXAMPLES = Path(common.testing.__file__).parent / "spec_examples"
+SPEC_EXAMPLES = Path(dreamscape_dev.testing.__file__).parent / "spec_examples"
 SPEC_NAMES = ("payment_initiated", "payment_failed", "payment_completed", "payment_refunded")
 T0 = datetime(2025, 12, 18, 10, 0, tzinfo=UTC)
 _offsets = itertools.count()

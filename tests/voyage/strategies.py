@@ -13,7 +13,7 @@ from typing import get_args
 
 from hypothesis import strategies as st
 
-from common.simulation_wire import JsonObject
+from dreamscape_dev.simulation_wire import JsonObject
 from tests.voyage.builders import document
 from voyage_consumer.facts import FactKind
 

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 
 from common.errors import PermanentError
 from common.records import Inbound
-from common.simulation_wire import JsonObject
+from dreamscape_dev.simulation_wire import JsonObject
 from tests.voyage.builders import document, fact, inbound, inbound_of, spec_records
 from tests.voyage.strategies import booking_events, renamed
 from voyage_consumer import repository

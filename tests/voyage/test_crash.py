@@ -22,8 +22,8 @@ from sqlmodel import Session
 from common.db import PROCESSED, make_engine
 from common.errors import InvalidEvent
 from common.records import Inbound
-from common.simulator import SimulationConfig, generate
 from common.topics import Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
 from tests.integration.helpers import process_env, produce, service_process, wait_until
 from tests.voyage.builders import inbound_of
 from tests.voyage.test_service import processed

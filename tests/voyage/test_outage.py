@@ -17,9 +17,9 @@ from sqlmodel import Session
 
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
 from common.lifecycle import RetryScheduled
-from common.simulator import SimulationConfig, generate
-from common.testing.proxy import TcpProxy
 from common.topics import Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.proxy import TcpProxy
 from tests.integration.helpers import RunnerThread, dlq_records, produce, running, wait_until
 from tests.voyage.test_service import died, processed, statuses, voyage_runner
 from voyage_consumer import repository

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.simulation_wire import JsonObject
+from dreamscape_dev.simulation_wire import JsonObject
 from tests.voyage.builders import fact
 from tests.voyage.strategies import booking_events
 from voyage_consumer.derivation import HOLD_BY_STATUS, derive

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from common.db import TRANSIENT_DB_ERRORS
-from common.simulator import SimulationConfig, generate
 from common.topics import Topics
+from dreamscape_dev.simulator import SimulationConfig, generate
 from tests.integration.helpers import (
     RunnerThread,
     dlq_records,

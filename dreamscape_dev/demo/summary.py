@@ -13,8 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from common.demo.checks import Check, status_counts
-from common.simulator import Expectations
+from dreamscape_dev.demo.checks import Check, status_counts
+from dreamscape_dev.simulator import Expectations
 
 
 @dataclass(frozen=True)

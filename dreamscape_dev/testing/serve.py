@@ -16,8 +16,8 @@ import threading
 from contextlib import AbstractContextManager
 from typing import Literal
 
-from common.testing.apache_kafka import ApacheKafka, KafkaStartError, missing_tools
-from common.testing.broker import BrokerStartError, EmbeddedBroker
+from dreamscape_dev.testing.apache_kafka import ApacheKafka, KafkaStartError, missing_tools
+from dreamscape_dev.testing.broker import BrokerStartError, EmbeddedBroker
 
 Kind = Literal["apache", "tansu"]
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from common.demo.mailbox import SavedMail
-from common.demo.summary import Summary, analytics_lines
+from dreamscape_dev.demo.mailbox import SavedMail
+from dreamscape_dev.demo.summary import Summary, analytics_lines
 
 _CSS = (
     "body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;padding:0 1rem;max-width:60rem;color:#1d2330}"

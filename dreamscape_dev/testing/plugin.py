@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from common.testing.apache_kafka import ApacheKafka
-from common.testing.broker import (
+from common.topics import Topics
+from dreamscape_dev.testing.apache_kafka import ApacheKafka
+from dreamscape_dev.testing.broker import (
     BrokerChoice,
     ProxiedBroker,
     SessionBroker,
@@ -26,16 +27,15 @@ from common.testing.broker import (
     requirement_unmet,
     start_broker,
 )
-from common.testing.browser import HeadlessChromium, chromium_path, headless_chromium
-from common.testing.postgres import (
+from dreamscape_dev.testing.browser import HeadlessChromium, chromium_path, headless_chromium
+from dreamscape_dev.testing.postgres import (
     PostgresServer,
     PostgresUnavailableError,
     fresh_database,
     provision_postgres,
 )
-from common.testing.proxy import TcpProxy
-from common.testing.smtp import SmtpSink
-from common.topics import Topics
+from dreamscape_dev.testing.proxy import TcpProxy
+from dreamscape_dev.testing.smtp import SmtpSink
 
 KafkaConfig = dict[str, str | int]
 
@@ -63,7 +63,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def broker_choice(pytestconfig: pytest.Config) -> BrokerChoice:
-    """Which broker this session uses (see `common.testing.broker.choose_broker`)."""
+    """Which broker this session uses (see `dreamscape_dev.testing.broker.choose_broker`)."""
     return pytestconfig.stash[_CHOICE]
 
 

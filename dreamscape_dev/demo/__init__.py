@@ -1,6 +1,6 @@
 """`make demo`: the three services end to end on an embedded broker, with nothing but Python.
 
-`python -m common.demo` starts the embedded Kafka-compatible broker and an SMTP server that
+`python -m dreamscape_dev.demo` starts the embedded Kafka-compatible broker and an SMTP server that
 files every email, runs voyage, notification and analytics as separate processes on fresh
 SQLite databases, publishes a simulated stream (failures, retried bookings, full and partial
 refunds, duplicates, cross-topic reordering, poison), shows each consumer group's lag draining,

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from common.simulation_data import (
+from dreamscape_dev.simulation_data import (
     FULL_REFUND_REASONS,
     PARTIAL_REFUND_REASONS,
     IdFactory,

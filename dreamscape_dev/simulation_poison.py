@@ -17,15 +17,15 @@ from typing import Final
 from common import topics as names
 from common.errors import RejectionReason
 from common.records import OutboundRecord
-from common.simulation_data import (
+from common.topics import Topics
+from dreamscape_dev.simulation_data import (
     IdFactory,
     draw_amount_minor,
     draw_currency,
     draw_initiated_ms,
     to_decimal,
 )
-from common.simulation_wire import JsonObject, encode, envelope, headers
-from common.topics import Topics
+from dreamscape_dev.simulation_wire import JsonObject, encode, envelope, headers
 
 
 def _keep(document: JsonObject) -> None:

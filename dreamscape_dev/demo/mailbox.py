@@ -21,7 +21,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from common.testing.proxy import free_port
+from dreamscape_dev.testing.proxy import free_port
 
 KIND_HEADER = "X-DreamScape-Notification"
 """The header the notification service names the email's kind in."""

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from common.demo.figures import COPIES
-from common.simulator import Expectations
+from dreamscape_dev.demo.figures import COPIES
+from dreamscape_dev.simulator import Expectations
 
 
 @dataclass(frozen=True, slots=True)

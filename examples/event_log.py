@@ -5,7 +5,7 @@ real services exist. The file is flushed and fsync'd before the handler returns,
 effect is durable" means what it says, and an offset is stored only after that.
 
     EVENT_LOG_PATH=events.jsonl KAFKA_BOOTSTRAP_SERVERS=localhost:9092 \\
-        python -m common.examples.event_log
+        python -m examples.event_log
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 
-from common.testing.proxy import free_port
+from dreamscape_dev.testing.proxy import free_port
 
 Stage = Literal["RCPT", "DATA"]
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TextIO
 
-from common.demo.orchestra import ServiceProcess, first_death
 from common.errors import TransientError
 from common.kafka import GroupOffsets
 from common.records import TopicPartition
+from dreamscape_dev.demo.orchestra import ServiceProcess, first_death
 
 TICK_S: Final = 0.5
 """How often commits are read (a condition poll, not a synchronisation)."""

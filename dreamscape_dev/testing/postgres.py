@@ -31,8 +31,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from common.testing.children import die_with_parent
-from common.testing.proxy import free_port
+from dreamscape_dev.testing.children import die_with_parent
+from dreamscape_dev.testing.proxy import free_port
 
 URL_ENV = "TEST_DATABASE_URL"
 LOCAL_HOST = "127.0.0.1"

@@ -21,11 +21,11 @@ from typing import Final
 
 from common import topics as names
 from common.records import OutboundRecord
-from common.simulation_data import IdFactory, to_decimal, to_ms
-from common.simulation_flows import Booking, BookingStatus, FlowRates, draw_bookings
-from common.simulation_poison import make_poison, poison_kind
-from common.simulation_wire import render_booking
 from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.simulation_data import IdFactory, to_decimal, to_ms
+from dreamscape_dev.simulation_flows import Booking, BookingStatus, FlowRates, draw_bookings
+from dreamscape_dev.simulation_poison import make_poison, poison_kind
+from dreamscape_dev.simulation_wire import render_booking
 
 __all__ = ["BookingStatus", "Expectations", "Simulation", "SimulationConfig", "generate"]
 

@@ -23,23 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from common.demo import checks, figures
-from common.demo.mailbox import Mailbox
-from common.demo.orchestra import (
+from common.kafka import KafkaProducer, create_topics
+from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.demo import checks, figures
+from dreamscape_dev.demo.mailbox import Mailbox
+from dreamscape_dev.demo.orchestra import (
     SERVICES,
     TANSU_FAST_JOIN,
     ServiceProcess,
     service_env,
     stop_all,
 )
-from common.demo.output import OutputDir
-from common.demo.pages import index_page
-from common.demo.progress import FollowResult, follow
-from common.demo.summary import Summary
-from common.kafka import KafkaProducer, create_topics
-from common.simulator import Simulation, SimulationConfig, generate
-from common.testing.broker import BOOTSTRAP_ENV, EmbeddedBroker
-from common.topics import DEFAULT_TOPICS, Topics
+from dreamscape_dev.demo.output import OutputDir
+from dreamscape_dev.demo.pages import index_page
+from dreamscape_dev.demo.progress import FollowResult, follow
+from dreamscape_dev.demo.summary import Summary
+from dreamscape_dev.simulator import Simulation, SimulationConfig, generate
+from dreamscape_dev.testing.broker import BOOTSTRAP_ENV, EmbeddedBroker
 
 PARTITIONS: Final = 6
 NOTIFICATION_ENV: Final = {

@@ -33,8 +33,8 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-from common.testing.children import die_with_parent
-from common.testing.proxy import free_port
+from dreamscape_dev.testing.children import die_with_parent
+from dreamscape_dev.testing.proxy import free_port
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "kafka-libs.xml"

@@ -1,4 +1,4 @@
-"""`python -m common.demo [--flows N] [--seed S] [--timeout SECONDS] [--output DIR]`.
+"""`python -m dreamscape_dev.demo [--flows N] [--seed S] [--timeout SECONDS] [--output DIR]`.
 
 Exit codes: 0 every service caught up, stopped cleanly and every check passed; 1 a service
 died, a group did not catch up in time, a service did not exit 0, or a check failed;
@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from common.demo.figures import AnalyticsCliError
-from common.demo.output import OutputDirError
-from common.demo.run import Options, run
 from common.errors import TransientError
+from dreamscape_dev.demo.figures import AnalyticsCliError
+from dreamscape_dev.demo.output import OutputDirError
+from dreamscape_dev.demo.run import Options, run
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
@@ -31,7 +31,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
-        prog="python -m common.demo",
+        prog="python -m dreamscape_dev.demo",
         description="Run the three payment consumers end to end on an embedded broker.",
     )
     parser.add_argument("--flows", type=_positive(int), default=2000, help="payment flows (2000)")

@@ -1,1 +1,0 @@
-"""Small consumers built on `common`: the shortest honest examples of the runtime."""
