@@ -170,7 +170,7 @@ class Runner(RebalanceListener):
     def run(self) -> str:
         """Consume until stopped; returns why it stopped. Raises nothing but CriticalError."""
         self._consumer.subscribe([self._topics.for_event(t) for t in self._spec.event_types])
-        reason = "stop requested"
+        reason, commit = "stop requested", True
         try:
             while not self._stop.is_set():
                 self._heartbeat()
@@ -183,10 +183,13 @@ class Runner(RebalanceListener):
         except _Stopping:
             reason = "stop requested during retry"
         except CriticalError as exc:
-            reason = f"critical error: {exc}"
-            self._close(commit=False, reason=reason)
+            reason, commit = f"critical error: {exc}", False
             raise
-        self._close(commit=True, reason=reason)
+        except BaseException as exc:  # a bug of our own, or an interrupt: no final commit
+            reason, commit = f"unexpected {type(exc).__name__}: {exc}", False
+            raise
+        finally:
+            self._close(commit=commit, reason=reason)
         return reason
 
     # -- one batch ----------------------------------------------------------------------

@@ -425,6 +425,21 @@ class TestPoisonAndRejections:
         assert h.stored() == []
 
 
+class TestClose:
+    def test_the_consumer_is_closed_whatever_ends_the_loop(self) -> None:
+        """An exception nobody expected (here from the client's poll) still closes the consumer, without a commit, before it propagates (issue 12: close in a finally)."""
+        h = Harness(ok, [[record(0)]])
+
+        def broken(max_records: int, timeout_s: float) -> Any:
+            raise RuntimeError("client bug")
+
+        h.consumer.poll_batch = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="client bug"):
+            h.run()
+        assert h.names()[-1] == "close"
+        assert "commit" not in h.names()
+
+
 class TestLongBatches:
     def test_a_batch_is_handed_over_in_bounded_calls_with_the_loop_kept_alive_between(
         self,
