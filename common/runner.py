@@ -11,7 +11,7 @@ The loop owns the consumer. Per poll it:
 
 So an offset is stored only after its record's outcome is durable: at-least-once.
 
-Failures follow one decision table (`decide`): transient errors are retried with
+Failures follow one decision table (`common.decisions.decide`): transient errors are retried with
 exponential backoff and jitter for as long as it takes, the consumer's partitions paused and
 the loop still polling (so the group keeps it); unexpected errors are retried a bounded
 number of times on the failing record alone, then dead-lettered; permanent errors and
@@ -25,12 +25,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from common import dlq
+from common.decisions import Decision, decide
 from common.errors import (
     CriticalError,
     InvalidEvent,
@@ -54,48 +54,12 @@ from common.lifecycle import (
     TopicMissing,
 )
 from common.parsing import parse_event
+from common.ports import ConsumerPort, ProducerPort
 from common.records import Inbound, OutboundRecord, Record, TopicPartition
 from common.settings import RunnerSettings
 from common.topics import Topics
 
 T = TypeVar("T")
-
-
-class ConsumerPort(Protocol):
-    def subscribe(self, topics: Sequence[str]) -> None: ...
-    def poll_batch(
-        self, max_records: int, timeout_s: float
-    ) -> tuple[list[Record], list[ClientError]]: ...
-    def store_offsets(self, offsets: Mapping[TopicPartition, int]) -> None: ...
-    def commit(self) -> Mapping[TopicPartition, int]: ...
-    def pause(self, partitions: Sequence[TopicPartition]) -> None: ...
-    def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
-    def seek(self, tp: TopicPartition, offset: int) -> None: ...
-    def close(self) -> None: ...
-
-
-class ProducerPort(Protocol):
-    def send_confirmed(
-        self, records: Sequence[OutboundRecord], timeout_s: float = ...
-    ) -> Mapping[TopicPartition, int]: ...
-
-
-class Decision(Enum):
-    DEAD_LETTER = "dead_letter"
-    RETRY = "retry"
-    RETRY_BOUNDED = "retry_bounded"
-    STOP = "stop"
-
-
-def decide(error: BaseException, transient: tuple[type[BaseException], ...]) -> Decision:
-    """The one decision table for a failure (see the module docstring)."""
-    if isinstance(error, CriticalError):
-        return Decision.STOP
-    if isinstance(error, InvalidEvent | PermanentError):
-        return Decision.DEAD_LETTER
-    if isinstance(error, (TransientError, ConnectionError, TimeoutError, *transient)):
-        return Decision.RETRY
-    return Decision.RETRY_BOUNDED
 
 
 class _Stopping(Exception):  # noqa: N818 - control flow, never escapes the runner

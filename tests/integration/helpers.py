@@ -34,8 +34,9 @@ from common.lifecycle import (
     RecordDeadLettered,
     RetryScheduled,
 )
+from common.ports import ConsumerPort, ProducerPort
 from common.records import OutboundRecord, Record, TopicPartition
-from common.runner import ConsumerPort, ProducerPort, Runner
+from common.runner import Runner
 from common.settings import RunnerSettings
 from common.topics import PAYMENT_INITIATED, Topics
 from dreamscape_dev.testing.running import wait_until  # re-exported: the tests import it from here

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from common import dlq
+from common.decisions import Decision, decide
 from common.errors import (
     CriticalError,
     InvalidEvent,
@@ -39,7 +40,7 @@ from common.lifecycle import (
     RetryScheduled,
 )
 from common.records import Inbound, OutboundRecord, Record, TopicPartition
-from common.runner import Decision, Runner, decide
+from common.runner import Runner
 from common.settings import RunnerSettings
 from common.topics import Topics
 
