@@ -44,7 +44,7 @@ def build(
     prepare(engine)
     store = store or AnalyticsStore(
         engine,
-        consumer=settings.analytics_group,
+        consumer=settings.group,
         on_claimed=BusinessMetrics(registry, SERVICE),
     )
     monitor = Monitor(
@@ -60,7 +60,7 @@ def build(
 
     return ConsumerSpec(
         name=SERVICE,
-        group_id=settings.analytics_group,
+        group_id=settings.group,
         handle=handle,
         transient_errors=TRANSIENT_DB_ERRORS,
         starting_offsets=store.starting_offsets,

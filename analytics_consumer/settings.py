@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Final
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.settings import RunnerSettings
@@ -39,7 +39,8 @@ class AnalyticsSettings(RunnerSettings):
     """`RunnerSettings` plus what the analytics service needs (see docs/analytics.md)."""
 
     database_url: str | None = DEFAULT_DATABASE_URL
-    analytics_group: str = GROUP_ANALYTICS
+    analytics_group: str | None = None
+    """Deprecated: the consumer group (and inbox key) is `KAFKA_GROUP_ID`."""
     analytics_refresh_seconds: Annotated[float, Field(ge=0)] = 15.0
     """How often (at most) /metrics gauges and live alerts are recomputed from the database."""
     analytics_label_cap: Annotated[int, Field(ge=0, le=1000)] = 20
@@ -57,6 +58,16 @@ class AnalyticsSettings(RunnerSettings):
     alert_amount_median_factor: Annotated[Decimal, Field(ge=0)] = Decimal(10)
     """An amount above this many times its currency's median is unusual (0 turns it off)."""
     alert_amount_min_samples: Annotated[int, Field(ge=1)] = 20
+
+    @model_validator(mode="after")
+    def _deprecated_group(self) -> AnalyticsSettings:
+        self.adopt_deprecated_group("ANALYTICS_GROUP", self.analytics_group)
+        return self
+
+    @property
+    def group(self) -> str:
+        """The consumer group, which is also the inbox's consumer name."""
+        return self.group_id(GROUP_ANALYTICS)
 
     @field_validator("alert_amount_limits", mode="before")
     @classmethod

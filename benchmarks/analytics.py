@@ -70,14 +70,17 @@ def settings_for(
     return AnalyticsSettings(
         batch_size=batch_size,
         database_url=database_url,
-        analytics_group=f"bench-{uuid.uuid4().hex[:6]}",
-        kafka={"bootstrap.servers": bootstrap, **FAST_GROUP},
+        kafka={
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            **FAST_GROUP,
+        },
     )
 
 
 def noop_spec(settings: AnalyticsSettings) -> ConsumerSpec:
     return ConsumerSpec(
-        name="bench-noop", group_id=settings.analytics_group, handle=lambda batch: None
+        name="bench-noop", group_id=settings.group, handle=lambda batch: None
     )
 
 

@@ -123,6 +123,24 @@ class RunnerSettings(BaseSettings):
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    def group_id(self, default: str) -> str:
+        """The consumer group: `KAFKA_GROUP_ID` if set, else the service's own default.
+
+        One setting for every service; its DLQ is `dreamscape.dlq.<group>` and an inbox keyed
+        by consumer uses it too, so two deployments in two groups never share effects.
+        """
+        return self.kafka.get("group.id", default)
+
+    def adopt_deprecated_group(self, variable: str, value: str | None) -> None:
+        """Honour a service's old group variable for one release, with a warning."""
+        if value is None:
+            return
+        if "group.id" in self.kafka:
+            _log.warning("%s is deprecated and ignored: KAFKA_GROUP_ID is set", variable)
+            return
+        _log.warning("%s is deprecated: set KAFKA_GROUP_ID=%s instead", variable, value)
+        self.kafka["group.id"] = value
+
     def consumer_config(self, group_id: str) -> dict[str, str]:
         """librdkafka consumer properties: defaults, then the environment, then pinned ones.
 

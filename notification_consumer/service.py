@@ -56,11 +56,12 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
         message_id_domain=settings.message_id_domain,
         record_every=settings.record_every,
         defer_attempts=settings.smtp_defer_attempts,
+        consumer=settings.group_id(GROUP_NOTIFICATION),
         on_claimed=BusinessMetrics(registry, "notification-service"),
     )
     return ConsumerSpec(
         name="notification",
-        group_id=GROUP_NOTIFICATION,
+        group_id=settings.group_id(GROUP_NOTIFICATION),
         handle=handler,
         transient_errors=TRANSIENT_DB_ERRORS,
         readiness_checks={

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from prometheus_client import CollectorRegistry
+from pydantic import model_validator
 from sqlalchemy import Engine
 
 from common.db import TRANSIENT_DB_ERRORS, create_schema, make_engine, reachable
@@ -28,8 +29,13 @@ DEFAULT_DATABASE_URL: Final = "sqlite:///data/voyage.db"
 class VoyageSettings(RunnerSettings):
     """`RunnerSettings` plus the voyage service's own (field name = environment variable)."""
 
-    voyage_group_id: str = GROUP_VOYAGE
-    """The Kafka consumer group; its DLQ topic is `dreamscape.dlq.<group>`."""
+    voyage_group_id: str | None = None
+    """Deprecated: the consumer group is `KAFKA_GROUP_ID` (default `voyage-service`)."""
+
+    @model_validator(mode="after")
+    def _deprecated_group(self) -> VoyageSettings:
+        self.adopt_deprecated_group("VOYAGE_GROUP_ID", self.voyage_group_id)
+        return self
 
     @property
     def voyage_database_url(self) -> str:
@@ -47,7 +53,7 @@ def build(settings: VoyageSettings, registry: CollectorRegistry) -> ConsumerSpec
     engine = open_database(settings.voyage_database_url)
     return ConsumerSpec(
         name=SERVICE,
-        group_id=settings.voyage_group_id,
+        group_id=settings.group_id(GROUP_VOYAGE),
         handle=VoyageHandler(engine, VoyageMetrics(registry)),
         transient_errors=TRANSIENT_DB_ERRORS,
         readiness_checks={"database": lambda: reachable(engine)},

@@ -39,7 +39,7 @@ def build_crashing(settings: CrashSettings, registry: CollectorRegistry) -> Cons
 
     store = AnalyticsStore(
         make_engine(settings.database),
-        consumer=settings.analytics_group,
+        consumer=settings.group,
         before_commit=before_commit,
     )
     return build(settings, registry, store=store)

@@ -30,9 +30,8 @@ def analytics_settings(
     topics: Topics, bootstrap: str, database_url: str, group: str, **overrides: Any
 ) -> AnalyticsSettings:
     base = runner_settings(topics, bootstrap).model_dump()
-    return AnalyticsSettings(
-        **(base | {"database_url": database_url, "analytics_group": group} | overrides)
-    )
+    base["kafka"] = {**base["kafka"], "group.id": group}
+    return AnalyticsSettings(**(base | {"database_url": database_url} | overrides))
 
 
 class AnalyticsThread:

@@ -37,7 +37,7 @@ class TestCrash:
             kafka_bootstrap_servers,
             topics,
             DATABASE_URL=url,
-            ANALYTICS_GROUP=f"analytics-{uuid.uuid4().hex[:8]}",
+            KAFKA_GROUP_ID=f"analytics-{uuid.uuid4().hex[:8]}",
             BATCH_SIZE="40",
             KAFKA_FETCH_WAIT_MAX_MS="50",
         )

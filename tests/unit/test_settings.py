@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from analytics_consumer.settings import AnalyticsSettings
 from common.settings import CLASSIC_ONLY_PROPERTIES, ConfigurationError, RunnerSettings
+from voyage_consumer.service import VoyageSettings
 
 
 class TestConsumerConfig:
@@ -42,3 +44,24 @@ class TestConsumerConfig:
         """enable.auto.offset.store=true would store offsets before outcomes are durable: refused."""
         with pytest.raises(ConfigurationError, match="ENABLE_AUTO_OFFSET_STORE"):
             RunnerSettings(kafka={"enable.auto.offset.store": "true"}).consumer_config("g")
+
+
+class TestGroupId:
+    def test_kafka_group_id_names_every_services_group(self) -> None:
+        """One setting, KAFKA_GROUP_ID, chooses the group of any service; unset, each has its own default (issue 12)."""
+        assert RunnerSettings(kafka={}).group_id("voyage-service") == "voyage-service"
+        chosen = RunnerSettings(kafka={"group.id": "voyage-blue"})
+        assert chosen.group_id("voyage-service") == "voyage-blue"
+
+    def test_the_old_variables_still_work_for_a_release_with_a_warning(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """VOYAGE_GROUP_ID and ANALYTICS_GROUP set the group when KAFKA_GROUP_ID is not, and say they are deprecated; analytics' inbox key follows the group."""
+        voyage = VoyageSettings(kafka={}, voyage_group_id="voyage-old")
+        analytics = AnalyticsSettings(kafka={}, analytics_group="analytics-old")
+        assert voyage.group_id("voyage-service") == "voyage-old"
+        assert analytics.group == "analytics-old"
+        assert "VOYAGE_GROUP_ID is deprecated" in caplog.text
+        assert "ANALYTICS_GROUP is deprecated" in caplog.text
+        both = AnalyticsSettings(kafka={"group.id": "new"}, analytics_group="old")
+        assert both.group == "new"

@@ -80,7 +80,7 @@ def test_a_consumer_killed_mid_batch_ends_with_the_database_of_an_uninterrupted_
         kafka_bootstrap_servers,
         topics,
         DATABASE_URL=database_url,
-        VOYAGE_GROUP_ID=f"voyage-crash-{uuid.uuid4().hex[:8]}",
+        KAFKA_GROUP_ID=f"voyage-crash-{uuid.uuid4().hex[:8]}",
         BATCH_SIZE="40",
         KAFKA_AUTO_COMMIT_INTERVAL_MS="100",
         KAFKA_FETCH_WAIT_MAX_MS="50",
