@@ -116,23 +116,11 @@ class OffsetBook:
                 # loaded): [first, stored) is counted; count the rest from there, fenced again.
                 params["expected"] = stored
                 if session.execute(_ADVANCE, params).rowcount == 1:  # type: ignore[attr-defined]
-                    _log.info(
-                        "analytics.offset_adopted",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        expected=expected,
-                        stored=stored,
-                    )
+                    _log.info("analytics.offset_adopted", **_positions(tp, expected, stored))
                     counted[tp] = stored
                     continue
                 stored = self._stored(session, tp)
-            _log.warning(
-                "analytics.offset_fenced",
-                topic=tp.topic,
-                partition=tp.partition,
-                expected=expected,
-                stored=stored,
-            )
+            _log.warning("analytics.offset_fenced", **_positions(tp, expected, stored))
             raise OffsetFencedError(
                 f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
             )
@@ -151,6 +139,10 @@ class OffsetBook:
         session.execute(_CREATE, params)
         stored: int = session.execute(_SELECT, params).scalar_one()
         return stored
+
+
+def _positions(tp: TopicPartition, expected: int, stored: int) -> dict[str, object]:
+    return {"topic": tp.topic, "partition": tp.partition, "expected": expected, "stored": stored}
 
 
 def spans_of(records: Iterable[Record]) -> dict[TopicPartition, Span]:

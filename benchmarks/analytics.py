@@ -79,9 +79,7 @@ def settings_for(
 
 
 def noop_spec(settings: AnalyticsSettings) -> ConsumerSpec:
-    return ConsumerSpec(
-        name="bench-noop", group_id=settings.group, handle=lambda batch: None
-    )
+    return ConsumerSpec(name="bench-noop", group_id=settings.group, handle=lambda batch: None)
 
 
 def analytics_spec(settings: AnalyticsSettings) -> ConsumerSpec:

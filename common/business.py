@@ -122,9 +122,10 @@ def claim_facts(
     claims lock in one order), one SELECT for the keys already held; anomalies are recorded.
     An event whose key it already holds under its own eventId (a retry) is `new` again.
     """
+    keys = [business_key(event) for event in events]
     first: dict[str, PaymentEvent] = {}
-    for event in events:
-        first.setdefault(business_key(event), event)
+    for key, event in zip(keys, events, strict=True):
+        first.setdefault(key, event)
     at = bulk.encoders(session).naive_time(now)
     prints = {key: fingerprint(event) for key, event in first.items()}
     inserted = set(
@@ -142,8 +143,7 @@ def claim_facts(
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
     anomalies: list[tuple[str, str, str]] = []
-    for event in events:
-        key = business_key(event)
+    for key, event in zip(keys, events, strict=True):
         stored_print, stored_id = known[key]
         if event.event_id == stored_id:
             verdicts[event.event_id] = "new"

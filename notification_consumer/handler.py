@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -104,8 +104,6 @@ class NotificationHandler:
         #: they ran out, the rejection to hand back for its record (it leaves this batch).
         self._deferrals: dict[tuple[str, str], int] = {}
         self._given_up: dict[tuple[str, str], PermanentError] = {}
-        self._deferred_to: dict[tuple[str, str], str] = {}  # written by the SMTP workers
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
 
     def request_stop(self) -> None:
@@ -149,7 +147,10 @@ class NotificationHandler:
             sends, elsewhere = self._claim(sends)
             self._mailer.deliver(sends, self._send, keep)
             if deferred:
-                pending.extend(self._settle_deferrals(deferred, answered))
+                to: dict[tuple[str, str], str] = {
+                    (d.inbound.event.event_id, d.kind): d.recipient.address for d in sends
+                }
+                pending.extend(self._settle_deferrals(deferred, answered, to))
             if elsewhere:
                 raise TransientError(
                     f"{elsewhere} notification(s) being sent by another member; retrying until "
@@ -204,7 +205,9 @@ class NotificationHandler:
         mine = [d for d, key in zip(sends, keys, strict=True) if key in held]
         return mine, len(sends) - len(mine)
 
-    def _settle_deferrals(self, deferred: list[Outcome], answered: int) -> list[Outcome]:
+    def _settle_deferrals(
+        self, deferred: list[Outcome], answered: int, to: Mapping[tuple[str, str], str]
+    ) -> list[Outcome]:
         """The deferred outcomes to record now (attempts used up); raises to retry the others.
 
         Every recipient deferred with none answered means the server, not the recipients,
@@ -213,8 +216,7 @@ class NotificationHandler:
         has had `defer_attempts`; then it is recorded `deferred` and its record rejected as
         `smtp_deferred`, so it holds neither the batch nor other partitions any longer.
         """
-        with self._lock:
-            recipients = {self._deferred_to.pop((o.event_id, o.kind), "") for o in deferred}
+        recipients = {to.get((o.event_id, o.kind)) for o in deferred}
         if not answered and len(recipients) > 1:
             raise SmtpUnavailable(
                 f"every recipient deferred ({deferred[0].smtp_code} {deferred[0].detail}); "
@@ -310,8 +312,6 @@ class NotificationHandler:
             _log.warning(
                 "notification.deferred", **context, smtp_code=refused.code, reply=refused.reply
             )
-            with self._lock:
-                self._deferred_to[(event.event_id, kind)] = decision.recipient.address
             return self._outcome(
                 decision.inbound, kind, "deferred", smtp_code=refused.code, detail=refused.reply
             )

@@ -172,10 +172,6 @@ class KafkaNode:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
     def write_properties(self, voters: str, replication: int, extra: Mapping[str, str]) -> None:
         """server.properties for this node in a cluster whose quorum is `voters`."""
         in_sync = str(min(2, replication))

@@ -12,7 +12,6 @@ import email.policy
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,12 +25,12 @@ from babel.numbers import format_currency
 from dreamscape_dev.demo.run import simulation_config
 from dreamscape_dev.simulator import Simulation, generate
 from dreamscape_dev.testing.browser import HeadlessChromium
+from tests.demo.support import ROOT, demo_command
 
 pytestmark = pytest.mark.integration
 
 FLOWS = 60
 SEED = 7
-ROOT = Path(__file__).resolve().parents[2]
 GROUPS = ("voyage-service", "notification-service", "analytics-service")
 
 
@@ -53,17 +52,8 @@ class DemoRun:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     """Run the demo once as a subprocess, the way `make demo` does, with a small stream."""
     output = tmp_path_factory.mktemp("demo") / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "dreamscape_dev.demo",
-        "--flows",
-        str(FLOWS),
-        "--seed",
-        str(SEED),
-    ]
     result = subprocess.run(
-        [*command, "--timeout", "45", "--output", str(output)],
+        demo_command(flows=FLOWS, seed=SEED, timeout_s=45, output=output),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -149,17 +139,8 @@ class TestDemoOnAGivenBroker:
         self, kafka_bootstrap_servers: str, tmp_path: Path
     ) -> None:
         """With KAFKA_BOOTSTRAP_SERVERS set the demo starts no broker, runs on the given one (Apache Kafka in CI) under a fresh topic prefix, and passes every check."""
-        command = [
-            sys.executable,
-            "-m",
-            "dreamscape_dev.demo",
-            "--flows",
-            str(FLOWS),
-            "--seed",
-            str(SEED),
-        ]
         result = subprocess.run(
-            [*command, "--timeout", "45", "--output", str(tmp_path / "out")],
+            demo_command(flows=FLOWS, seed=SEED, timeout_s=45, output=tmp_path / "out"),
             cwd=ROOT,
             env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers},
             capture_output=True,

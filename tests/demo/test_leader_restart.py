@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,10 @@ from dreamscape_dev.demo.run import simulation_config
 from dreamscape_dev.simulator import generate
 from dreamscape_dev.testing.apache_kafka import ApacheKafka
 from dreamscape_dev.testing.running import wait_until
+from tests.demo.support import ROOT, demo_command
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 FLOWS = 3000
 SEED = 11
 PARTITIONS = 6
@@ -56,19 +55,7 @@ def test_a_partition_leader_killed_and_restarted_mid_stream_loses_and_doubles_no
     log = tmp_path / "demo.log"
     with log.open("w") as out:
         demo = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dreamscape_dev.demo",
-                "--flows",
-                str(FLOWS),
-                "--seed",
-                str(SEED),
-                "--timeout",
-                "120",
-                "--output",
-                str(tmp_path / "out"),
-            ],
+            demo_command(flows=FLOWS, seed=SEED, timeout_s=120, output=tmp_path / "out"),
             cwd=ROOT,
             env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
             stdout=out,
