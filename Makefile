@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test unit demo lint typecheck bench clean
+.PHONY: test unit demo chaos lint typecheck bench contracts clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -26,6 +26,13 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m dreamscape_dev.demo
 
+# The fault suite (docs/chaos.md): every scenario, ~25 minutes on 2 cores. SCENARIO=crash
+# (or broker, network, database, smtp, rebalance, poison, mixed, short) runs one.
+SCENARIO ?= all
+chaos: $(STAMP)
+	@bash scripts/ensure-tools.sh
+	$(PY) -m dreamscape_dev.chaos --scenario $(SCENARIO) --out chaos-output
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -36,5 +43,9 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_loop.py
 
+# Regenerates contracts/ (JSON Schema, AsyncAPI) from the event models; the suite fails when it is stale.
+contracts: $(STAMP)
+	$(PY) -m dreamscape_dev.contracts
+
 clean:
-	rm -rf $(VENV) demo-output data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output chaos-output data .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ database named by `DATABASE_URL` (same default as the service) and need no Kafka
     analytics-consumer report [--json] [--day YYYY-MM-DD]
     analytics-consumer dashboard --out FILE.html [--day YYYY-MM-DD]
     analytics-consumer reconcile --gateway-report FILE.csv [--day YYYY-MM-DD] [--json]
+    analytics-consumer migrate [--sql]
 
 Exit codes: 0 success; 1 reconciliation found discrepancies, or the database failed;
 2 invalid arguments, configuration or gateway report.
@@ -26,9 +27,10 @@ from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
 from analytics_consumer.days import parse_day
 from analytics_consumer.reading import read_figures, snapshot
 from analytics_consumer.report import report_json, report_text
-from analytics_consumer.service import SERVICE, build, prepare
+from analytics_consumer.schema import SCHEMA
+from analytics_consumer.service import SERVICE, build
 from analytics_consumer.settings import AnalyticsSettings
-from common.db import make_engine
+from common.schema import add_migrate_command, open_database, run_migrate_command
 from common.service import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, run_service
 from common.settings import ConfigurationError, load_settings
 
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--gateway-report", type=Path, required=True, help="CSV (docs/analytics.md)")
     check.add_argument("--day", type=_day, help="only payments and refunds of this UTC day")
     check.add_argument("--json", action="store_true", help="one JSON object")
+    add_migrate_command(commands)
     return parser
 
 
@@ -63,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in (None, "run"):
         return run_service(AnalyticsSettings, build, service=SERVICE)
+    if args.command == "migrate":
+        return run_migrate_command(SCHEMA, sql=args.sql)
     try:
         settings = load_settings(AnalyticsSettings)
     except ConfigurationError as exc:
@@ -78,8 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database)
-    prepare(engine, attempts=1)
+    engine = open_database(SCHEMA, settings)
     rules = AlertRules.from_settings(settings)
     with snapshot(engine) as session:
         figures = read_figures(session=session, day=args.day, rules=rules)
@@ -108,8 +112,7 @@ def _reconcile(settings: AnalyticsSettings, path: Path, day: str | None, *, as_j
     except (OSError, reconcile.GatewayReportError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    engine = make_engine(settings.database)
-    prepare(engine, attempts=1)
+    engine = open_database(SCHEMA, settings)
     with snapshot(engine) as session:
         recorded = reconcile.recorded_movements(session=session, day=day)
     result = reconcile.compare(recorded, gateway.movements, day=day, ignored=gateway.ignored)

@@ -14,7 +14,7 @@ from typing import Final
 
 from sqlmodel import Session
 
-from analytics_consumer.aggregate import BatchDelta
+from analytics_consumer.aggregate import BatchDelta, RefundRow
 from analytics_consumer.days import day_text
 from analytics_consumer.schema import AnalyticsDaily, AnalyticsPayment, AnalyticsRefund
 from common import bulk
@@ -43,7 +43,7 @@ _PAYMENTS: Final = (
 _MERGED_OTHERWISE: Final = ("payment_id", "completions", "first_refund_ms", "duration_ms")
 _FIRST_WINS: Final = tuple(c for c in _PAYMENTS if c not in _MERGED_OTHERWISE)
 """Every other column keeps the first value any event gave it (COALESCE)."""
-_REFUNDS: Final = ("event_id", "refund_id", "payment_id", "currency", "units", "refunded_ms")
+_REFUNDS: Final = RefundRow._fields
 _ADD_COUNTS: Final = (
     "(day, metric, key, writer) DO UPDATE SET "
     "n = analytics_daily.n + excluded.n, units = analytics_daily.units + excluded.units"

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import BigInteger, Engine, Index, text
+from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from common import business
-from common.db import ProcessedEvent, create_schema
+from common.db import ProcessedEvent
+from common.schema import Schema
 
 
 def _partial_index(column: str) -> Index:
@@ -108,7 +109,5 @@ MODELS: Final = (
     AnalyticsRefund,
 )
 
-
-def create_tables(engine: Engine) -> None:
-    """Create the tables that do not exist yet (idempotent, safe with several instances)."""
-    create_schema(engine, MODELS)
+SCHEMA: Final = Schema("analytics", "analytics_consumer.migrations", MODELS)
+"""The analytics database, built by the revisions in `analytics_consumer/migrations`."""

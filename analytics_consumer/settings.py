@@ -9,15 +9,13 @@ report applies the same rules as the live service.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from common.settings import RunnerSettings
 from common.topics import GROUP_ANALYTICS
-
-DEFAULT_DATABASE_URL: Final = "sqlite:///data/analytics.db"
 
 
 def parse_amount_limits(text: str) -> dict[str, Decimal]:
@@ -38,7 +36,6 @@ def parse_amount_limits(text: str) -> dict[str, Decimal]:
 class AnalyticsSettings(RunnerSettings):
     """`RunnerSettings` plus what the analytics service needs (see docs/analytics.md)."""
 
-    database_url: str | None = DEFAULT_DATABASE_URL
     analytics_group: str | None = None
     """Deprecated: the consumer group (and inbox key) is `KAFKA_GROUP_ID`."""
     analytics_refresh_seconds: Annotated[float, Field(ge=0)] = 15.0
@@ -73,8 +70,3 @@ class AnalyticsSettings(RunnerSettings):
     @classmethod
     def _limits(cls, value: Any) -> Any:
         return parse_amount_limits(value) if isinstance(value, str) else value
-
-    @property
-    def database(self) -> str:
-        """The database URL, the default one when `DATABASE_URL` is blank."""
-        return self.database_url or DEFAULT_DATABASE_URL

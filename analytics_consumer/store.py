@@ -139,9 +139,12 @@ def _facts(
     """Facts of the records to count (first occurrence per eventId), and the rejected ones."""
     facts: dict[str, Fact] = {}
     rejected: dict[Inbound, PermanentError] = {}
+    # Keyed by plain (topic, partition) tuples, which a TopicPartition equals: each record then
+    # looks its partition up without building one.
+    starts: dict[tuple[str, int], int] = {tp: offset for tp, offset in counted.items()}
     for inbound in batch:
         record = inbound.record
-        start = counted.get((record.topic, record.partition))  # type: ignore[call-overload]
+        start = starts.get((record.topic, record.partition))
         if start is None or record.offset < start or inbound.event.event_id in facts:
             continue
         try:

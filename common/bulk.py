@@ -1,20 +1,20 @@
 """Multi-row `INSERT ... ON CONFLICT ...` straight through the driver, for SQLite and PostgreSQL.
 
-Why not SQLAlchemy's executemany: profiling a batch of a thousand events showed about 40 %
-of its time in SQLAlchemy building and type-processing parameters row by row. Here the
-values arrive already in the driver's types (see `Encoders`) and go out as one statement:
+Why not SQLAlchemy's executemany: profiling a batch of a thousand events showed a large
+share of its time in SQLAlchemy building and type-processing parameters row by row. Here the
+values arrive already in the driver's types (see `Encoders`) and go out as one statement
+(the measurements behind each choice are in docs/performance.md):
 
 * SQLite (in-process, no round trips): `executemany` of one prepared statement, a C loop;
   to get rows back (`RETURNING`), `VALUES (?,?,...),(?,?,...)` with as many rows as fit
   under its bound-variable limit (`MAX_PARAMETERS`), which measured faster than reading
-  whole rows out of one JSON parameter with `json_each` (2.3 against 3.1 ms per 1,000);
+  whole rows out of one JSON parameter with `json_each`;
 * PostgreSQL: `SELECT ... FROM json_to_recordset(%s::json)`, all rows as one JSON document,
   one round trip whatever the batch size. The SQL text is the same for every batch (psycopg
   rewrites each `%s` to `$n` in Python: a 10,000-placeholder VALUES list took longer to
-  convert than PostgreSQL took to run it), and the standard library's C encoder costs about
-  half the client CPU of psycopg's array dumpers for the same rows sent as one array per
-  column through `unnest` (measured: 1,000 rows of 13-14 columns, 4.7-7.1 ms against
-  8.3-10.6 ms).
+  convert than PostgreSQL took to run it), and the standard library's C encoder costs less
+  client CPU than psycopg's array dumpers for the same rows sent as one array per column
+  through `unnest`.
 
 Reads keep going through SQLAlchemy, whose column types decode what `Encoders` wrote: money
 as exact decimal text, times in UTC. Table and column names come from the models (never
@@ -64,7 +64,7 @@ class Encoders:
 
     decimal: Callable[[Decimal | None], str | None]
     """Exact decimal text, for NUMERIC on PostgreSQL and a text column on SQLite (a NUMERIC
-    column there would turn it into a binary float), as `voyage_consumer.models.Money` is."""
+    column there would turn it into a binary float), as `common.columns.Money` is."""
     time: Callable[[datetime | None], str | None]
     """An aware datetime for `DateTime(timezone=True)` columns."""
     naive_time: Callable[[datetime | None], str | None]

@@ -1,7 +1,8 @@
-"""`dreamscape`: the operators' command line (dead-letter queues), in the service image too.
+"""`dreamscape`: the operators' command line (dead-letter queues, events), in the service image too.
 
     dreamscape dlq list --group voyage-service [--json]
     dreamscape dlq replay --group voyage-service (--all | --only 0:12 --only 2:7) [--error-type not_json] [--dry-run]
+    dreamscape validate FILE|- [--topic dreamscape.payment.completed] [--json]
 
 Where the tooling (`dreamscape_dev`) is installed, its commands join in through the
 `dreamscape.commands` entry-point group (`simulate`, `broker`), so the runtime imports no
@@ -16,10 +17,12 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-from common import dlq
+from common import dlq, validate
 from common.kafka import KafkaConfigError, KafkaProducer, read_all
 from common.settings import ConfigurationError, RunnerSettings, load_settings
 from common.topics import Topics
@@ -58,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--error-type", action="append", default=[], help="repeatable filter")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     replay.set_defaults(command=_dlq_replay)
+
+    checking = commands.add_parser(
+        "validate", help="check events as the consumers would read them: ok, or the reason"
+    )
+    checking.add_argument(
+        "file", metavar="FILE", help="one JSON array, or one event per line; -: stdin"
+    )
+    checking.add_argument(
+        "--topic", help="read them as records of this topic (eventType must match)"
+    )
+    checking.add_argument("--json", action="store_true", help="one JSON object per event")
+    checking.set_defaults(command=_validate)
 
     for register in _plugins():  # tooling commands, where the tooling is installed
         register(commands)
@@ -165,6 +180,33 @@ def _dlq_replay(args: argparse.Namespace, settings: RunnerSettings) -> int:
         producer.send_confirmed([dlq.to_replay_record(e, topic) for e in chosen])
     print(f"{len(chosen)} record(s) {'selected' if args.dry_run else 'replayed'}")
     return 0
+
+
+def _validate(args: argparse.Namespace, settings: RunnerSettings) -> int:
+    """Exit 0 when every event is accepted, 1 when one is not or there is none, 2 unreadable."""
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"dreamscape: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    skew = timedelta(seconds=settings.max_clock_skew_seconds)
+    verdicts = validate.check(
+        data,
+        topic=args.topic,
+        topics=Topics(settings.topic_prefix),
+        not_after=datetime.now(UTC) + skew,
+    )
+    if not verdicts:  # an empty pipe is more likely a broken pipeline than good news
+        print(f"dreamscape: no events in {args.file}", file=sys.stderr)
+        return 1
+    for verdict in verdicts:
+        print(json.dumps(verdict.as_json()) if args.json else verdict.text())
+    rejected = sum(not v.ok for v in verdicts)
+    print(
+        f"{len(verdicts)} event(s): {len(verdicts) - rejected} ok, {rejected} rejected",
+        file=sys.stderr,
+    )
+    return 1 if rejected else 0
 
 
 def client_config(settings: RunnerSettings) -> dict[str, str]:

@@ -24,8 +24,9 @@ class TopicPartition(NamedTuple):
 class Record:
     """One consumed Kafka record. `timestamp_ms` is the broker/producer timestamp, or None.
 
-    Read-only by convention, not `frozen`: a frozen dataclass costs four times as much to
-    build, and one is built per record on the hot path. Hashable by identity.
+    Read-only by convention, not `frozen`: a frozen dataclass is several times slower to
+    build (docs/performance.md), and one is built per record on the hot path. Hashable by
+    identity.
     """
 
     topic: str

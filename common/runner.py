@@ -3,20 +3,25 @@
 The loop owns the consumer. Per poll it:
 
 1. parses every record (`common.parsing`) and applies the service's optional `validate`;
-   invalid and rejected records are dead-lettered, the broker acknowledging each write;
+   invalid and rejected records are dead-lettered, the broker acknowledging each write
+   (`common.dlq_writer`);
 2. calls the service's batch handler with the valid ones (`common.handlers`), and
    dead-letters what it rejects;
-3. stores each partition's next offset; librdkafka commits stored offsets periodically, and
-   the loop commits synchronously on revocation and on shutdown.
+3. stores each partition's next offset (`common.offsets`); librdkafka commits stored offsets
+   periodically, and the loop commits synchronously on revocation and on shutdown.
 
 So an offset is stored only after its record's outcome is durable: at-least-once.
 
-Failures follow one decision table (`common.decisions.decide`): transient errors are retried with
-exponential backoff and jitter for as long as it takes, the consumer's partitions paused and
-the loop still polling (so the group keeps it); unexpected errors are retried a bounded
-number of times on the failing record alone, then dead-lettered; permanent errors and
-invalid records go to the DLQ at once; critical errors stop the loop without storing.
-Retries are one tenacity policy whose "sleep" is a paused poll.
+Failures follow one decision table (`common.decisions.decide`), applied by one retry policy
+(`common.retry`): transient errors are retried with exponential backoff and jitter for as
+long as it takes, the consumer's partitions paused and the loop still polling (so the group
+keeps it); unexpected errors are retried a bounded number of times on the failing record
+alone, then dead-lettered; permanent errors and invalid records go to the DLQ at once;
+critical errors stop the loop without storing. Which partitions are still ours when a
+rebalance lands mid-batch, and what to read again after a pause, is `common.partitions`.
+
+This module is what ties them together: the loop itself, the paused polls, the consumer's
+rebalance callbacks and shutdown.
 """
 
 from __future__ import annotations
@@ -25,19 +30,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
-
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
 
 from common import dlq
 from common.decisions import Decision, decide
-from common.errors import (
-    CriticalError,
-    InvalidEvent,
-    PermanentError,
-    ProduceRefusedError,
-    TransientError,
-)
+from common.dlq_writer import DlqWriter, letter
+from common.errors import CriticalError, InvalidEvent
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
 from common.lifecycle import (
@@ -46,24 +43,17 @@ from common.lifecycle import (
     ConsumerError,
     LagMeasured,
     LoopStopped,
-    OffsetsCommitted,
-    OffsetsStored,
     PartitionsChanged,
-    RecordDeadLettered,
-    RetryScheduled,
     TopicMissing,
 )
+from common.offsets import Offsets
 from common.parsing import parse_event
+from common.partitions import Partitions
 from common.ports import ConsumerPort, ProducerPort
-from common.records import Inbound, OutboundRecord, Record, TopicPartition
+from common.records import Inbound, Record, TopicPartition
+from common.retry import GaveUp, RetryPolicy, Stopping
 from common.settings import RunnerSettings
 from common.topics import Topics
-
-T = TypeVar("T")
-
-
-class _Stopping(Exception):  # noqa: N818 - control flow, never escapes the runner
-    """Raised out of a retry wait when shutdown was requested."""
 
 
 class Runner(RebalanceListener):
@@ -82,27 +72,27 @@ class Runner(RebalanceListener):
     ) -> None:
         self._spec = spec
         self._settings = settings
-        self._producer = producer
         self._bus = bus
         self._wall_clock = wall_clock
         self._heartbeat = heartbeat
         self._topics = Topics(settings.topic_prefix)
         self._skew = timedelta(seconds=settings.max_clock_skew_seconds)
-        # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
-        self._group = settings.kafka.get("group.id", spec.group_id)
-        self._dlq_topic = settings.dlq_topic or self._topics.dlq(self._group)
-        self._transient = (*spec.transient_errors,)
-        self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
-        self._interrupted: set[tuple[str, int]] = set()  # revoked or lost during this batch
-        self._paused = False
-        self._rewind: dict[TopicPartition, int] = {}
         self._stop = threading.Event()
         self._has_joined = False
-        self._outage: str | None = None
         self._consumer = consumer(self)
-        initial = settings.retry_initial_seconds
-        self._backoff = wait_exponential_jitter(
-            multiplier=initial, max=settings.retry_max_seconds, jitter=initial
+        self._partitions = Partitions(self._consumer)
+        self._offsets = Offsets(self._consumer, bus, self._partitions)
+        self._retry = RetryPolicy(settings, (*spec.transient_errors,), bus, sleep=self._paused_wait)
+        # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
+        group = settings.kafka.get("group.id", spec.group_id)
+        self._dlq = DlqWriter(
+            producer,
+            bus,
+            self._retry,
+            self._partitions,
+            topic=settings.dlq_topic or self._topics.dlq(group),
+            group=group,
+            wall_clock=wall_clock,
         )
 
     # -- public -------------------------------------------------------------------------
@@ -120,7 +110,7 @@ class Runner(RebalanceListener):
 
     @property
     def dlq_topic(self) -> str:
-        return self._dlq_topic
+        return self._dlq.topic
 
     @property
     def outage(self) -> str | None:
@@ -129,7 +119,7 @@ class Runner(RebalanceListener):
         Readiness fails while it is set: the member keeps its partitions but does no useful
         work, and an orchestrator should route nothing to it (and alert if it lasts).
         """
-        return self._outage
+        return self._retry.outage
 
     def run(self) -> str:
         """Consume until stopped; returns why it stopped. Raises nothing but CriticalError."""
@@ -144,7 +134,7 @@ class Runner(RebalanceListener):
                 self._report(errors)
                 if records:
                     self._process(records)
-        except _Stopping:
+        except Stopping:
             reason = "stop requested during retry"
         except CriticalError as exc:
             reason, commit = f"critical error: {exc}", False
@@ -159,17 +149,17 @@ class Runner(RebalanceListener):
     # -- one batch ----------------------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
-        self._interrupted.clear()  # partitions revoked from here on were not ours throughout
+        self._partitions.begin_batch()
         valid, letters = self._parse(records)
-        self._write_letters(letters)  # before handling: nothing can cover an unwritten letter
+        self._dlq.write(letters)  # before handling: nothing can cover an unwritten letter
         step = self._settings.max_records_per_call
         for start in range(0, len(valid), step):
             if start:  # a long batch: keep the member alive between handler calls
                 self._keep_alive()
-            self._write_letters(self._handle(valid[start : start + step]))
-        self._resume()
-        self._store(records)
-        self._outage = None  # the batch went through: whatever was down is back
+            self._dlq.write(self._handle(valid[start : start + step]))
+        self._partitions.resume()
+        self._offsets.store(records)
+        self._retry.outage = None  # the batch went through: whatever was down is back
 
     def _parse(self, records: list[Record]) -> tuple[list[Inbound], list[dlq.DeadLetter]]:
         valid: list[Inbound] = []
@@ -196,157 +186,39 @@ class Runner(RebalanceListener):
                     # type, anything else as unexpected:<Type>); nothing ends the process.
                     if decide(exc, ()) is Decision.STOP:
                         raise
-                    letters.append(self._letter(inbound, exc, 1))
+                    letters.append(letter(inbound, exc, 1))
                     continue
             valid.append(inbound)
         return valid, letters
-
-    def _write_letters(self, letters: list[dlq.DeadLetter]) -> None:
-        if not letters:
-            return
-        # Built once, outside the retries: the producer recognises a record it already
-        # acknowledged (or still has in flight) when a retry hands it the same one again.
-        failed_at = self._wall_clock()
-        topic, group = self._dlq_topic, self._group
-        built = [
-            (x, dlq.to_dlq_record(x, dlq_topic=topic, group=group, failed_at=failed_at))
-            for x in letters
-        ]
-        try:
-            self._with_retry(
-                lambda: self._dead_letter(built, failed_at),
-                [x.record for x in letters],
-                bounded=False,
-            )
-        except _Attempts as failure:  # not a transient failure: a bug; never skip the record
-            raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
 
     def _handle(self, batch: list[Inbound]) -> list[dlq.DeadLetter]:
         """Apply `batch`; returns the records to dead-letter. Isolates a failing record."""
         started = time.perf_counter()
         try:
-            live, rejected = self._with_retry(
+            live, rejected = self._retry.run(
                 lambda: self._call(batch), [i.record for i in batch], bounded=len(batch) == 1
             )
-        except _Attempts as failure:
+        except GaveUp as failure:
             if len(batch) > 1:
                 # One record at a time, each one's letter acknowledged before the next record
                 # is handled: a later record's effect (and the offset a service stores with
                 # it) must never pass a record whose letter is not yet written.
                 for inbound in batch:
-                    self._write_letters(self._handle([inbound]))
+                    self._dlq.write(self._handle([inbound]))
                 return []
-            return [self._letter(batch[0], failure.error, failure.attempts)]
+            return [letter(batch[0], failure.error, failure.attempts)]
         handled = [i for i in live if i not in rejected] if rejected else live
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
-        return [self._letter(i, rejected[i], 1) for i in live if i in rejected]
+        return [letter(i, rejected[i], 1) for i in live if i in rejected]
 
     def _call(self, batch: list[Inbound]) -> tuple[list[Inbound], Rejections]:
         """Hand the live part of `batch` to the service; returns it and what it rejected."""
-        live = self._live(batch)
+        live = self._partitions.live(batch)
         if not live:
             return live, {}
         return live, self._spec.handle(live) or {}
 
-    def _owned(self) -> set[tuple[str, int]]:
-        """Partitions ours since the batch in hand was polled (a rebalance may intervene).
-
-        A partition revoked during a retry wait and assigned back in a later one is not: its
-        position went back to the committed offset, so its records will come again.
-        """
-        if self._interrupted:
-            return self._assigned - self._interrupted
-        return self._assigned
-
-    def _live(self, batch: list[Inbound]) -> list[Inbound]:
-        """The part of `batch` whose partitions are still ours."""
-        owned = self._owned()
-        return [i for i in batch if (i.record.topic, i.record.partition) in owned]
-
-    def _letter(self, inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
-        if isinstance(error, PermanentError):
-            kind = error.error_type
-        else:
-            kind = f"unexpected:{type(error).__name__}"
-        return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
-
-    def _dead_letter(
-        self, built: list[tuple[dlq.DeadLetter, OutboundRecord]], failed_at: datetime
-    ) -> None:
-        owned = self._owned()
-        live = [(x, r) for x, r in built if (x.record.topic, x.record.partition) in owned]
-        try:
-            self._producer.send_confirmed([r for _, r in live])
-        except ProduceRefusedError as refused:
-            # Refused for good (too large...): retrying cannot help. A marker letter keeps
-            # the record findable; the others were acknowledged.
-            group, topic = self._group, self._dlq_topic
-            markers = [
-                dlq.to_marker_record(
-                    live[n][0], dlq_topic=topic, group=group, failed_at=failed_at, refused=code
-                )
-                for n, code in sorted(refused.refused.items())
-            ]
-            self._producer.send_confirmed(markers)
-        for x, _ in live:
-            self._bus.emit(
-                RecordDeadLettered(
-                    x.record, x.inbound, x.error_type, x.message, x.attempts, self._dlq_topic
-                )
-            )
-
-    def _store(self, records: list[Record]) -> None:
-        """Store each partition's next offset; a poll returns a partition's records in order."""
-        latest: dict[tuple[str, int], int] = {}
-        for record in records:
-            latest[(record.topic, record.partition)] = record.offset + 1
-        owned = self._owned()
-        offsets = {TopicPartition(*tp): offset for tp, offset in latest.items() if tp in owned}
-        if offsets:
-            self._consumer.store_offsets(offsets)
-            self._bus.emit(OffsetsStored(offsets))
-
-    # -- retries ------------------------------------------------------------------------
-
-    def _with_retry(
-        self, attempt: Callable[[], T], records: Sequence[Record], *, bounded: bool
-    ) -> T:
-        """Run `attempt` under the retry policy; `bounded` allows retrying unexpected errors."""
-
-        def retryable(error: BaseException) -> bool:
-            decision = decide(error, self._transient)
-            return decision is Decision.RETRY or (bounded and decision is Decision.RETRY_BOUNDED)
-
-        def give_up(state: RetryCallState) -> bool:
-            error = state.outcome.exception() if state.outcome else None
-            if error is None or decide(error, self._transient) is Decision.RETRY:
-                return False
-            return state.attempt_number >= self._settings.max_attempts
-
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=give_up,
-            wait=self._backoff,
-            sleep=self._paused_wait,
-            before_sleep=lambda state: self._announce_retry(state, records),
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except (CriticalError, _Stopping):
-            raise
-        except Exception as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            raise _Attempts(exc, attempts) from exc
-
-    def _announce_retry(self, state: RetryCallState, records: Sequence[Record]) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        assert error is not None
-        kind = "transient" if decide(error, self._transient) is Decision.RETRY else "unexpected"
-        if kind == "transient":
-            self._outage = f"{type(error).__name__}: {str(error)[:200]}"
-        delay = state.next_action.sleep if state.next_action else 0.0
-        self._bus.emit(RetryScheduled(records, kind, error, state.attempt_number, delay))
+    # -- polling with every partition paused ---------------------------------------------
 
     def _keep_alive(self) -> None:
         """Between two handler calls of one batch: beat liveness and poll, every partition paused.
@@ -356,46 +228,24 @@ class Runner(RebalanceListener):
         again after the batch (the same rewind as during retries).
         """
         self._heartbeat()
-        self._pause()
+        self._partitions.pause()
         records, errors = self._consumer.poll_batch(self._settings.batch_size, 0)
         self._report(errors)
-        self._remember_rewind(records)
-
-    def _remember_rewind(self, records: list[Record]) -> None:
-        for record in records:  # fetched before the pause took effect: read again later
-            self._rewind[record.tp] = min(self._rewind.get(record.tp, record.offset), record.offset)
+        self._partitions.remember_rewind(records)
 
     def _paused_wait(self, seconds: float) -> None:
-        """Wait by polling with every partition paused, so the group keeps this member."""
-        self._pause()
+        """The retry policy's sleep: poll with every partition paused, so the group keeps us."""
+        self._partitions.pause()
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.is_set():
-                raise _Stopping
+                raise Stopping
             self._heartbeat()
             records, errors = self._consumer.poll_batch(
                 self._settings.batch_size, min(remaining, self._settings.poll_timeout_seconds)
             )
             self._report(errors)
-            self._remember_rewind(records)
-
-    def _assignment(self) -> list[TopicPartition]:
-        return [TopicPartition(*tp) for tp in sorted(self._assigned)]
-
-    def _pause(self) -> None:
-        if not self._paused:
-            self._consumer.pause(self._assignment())
-            self._paused = True
-
-    def _resume(self) -> None:
-        if not self._paused:
-            return
-        self._consumer.resume(self._assignment())
-        self._paused = False
-        for tp, offset in self._rewind.items():
-            if tp in self._assigned:
-                self._consumer.seek(tp, offset)
-        self._rewind.clear()
+            self._partitions.remember_rewind(records)
 
     # -- group membership (called from inside poll) ------------------------------------
 
@@ -405,34 +255,26 @@ class Runner(RebalanceListener):
         return self._spec.starting_offsets(partitions)
 
     def after_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        self._assigned.update(partitions)
         self._has_joined = True
-        if self._paused:
-            self._consumer.pause(list(partitions))
+        self._partitions.assign(partitions)
         self._bus.emit(PartitionsChanged("assigned", list(partitions)))
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        self._commit("revoke")  # on failure the next owner re-reads from the last good commit
-        self._forget(partitions, "revoked")
+        self._offsets.commit(
+            "revoke"
+        )  # on failure the next owner re-reads from the last good commit
+        self._partitions.forget(partitions)
+        self._bus.emit(PartitionsChanged("revoked", list(partitions)))
 
     def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
-        self._forget(partitions, "lost")
+        self._partitions.forget(partitions)
+        self._bus.emit(PartitionsChanged("lost", list(partitions)))
 
     def on_commit(self, offsets: Mapping[TopicPartition, int], error: str | None) -> None:
-        if error is None:
-            self._bus.emit(OffsetsCommitted(offsets, "periodic"))
-        else:
-            self._bus.emit(ConsumerError("COMMIT_FAILED", error, fatal=False))
+        self._offsets.committed_periodically(offsets, error)
 
     def on_stats(self, lag: Mapping[TopicPartition, int]) -> None:
         self._bus.emit(LagMeasured(lag))
-
-    def _forget(self, partitions: Sequence[TopicPartition], change: str) -> None:
-        self._assigned.difference_update(partitions)
-        self._interrupted.update(partitions)
-        for tp in partitions:
-            self._rewind.pop(tp, None)
-        self._bus.emit(PartitionsChanged(change, list(partitions)))
 
     # -- errors and shutdown ------------------------------------------------------------
 
@@ -446,23 +288,6 @@ class Runner(RebalanceListener):
                     raise CriticalError(f"fatal client error {error.code}: {error.message}")
 
     def _close(self, *, commit: bool, reason: str) -> None:
-        committed = self._commit("shutdown") if commit else {}
+        committed = self._offsets.commit("shutdown") if commit else {}
         self._consumer.close()
         self._bus.emit(LoopStopped(reason, committed))
-
-    def _commit(self, reason: str) -> Mapping[TopicPartition, int]:
-        """Commit the stored offsets synchronously; returns what was committed ({} on failure)."""
-        try:
-            committed = self._consumer.commit()
-        except TransientError as exc:
-            self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
-            return {}
-        self._bus.emit(OffsetsCommitted(committed, reason))
-        return committed
-
-
-class _Attempts(Exception):  # noqa: N818 - carries the last error out of the retry policy
-    def __init__(self, error: BaseException, attempts: int) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts

@@ -4,8 +4,8 @@ Every service's entry point is `run_service(...)` with a function that builds it
 `ConsumerSpec` from its settings. Everything stateful (settings, clients, registry, database
 engines) is created here or in that function, at start-up, never at import.
 
-Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid configuration (one line on
-stderr, no traceback), 1 after a critical error or a shutdown that overran its deadline.
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid configuration or a database
+schema this release cannot run on (one line on stderr, no traceback), 1 after a critical error or a shutdown that overran its deadline.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from common.lifecycle import Bus
 from common.logs import LogSubscriber, configure_logging
 from common.metrics import RuntimeMetrics
 from common.runner import Runner
+from common.schema import SchemaMismatch
 from common.settings import ConfigurationError, RunnerSettings, load_settings
 
 S = TypeVar("S", bound=RunnerSettings)
@@ -60,6 +61,9 @@ def run_service(
     except (ConfigurationError, KafkaConfigError) as exc:
         print(f"{service}: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except SchemaMismatch as exc:  # waiting or restarting will not fix it: say what will
+        print(f"{service}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception as exc:  # e.g. the database unreachable at start: say so in one line
         log.error("service.start_failed", error_type=type(exc).__name__, error=str(exc)[:500])
         return EXIT_FAILURE
@@ -87,7 +91,7 @@ def tune_gc() -> None:
     Each record allocates a few dozen short-lived containers (a parsed event is two pydantic
     models, dicts, datetimes); reference counting frees them, yet with the default
     thresholds the cyclic collector runs every 700 allocations and rescans the young
-    generation, which cost ~20% of throughput in the run-loop benchmark. `gc.freeze()` also
+    generation, a large share of the run loop's time (docs/performance.md). `gc.freeze()` also
     keeps the long-lived start-up objects (modules, settings, templates) out of every scan.
     """
     gc.freeze()

@@ -85,6 +85,8 @@ class RunnerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     database_url: str | None = None
+    db_migrate_on_start: bool = True
+    db_start_timeout_seconds: Annotated[float, Field(ge=0)] = 60.0
     http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -71,6 +71,36 @@ def _lowercase_currency(document: JsonObject) -> None:
     payload["currency"] = str(payload["currency"]).lower()  # as a careless gateway sends it
 
 
+def _amount_overflow(document: JsonObject) -> None:
+    _payload(document)["amount"] = Decimal("1e400")  # past any float; 10^15 is the ceiling
+
+
+def _far_future(document: JsonObject) -> None:
+    # The last second of year 9999 west of UTC: no UTC datetime can hold it.
+    document["timestamp"] = "9999-12-31T23:59:59-01:00"
+
+
+def _nul_in_field(document: JsonObject) -> None:
+    _payload(document)["userId"] = "user\u0000-1"  # NUL breaks PostgreSQL text columns
+
+
+def _blank_identifier(document: JsonObject) -> None:
+    _payload(document)["transactionId"] = "   "
+
+
+def _unknown_currency(document: JsonObject) -> None:
+    _payload(document)["currency"] = "XDS"  # three letters, upper case, not ISO 4217
+
+
+HUGE_VALUE_BYTES: Final = 900_000
+"""Just under the broker's default 1 MB message limit, so the record (and its DLQ copy) fits."""
+
+
+def _huge_value(text: str) -> str:
+    """The document followed by ~900 kB of padding: one value, not one JSON document."""
+    return text + " x" * (HUGE_VALUE_BYTES // 2)
+
+
 @dataclass(frozen=True, slots=True)
 class PoisonKind:
     name: str
@@ -93,6 +123,12 @@ POISON_KINDS: Final = (
     PoisonKind("negative_amount", "invalid_value", _negative_amount),
     PoisonKind("bad_currency", "invalid_value", _lowercase_currency),
     PoisonKind("tombstone", "empty_value", wrap=lambda text: None),
+    PoisonKind("amount_overflow", "invalid_value", _amount_overflow),
+    PoisonKind("far_future_timestamp", "invalid_value", _far_future),
+    PoisonKind("nul_in_field", "invalid_value", _nul_in_field),
+    PoisonKind("blank_identifier", "invalid_value", _blank_identifier),
+    PoisonKind("unknown_currency", "invalid_value", _unknown_currency),
+    PoisonKind("huge_value", "not_json", wrap=_huge_value),
 )
 """The kinds in the order `SimulationConfig.poison` cycles through them."""
 

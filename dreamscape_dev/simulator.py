@@ -47,6 +47,9 @@ class SimulationConfig:
     refund_rate: float = 0.12
     partial_refund_rate: float = 0.4
     duplicate_rate: float = 0.0
+    republish_rate: float = 0.0
+    """Share of records published again under a new eventId, as an outbox relay that lost its
+    bookkeeping does: the same business fact, which consumers must collapse by business key."""
     reorder_rate: float = 0.0
     poison: int = 0
     start: datetime = datetime(2025, 12, 18, 8, 0, tzinfo=UTC)
@@ -60,7 +63,7 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         rates = (
             *(self.failure_rate, self.retry_rate, self.refund_rate, self.partial_refund_rate),
-            *(self.duplicate_rate, self.reorder_rate, self.abandon_rate),
+            *(self.duplicate_rate, self.republish_rate, self.reorder_rate, self.abandon_rate),
         )
         if not all(0.0 <= rate <= 1.0 for rate in rates):
             raise ValueError("rates must be within 0..1")
@@ -84,6 +87,8 @@ class Expectations:
     """`common.errors.RejectionReason` → poison records that parse_event rejects so."""
     duplicates: int
     """Extra copies published (each identical to an earlier record)."""
+    republished: int
+    """Copies published under a new eventId (same payload, same business fact)."""
     valid_records: int
     """Records that parse, duplicates included (= total_records - poison)."""
     total_records: int
@@ -93,6 +98,8 @@ class Expectations:
     """Currency → sum of refunds."""
     slow_payments: int
     """Completed payments that took more than 2 minutes after initiation."""
+    refunded_by_booking: dict[str, Decimal]
+    """Booking → the sum of its refunds (bookings without refunds left out)."""
 
 
 @dataclass(frozen=True)
@@ -111,16 +118,18 @@ def generate(config: SimulationConfig) -> Simulation:
     ordered = _publish_order(rng, bookings, config)
     placed = [(float(index), record) for index, record in enumerate(ordered)]
     duplicates = _duplicates(rng, ordered, config.duplicate_rate)
+    republished = _republished(rng, ids, ordered, config.republish_rate)
     kinds = [poison_kind(number) for number in range(config.poison)]
     poison = [
         (rng.uniform(0, len(ordered)), make_poison(kind, rng, ids, config.topics, window))
         for kind in kinds
     ]
-    placed.extend(duplicates + poison)
+    placed.extend(duplicates + republished + poison)
     placed.sort(key=itemgetter(0))  # stable, so equal keys keep their order
     records = [record for _, record in placed]
     reasons = Counter[str](kind.reason for kind in kinds)
-    return Simulation(records, _expectations(bookings, reasons, len(duplicates), len(records)))
+    copies = (len(duplicates), len(republished))
+    return Simulation(records, _expectations(bookings, reasons, copies, len(records)))
 
 
 def _rates(config: SimulationConfig) -> FlowRates:
@@ -168,8 +177,30 @@ def _duplicates(
     ]
 
 
+def _republished(
+    rng: random.Random, ids: IdFactory, records: list[OutboundRecord], rate: float
+) -> list[tuple[float, OutboundRecord]]:
+    """Copies of a `rate` share of the records under a fresh eventId, placed a little later.
+
+    The eventId is the envelope's first field, so replacing its first occurrence changes
+    nothing else (a `causationId` naming the same id comes after it).
+    """
+    if not rate:
+        return []
+    copies = []
+    for index, record in enumerate(records):
+        if record.value is None or rng.random() >= rate:
+            continue
+        start = record.value.index(b'"eventId":"') + len(b'"eventId":"')
+        old = record.value[start : record.value.index(b'"', start)]
+        value = record.value.replace(old, ids.event().encode(), 1)
+        placed = index + rng.randint(1, _DUPLICATE_MAX_DISTANCE) - 0.25
+        copies.append((placed, OutboundRecord(record.topic, record.key, value, record.headers)))
+    return copies
+
+
 def _expectations(
-    bookings: list[Booking], poison: Counter[str], duplicates: int, total: int
+    bookings: list[Booking], poison: Counter[str], copies: tuple[int, int], total: int
 ) -> Expectations:
     events: Counter[str] = Counter()
     emails: Counter[str] = Counter()
@@ -189,12 +220,20 @@ def _expectations(
         events_by_type=dict(events),
         emails_by_kind=dict(emails),
         poison_by_reason=dict(poison),
-        duplicates=duplicates,
+        duplicates=copies[0],
+        republished=copies[1],
         valid_records=total - poison.total(),
         total_records=total,
         revenue=_money(revenue),
         refunded=_money(refunded),
         slow_payments=slow,
+        refunded_by_booking={
+            booking.booking_id: to_decimal(
+                sum(r.amount_minor for r in booking.refunds), booking.currency
+            )
+            for booking in bookings
+            if booking.refunds
+        },
     )
 
 

@@ -23,15 +23,16 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from common.db import create_schema, make_engine, transaction
+from common.db import transaction
 from common.parsing import parse_event
 from common.records import Inbound, Record
+from common.schema import open_database
 from notification_consumer import repository
 from notification_consumer.handler import NotificationHandler
-from notification_consumer.models import MODELS, UserContact
+from notification_consumer.models import SCHEMA, UserContact
 from notification_consumer.notifications import valid_address
 from notification_consumer.service import build
-from notification_consumer.settings import DEFAULT_DATABASE_URL, NotificationSettings
+from notification_consumer.settings import NotificationSettings
 
 FIELDS = ("user_id", "email", "display_name", "locale")
 
@@ -54,8 +55,7 @@ def run(args: argparse.Namespace, settings: NotificationSettings) -> int:
 
 def import_contacts(path: Path, settings: NotificationSettings) -> int:
     """Upsert every valid row; name each bad one on stderr; exit 1 if there was any."""
-    engine = make_engine(settings.database_url or DEFAULT_DATABASE_URL)
-    create_schema(engine, MODELS)
+    engine = open_database(SCHEMA, settings)
     imported, bad = 0, 0
     with transaction(engine) as session:
         for line, row in _rows(path):
@@ -97,7 +97,7 @@ def resend(status: str, since: datetime | None, settings: NotificationSettings) 
     spec = build(settings, CollectorRegistry())
     handler = spec.handle
     assert isinstance(handler, NotificationHandler)
-    engine = make_engine(settings.database_url or DEFAULT_DATABASE_URL)
+    engine = open_database(SCHEMA, settings)
     with transaction(engine) as session:
         kept = repository.undelivered(session=session, status=status, since=since)
     engine.dispose()

@@ -36,7 +36,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from common.business import Claimed, claim_facts
-from common.db import create_schema, transaction
+from common.db import transaction
 from common.errors import PermanentError, TransientError
 from common.logs import record_context
 from common.records import Inbound
@@ -45,7 +45,6 @@ from notification_consumer import repository
 from notification_consumer.mailer import Mailer
 from notification_consumer.message import compose
 from notification_consumer.metrics import NotificationMetrics
-from notification_consumer.models import MODELS
 from notification_consumer.notifications import (
     Kind,
     Knowledge,
@@ -97,7 +96,6 @@ class NotificationHandler:
         self._domain = message_id_domain
         self._record_every = record_every
         self._now = now
-        self._schema_ready = False
         self._unrecorded: list[Outcome] = []
         self._defer_attempts = defer_attempts
         #: Per notification deferred by its recipient (4xx at RCPT): attempts so far, and, once
@@ -256,9 +254,6 @@ class NotificationHandler:
 
     def _learn(self, batch: Sequence[Inbound]) -> Knowledge:
         """Record the batch's payment facts, then read what planning needs (one transaction)."""
-        if not self._schema_ready:  # here, not at start-up, so a database outage is retried
-            create_schema(self._engine, MODELS)
-            self._schema_ready = True
         events = [inbound.event for inbound in batch]
         notifying = [event for event in events if kind_of(event) is not None]
         try:

@@ -9,20 +9,22 @@
   is final (sent, failed, undeliverable), checked before sending, written after the SMTP
   server accepted or refused the message.
 
-Amounts are kept as their exact decimal text (SQLite has no exact decimal type), times as
-timezone-aware columns (PostgreSQL keeps the zone; SQLite returns naive UTC, which the
-repository re-labels).
+Amounts and times use the shared column types (`common.columns`): exact decimals and aware
+UTC datetimes on both databases (revision `0002_money_amounts` moved amounts off text).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 
-from sqlalchemy import DateTime, Text
+from sqlalchemy import Text
 from sqlmodel import Field, SQLModel
 
 from common import business
+from common.columns import Money, UtcDateTime
+from common.schema import Schema
 
 
 class UserContact(SQLModel, table=True):
@@ -44,13 +46,13 @@ class PaymentFact(SQLModel, table=True):
     payment_id: str = Field(primary_key=True, max_length=256)
     booking_id: str = Field(index=True, max_length=256)
     user_id: str = Field(max_length=256)
-    amount: str | None = Field(default=None, max_length=64)
+    amount: Decimal | None = Field(default=None, sa_type=Money)
     currency: str | None = Field(default=None, max_length=3)
     payment_method: str | None = Field(default=None, max_length=256)
-    initiated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-    completed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    initiated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     transaction_id: str | None = Field(default=None, max_length=256)
-    failed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    failed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class SentNotification(SQLModel, table=True):
@@ -66,7 +68,7 @@ class SentNotification(SQLModel, table=True):
     payment_id: str = Field(max_length=256)
     smtp_code: int | None = None
     detail: str | None = Field(default=None, max_length=600)
-    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class UndeliveredEvent(SQLModel, table=True):
@@ -77,7 +79,7 @@ class UndeliveredEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(primary_key=True, max_length=32)
     event_json: str = Field(sa_type=Text)
-    recorded_at: datetime = Field(sa_type=DateTime(timezone=True))
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class NotificationClaim(SQLModel, table=True):
@@ -93,7 +95,7 @@ class NotificationClaim(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     kind: str = Field(primary_key=True, max_length=32)
     owner: str = Field(max_length=32)
-    claimed_at: datetime = Field(sa_type=DateTime(timezone=True))
+    claimed_at: datetime = Field(sa_type=UtcDateTime)
 
 
 MODELS: Final = (
@@ -104,3 +106,6 @@ MODELS: Final = (
     NotificationClaim,
     *business.MODELS,
 )
+
+SCHEMA: Final = Schema("notification", "notification_consumer.migrations", MODELS)
+"""The notification database, built by the revisions in `notification_consumer/migrations`."""

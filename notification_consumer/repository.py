@@ -9,8 +9,7 @@ trips, not thousands. Outcomes are one conflict-ignoring multi-row INSERT (`comm
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlmodel import Session, col, select
@@ -36,13 +35,6 @@ _CLAIM: Final = table_of(NotificationClaim)
 CLAIM_TTL: Final = timedelta(seconds=120)
 """After this, a claim whose member never recorded an outcome (it died) may be taken over:
 well above the longest a handler call takes (MAX_RECORDS_PER_CALL sends on a slow relay)."""
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Aware UTC: PostgreSQL returns aware times, SQLite naive UTC ones."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def remember_payments(
@@ -76,7 +68,7 @@ def remember_payments(
 def _merge(fact: PaymentFact, event: PaymentEvent) -> None:
     changes: dict[str, Any] = {}
     if isinstance(event, PaymentInitiated | PaymentCompleted | PaymentFailed):
-        changes |= {"amount": str(event.payload.amount), "currency": event.payload.currency}
+        changes |= {"amount": event.payload.amount, "currency": event.payload.currency}
     if isinstance(event, PaymentInitiated):
         changes |= {
             "payment_method": event.payload.payment_method,
@@ -133,8 +125,8 @@ def _summaries(
         fact = facts[payment_id]
         found[payment_id] = PaymentSummary(
             payment_method=fact.payment_method,
-            initiated_at=_utc(fact.initiated_at),
-            amount=Decimal(fact.amount) if fact.amount is not None else None,
+            initiated_at=fact.initiated_at,
+            amount=fact.amount,
             currency=fact.currency,
             transaction_id=fact.transaction_id,
         )
@@ -251,8 +243,7 @@ def claim_sends(
         claim = session.get(NotificationClaim, (event_id, kind), with_for_update=True)
         if claim is None:
             continue
-        claimed_at = _utc(claim.claimed_at)
-        if claim.owner == owner or (claimed_at is not None and claimed_at < now - CLAIM_TTL):
+        if claim.owner == owner or claim.claimed_at < now - CLAIM_TTL:
             claim.owner, claim.claimed_at = owner, now
             held.add((event_id, kind))
     session.flush()

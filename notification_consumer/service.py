@@ -3,8 +3,8 @@
 The engine, the template environments and the SMTP configuration are created once, at
 start-up, and passed down; nothing is created at import. Templates are checked before the
 consumer joins its group, so a broken override exits with code 2 instead of failing emails.
-The schema is created on the first batch (see `handler`), so a database that is down at
-start-up is waited for like any other outage rather than crashing the process.
+The database is opened the way every service opens it (`common.schema.open_database`:
+waited for at start-up, then migrated).
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import socket
 from prometheus_client import CollectorRegistry
 
 from common.business import BusinessMetrics
-from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
+from common.db import TRANSIENT_DB_ERRORS, reachable
 from common.handlers import ConsumerSpec
+from common.schema import open_database
 from common.topics import GROUP_NOTIFICATION
 from notification_consumer.handler import NotificationHandler
 from notification_consumer.mailer import Mailer
 from notification_consumer.metrics import NotificationMetrics
+from notification_consumer.models import SCHEMA
 from notification_consumer.rendering import Renderer
 from notification_consumer.samples import check_templates, languages_to_check
-from notification_consumer.settings import DEFAULT_DATABASE_URL, NotificationSettings
+from notification_consumer.settings import NotificationSettings
 from notification_consumer.smtp import SmtpConfig
 
 SERVICE = "notification-consumer"
@@ -44,7 +46,7 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
     check_templates(
         renderer, languages_to_check(settings.default_locale, settings.notification_template_dir)
     )
-    engine = make_engine(settings.database_url or DEFAULT_DATABASE_URL)
+    engine = open_database(SCHEMA, settings)
     smtp = SmtpConfig.from_settings(settings)
     handler = NotificationHandler(
         engine=engine,
@@ -57,10 +59,10 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
         record_every=settings.record_every,
         defer_attempts=settings.smtp_defer_attempts,
         consumer=settings.group_id(GROUP_NOTIFICATION),
-        on_claimed=BusinessMetrics(registry, "notification-service"),
+        on_claimed=BusinessMetrics(registry, SERVICE),
     )
     return ConsumerSpec(
-        name="notification",
+        name=SERVICE,
         group_id=settings.group_id(GROUP_NOTIFICATION),
         handle=handler,
         transient_errors=TRANSIENT_DB_ERRORS,

@@ -12,15 +12,13 @@ from __future__ import annotations
 import string
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from common.settings import RunnerSettings
-
-DEFAULT_DATABASE_URL: Final = "sqlite:///data/notification.db"
 
 
 def placeholders(template: str) -> set[str]:
@@ -50,8 +48,6 @@ def parse_locale(value: str) -> Locale:
 
 class NotificationSettings(RunnerSettings):
     """Settings of `notification-consumer` (see docs/notification.md for each variable)."""
-
-    database_url: str | None = DEFAULT_DATABASE_URL
 
     smtp_host: str = "localhost"
     smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25

@@ -2,6 +2,7 @@
 
     voyage-consumer                      run the service (same as `voyage-consumer run`)
     voyage-consumer status BOOKING_ID    print a booking, its facts and how it was derived
+    voyage-consumer migrate [--sql]      apply (or print) the database migrations
 
 Configuration comes from the environment only (see docs/voyage.md and the README).
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from common.schema import add_migrate_command, run_migrate_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,11 +27,16 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="print a booking, its facts and how its status was derived"
     )
     status.add_argument("booking_id")
+    add_migrate_command(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "migrate":
+        from voyage_consumer.models import SCHEMA
+
+        return run_migrate_command(SCHEMA, sql=args.sql)
     if args.command == "status":
         from voyage_consumer.status import status
 

@@ -4,66 +4,24 @@
 `inventory_hold` and `booking_anomaly` are projections rewritten from the facts of every
 booking a batch touches. The inbox is `common.db.ProcessedEvent`.
 
-Two column types keep values exact on both databases: money is `NUMERIC` without a scale
-on PostgreSQL (it keeps `1250.00` as `1250.00`) and text on SQLite (which has no decimal
-type and would go through a binary float); times are stored in UTC and always come back
-timezone-aware (SQLite's would come back naive).
+Money and times use the shared column types (`common.columns`): exact decimals and aware
+UTC datetimes on both databases.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, get_args
+from typing import Final, get_args
 
-from sqlalchemy import CheckConstraint, DateTime, Dialect, Numeric, String
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
+from common.columns import Money, UtcDateTime
 from common.db import ProcessedEvent, table_of
+from common.schema import Schema
 from voyage_consumer.derivation import BookingStatus, HoldStatus
 from voyage_consumer.facts import FactKind
-
-
-class Money(TypeDecorator[Decimal]):
-    """An exact decimal: unscaled NUMERIC on PostgreSQL, its text on SQLite."""
-
-    impl = Numeric
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String())
-        return dialect.type_descriptor(Numeric(asdecimal=True))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None or dialect.name != "sqlite":
-            return value
-        return format(value, "f")
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None or isinstance(value, Decimal):
-            return value
-        return Decimal(value)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every database."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _one_of(table: str, column: str, values: tuple[str, ...]) -> CheckConstraint:
@@ -74,8 +32,8 @@ def _one_of(table: str, column: str, values: tuple[str, ...]) -> CheckConstraint
 _CLUSTERED: Final = {"sqlite_with_rowid": False}
 """SQLite `WITHOUT ROWID` for the narrow, upserted tables: the row lives in its primary key's
 B-tree, one tree instead of two (PostgreSQL ignores it). Not for `payment_fact`: its wide
-rows inserted at random keys cost ~35 % more that way than appended to a rowid table with
-the key in a separate index (measured with 58k facts)."""
+rows inserted at random keys cost more that way than appended to a rowid table with the
+key in a separate index (measured: docs/performance.md)."""
 
 BOOKING_STATUSES: Final[tuple[str, ...]] = get_args(BookingStatus)
 HOLD_STATUSES: Final[tuple[str, ...]] = get_args(HoldStatus)
@@ -156,6 +114,8 @@ MODELS: Final[tuple[type[SQLModel], ...]] = (
     BookingAnomaly,
 )
 
+SCHEMA: Final = Schema("voyage", "voyage_consumer.migrations", MODELS)
+"""The voyage database: these tables, built by the revisions in `voyage_consumer/migrations`."""
 
 FACTS: Final = table_of(PaymentFact)
 BOOKINGS: Final = table_of(Booking)

@@ -64,15 +64,37 @@ def load_facts(*, session: Session, booking_ids: Sequence[str]) -> dict[str, lis
 
 def insert_facts(*, session: Session, facts: Sequence[Fact]) -> None:
     """Store `facts`; one already stored under its booking and eventId is left as it is."""
-    encode = bulk.encoders(session)
-    money, time = encode.decimal, encode.time
     bulk.insert_rows(
         session=session,
         table=FACTS,
         columns=Fact._fields,
-        rows=[(*f[:5], money(f.amount), f.currency, time(f.occurred_at), *f[8:]) for f in facts],
+        rows=fact_rows(facts, bulk.encoders(session)),
         on_conflict="(booking_id, event_id) DO NOTHING",
     )
+
+
+def fact_rows(facts: Sequence[Fact], encode: bulk.Encoders) -> list[tuple[Any, ...]]:
+    """The `payment_fact` rows of `facts`: every field by name, in `Fact._fields` order."""
+    money, time = encode.decimal, encode.time
+    return [
+        (
+            f.event_id,
+            f.kind,
+            f.booking_id,
+            f.payment_id,
+            f.user_id,
+            money(f.amount),
+            f.currency,
+            time(f.occurred_at),
+            f.payment_method,
+            f.transaction_id,
+            f.error_code,
+            f.error_message,
+            f.refund_id,
+            f.reason,
+        )
+        for f in facts
+    ]
 
 
 def save_derivations(*, session: Session, derivations: Sequence[Derivation]) -> None:
@@ -85,7 +107,18 @@ def save_derivations(*, session: Session, derivations: Sequence[Derivation]) -> 
         table=BOOKINGS,
         columns=BookingState._fields,
         rows=[
-            (*b[:6], money(b.amount), b.currency, money(b.refunded_amount), time(b.updated_at))
+            (
+                b.booking_id,
+                b.status,
+                b.user_id,
+                b.payment_id,
+                b.transaction_id,
+                b.confirmation_number,
+                money(b.amount),
+                b.currency,
+                money(b.refunded_amount),
+                time(b.updated_at),
+            )
             for b in bookings
         ],
         on_conflict=bulk.update_all(BookingState._fields, ["booking_id"]),
@@ -118,7 +151,7 @@ def add_anomalies(*, session: Session, anomalies: Sequence[Anomaly]) -> None:
         session=session,
         table=ANOMALIES,
         columns=Anomaly._fields,
-        rows=[(*a[:4], time(a.observed_at)) for a in anomalies],
+        rows=[(a.booking_id, a.kind, a.subject, a.detail, time(a.observed_at)) for a in anomalies],
         on_conflict="(booking_id, kind, subject) DO NOTHING",
     )
 

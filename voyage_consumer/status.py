@@ -20,6 +20,7 @@ from common.settings import ConfigurationError, load_settings
 from voyage_consumer import repository
 from voyage_consumer.derivation import derive
 from voyage_consumer.explain import explain, fact_line, when
+from voyage_consumer.models import SCHEMA
 from voyage_consumer.service import SERVICE, VoyageSettings
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG = 0, 1, 2
@@ -69,7 +70,7 @@ def status(booking_id: str) -> int:
     except ConfigurationError as exc:
         print(f"{SERVICE}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    url = normalise_url(settings.voyage_database_url)
+    url = normalise_url(SCHEMA.url(settings))
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").exists():
         print(f"{SERVICE}: no database at {parsed.database}", file=sys.stderr)

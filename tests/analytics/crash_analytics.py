@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from analytics_consumer.schema import SCHEMA
 from analytics_consumer.service import SERVICE, build
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore
@@ -38,7 +39,7 @@ def build_crashing(settings: CrashSettings, registry: CollectorRegistry) -> Cons
             hang(settings.crash_marker_path, batches)
 
     store = AnalyticsStore(
-        make_engine(settings.database),
+        make_engine(SCHEMA.url(settings)),
         consumer=settings.group,
         before_commit=before_commit,
     )

@@ -10,16 +10,14 @@ from sqlalchemy import Engine, text
 from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
 from analytics_consumer.reading import read_figures, snapshot
 from analytics_consumer.report import report_json
-from analytics_consumer.service import prepare
+from analytics_consumer.schema import SCHEMA
 from analytics_consumer.store import AnalyticsStore
-from common.db import make_engine
 from common.records import Inbound, TopicPartition
+from common.schema import connect
 
 
 def engine_for(url: str) -> Engine:
-    engine = make_engine(url)
-    prepare(engine, attempts=1)
-    return engine
+    return connect(url, SCHEMA)
 
 
 def store_for(engine: Engine, stream: Sequence[Inbound], **options: Any) -> AnalyticsStore:

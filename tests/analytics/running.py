@@ -8,7 +8,6 @@ database, compared with what the test knows it produced, never from watermarks.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from common.parsing import parse_event
 from common.records import OutboundRecord, TopicPartition
 from common.runner import Runner
 from common.topics import Topics
+from dreamscape_dev.testing.running import RunnerThread
 from tests.integration.helpers import Delivered, Recorder, runner_settings, wait_until
 
 
@@ -34,40 +34,22 @@ def analytics_settings(
     return AnalyticsSettings(**(base | {"database_url": database_url} | overrides))
 
 
-class AnalyticsThread:
+class AnalyticsThread(RunnerThread):
+    """The analytics service's spec in the run loop, on a thread, with its own registry."""
+
     def __init__(self, settings: AnalyticsSettings, name: str = "analytics") -> None:
         self.registry = CollectorRegistry()
         self.recorder = Recorder()
         self.spec = build(settings, self.registry)
         config = settings.consumer_config(self.spec.group_id)
-        self.runner = Runner(
+        runner = Runner(
             self.spec,
             settings,
             lambda listener: KafkaConsumer(config, listener),
             KafkaProducer(settings.producer_config()),
             Bus([self.recorder]),
         )
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.runner.run()
-        except BaseException as exc:
-            self.error = exc
-
-    def __enter__(self) -> AnalyticsThread:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.runner.stop()
-        self._thread.join(20)
-        assert not self._thread.is_alive(), "the analytics runner did not stop"
-        assert self.error is None, f"the analytics runner failed: {self.error!r}"
-
-    def died(self) -> str | None:
-        return None if self._thread.is_alive() else f"the runner stopped: {self.error!r}"
+        super().__init__(runner, name=name, stop_within_s=20)
 
     def gauge(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(f"dreamscape_analytics_{name}", labels)

@@ -14,10 +14,10 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 from common.errors import InvalidEvent
-from common.parsing import parse_event
-from common.records import Inbound, OutboundRecord, Record
+from common.records import Inbound, OutboundRecord
 from common.topics import DEFAULT_TOPICS, Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing import builders
 
 PARTITIONS = 3
 
@@ -35,12 +35,10 @@ def as_inbound(
         partition = zlib.crc32(outbound.key or b"") % PARTITIONS
         offset = offsets.get((outbound.topic, partition), 0)
         offsets[(outbound.topic, partition)] = offset + 1
-        record = Record(outbound.topic, partition, offset, outbound.key, outbound.value)
         try:
-            event = parse_event(outbound.value, outbound.topic, topics=topics)
+            inbound.append(builders.inbound(outbound, topics, partition=partition, offset=offset))
         except InvalidEvent:
             continue
-        inbound.append(Inbound(record, event))
     return inbound
 
 

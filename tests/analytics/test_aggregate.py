@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from analytics_consumer import money
-from analytics_consumer.aggregate import AT_MS, DETAIL, EVENTS, METHOD, REVENUE, extract, fold
+from analytics_consumer.aggregate import EVENTS, METHOD, REVENUE, FailedFact, extract, fold
 from analytics_consumer.days import day_number, day_of, day_range, epoch_ms, parse_day
 from common.events import PaymentEvent
-from common.parsing import parse_event
-from tests.integration.helpers import spec_example
+from dreamscape_dev.testing.builders import event, inbound
 
 
 def _event(event_type: str, **payload: object) -> PaymentEvent:
-    document = spec_example(event_type)
-    document["payload"].update(payload)
-    return parse_event(json.dumps(document).encode(), f"dreamscape.{event_type}")
+    return inbound(event(event_type, **payload)).event
 
 
 class TestMoney:
@@ -53,7 +49,7 @@ class TestDays:
         """A completedAt at 23:30 in UTC-02:00 belongs to the next UTC day."""
         event = _event("payment.completed", completedAt="2025-12-18T23:30:00-02:00")
         fact = extract(event)
-        assert day_of(fact[AT_MS]) == "2025-12-19"
+        assert day_of(fact.at_ms) == "2025-12-19"
 
     def test_event_times_are_exact_milliseconds(self) -> None:
         """Times become integer milliseconds since the epoch, sub-milliseconds dropped."""
@@ -82,7 +78,7 @@ class TestFold:
         initiated = extract(_event("payment.initiated", initiatedAt="2025-12-18T10:30:00.000Z"))
         completed = extract(_event("payment.completed", completedAt="2025-12-18T10:32:15.500Z"))
         delta = fold([completed, initiated])
-        day = day_number(initiated[AT_MS])
+        day = day_number(initiated.at_ms)
         assert delta.counters[(day, EVENTS, "payment.initiated")] == [1, 0]
         assert delta.counters[(day, METHOD, "credit_card")] == [1, 0]
         assert delta.counters[(day, REVENUE, "EUR")] == [1, 12_500_000]
@@ -104,11 +100,12 @@ class TestFold:
             _event("payment.refunded", refundId="r1", refundedAt="2025-12-20T10:00:00Z")
         )
         delta = fold([late, early])
-        assert [row[1] for row in delta.refunds] == ["r2", "r1"]
-        assert delta.payments["pay_abc123xyz"].first_refund_ms == early[AT_MS]
+        assert [row.refund_id for row in delta.refunds] == ["r2", "r1"]
+        assert delta.payments["pay_abc123xyz"].first_refund_ms == early.at_ms
 
-    def test_a_fact_is_a_flat_tuple(self) -> None:
-        """Facts are plain tuples: cheap to build and compare."""
+    def test_a_fact_names_what_its_event_type_is_counted_by(self) -> None:
+        """A failed event's fact is a FailedFact carrying its errorCode by name; facts stay tuples, cheap to build and compare."""
         fact = extract(_event("payment.failed"))
-        assert type(fact) is tuple
-        assert fact[DETAIL] == "card_declined"
+        assert isinstance(fact, FailedFact)
+        assert isinstance(fact, tuple)
+        assert fact.error_code == "card_declined"

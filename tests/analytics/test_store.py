@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -21,6 +20,7 @@ from common.errors import PermanentError
 from common.events import PaymentInitiated
 from common.records import Inbound, OutboundRecord, Record
 from dreamscape_dev.simulator import SimulationConfig
+from dreamscape_dev.testing.builders import decode, encode, event
 from tests.analytics import independent
 from tests.analytics.helpers import apply_all, engine_for, report, store_for, stored_offsets
 from tests.analytics.streams import as_inbound, in_batches, interleaved, simulated
@@ -89,10 +89,7 @@ class TestExactFigures:
 def _restated(record: OutboundRecord, **payload: object) -> OutboundRecord:
     """The same business fact as `record` under a new eventId (a redelivered webhook)."""
     assert record.value is not None
-    document = json.loads(record.value)
-    document["eventId"] = str(uuid.uuid4())
-    document["payload"].update(payload)
-    return OutboundRecord(record.topic, record.key, json.dumps(document).encode())
+    return OutboundRecord(record.topic, record.key, encode(event(decode(record.value), **payload)))
 
 
 class TestOneFactOneEffect:

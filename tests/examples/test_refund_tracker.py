@@ -8,13 +8,11 @@ thread, against the session's broker, with the project's fixtures (`topics`, `ka
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -24,10 +22,10 @@ from sqlmodel import Session, select
 from common import db
 from common.kafka import KafkaConsumer, KafkaProducer
 from common.lifecycle import Bus, LifecycleEvent, RecordDeadLettered
-from common.parsing import parse_event
-from common.records import Inbound, OutboundRecord, Record
+from common.records import OutboundRecord
 from common.runner import Runner
 from common.topics import PAYMENT_COMPLETED, PAYMENT_REFUNDED, Topics
+from dreamscape_dev.testing.builders import Document, encode, event, inbound
 from dreamscape_dev.testing.running import running, wait_until
 from examples.refund_tracker.consumer import RefundTotal, RefundTrackerSettings, apply, build
 
@@ -37,39 +35,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "refund_tracker" / 
 # -- events and totals ------------------------------------------------------------
 
 
-def envelope(event_type: str, payload: dict[str, Any]) -> bytes:
-    """A record value in the spec's shape; amounts are given as floats whose text is exact."""
-    ids = {"paymentId": "pay_1", "bookingId": "booking_1", "userId": "usr_1"}
-    document = {
-        "eventId": str(uuid.uuid4()),
-        "eventType": event_type,
-        "timestamp": "2025-12-20T14:15:00Z",
-        "version": "1.0",
-        "source": "payment-service",
-        "payload": ids | payload,
-    }
-    return json.dumps(document).encode()
+def refund(currency: str, amount: str) -> Document:
+    """A payment.refunded event of `amount` in `currency` (the spec's example otherwise)."""
+    return event(PAYMENT_REFUNDED, currency=currency, refundAmount=Decimal(amount))
 
 
-def refund(currency: str, amount: str) -> bytes:
-    """A payment.refunded event of `amount` in `currency`."""
-    details = {"refundId": "refund_1", "reason": "cancelled", "refundedAt": "2025-12-20T14:15:00Z"}
-    return envelope(
-        PAYMENT_REFUNDED, {"currency": currency, "refundAmount": float(amount), **details}
-    )
-
-
-def completed(currency: str, amount: str) -> bytes:
+def completed(currency: str, amount: str) -> Document:
     """A payment.completed event of `amount` in `currency`."""
-    details = {"transactionId": "txn_1", "completedAt": "2025-12-20T14:15:00Z"}
-    return envelope(PAYMENT_COMPLETED, {"currency": currency, "amount": float(amount), **details})
-
-
-def inbound(value: bytes, offset: int = 0) -> Inbound:
-    """`value` as the run loop hands it to a handler: the record and its parsed event."""
-    event = parse_event(value)
-    topic = Topics().for_event(event.event_type)
-    return Inbound(Record(topic, 0, offset, b"pay_1", value), event)
+    return event(PAYMENT_COMPLETED, currency=currency, amount=Decimal(amount))
 
 
 def totals(database_url: str) -> dict[str, Decimal]:
@@ -118,11 +91,12 @@ class TestHandler:
 # -- the whole consumer on Kafka ----------------------------------------------------------
 
 
-def produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
-    """Publish `values` to `topic` and wait until the broker has them all."""
+def produce(bootstrap: str, topic: str, values: Sequence[Document | bytes]) -> None:
+    """Publish `values` (events, or raw bytes) to `topic` and wait until the broker has them all."""
     producer = KafkaProducer({"bootstrap.servers": bootstrap})
+    raw = [v if isinstance(v, bytes) else encode(v) for v in values]
     producer.send_confirmed(
-        [OutboundRecord(topic, f"pay_{n}".encode(), v) for n, v in enumerate(values)]
+        [OutboundRecord(topic, f"pay_{n}".encode(), v) for n, v in enumerate(raw)]
     )
 
 

@@ -8,7 +8,6 @@ partition and offset), never from watermarks, and never sleep: they poll a condi
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import subprocess
@@ -39,12 +38,13 @@ from common.records import OutboundRecord, Record, TopicPartition
 from common.runner import Runner
 from common.settings import RunnerSettings
 from common.topics import PAYMENT_INITIATED, Topics
-from dreamscape_dev.testing.running import wait_until  # re-exported: the tests import it from here
+from dreamscape_dev.testing.builders import event, outbound
+from dreamscape_dev.testing.running import RunnerThread
+from dreamscape_dev.testing.running import wait_until as wait_until  # the tests import it from here
 
 E = TypeVar("E")
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC_EXAMPLES = ROOT / "dreamscape_dev" / "testing" / "spec_examples"
 
 #: librdkafka settings that keep group joins and rebalances around one second.
 FAST_GROUP: dict[str, str] = {"session.timeout.ms": "1000", "heartbeat.interval.ms": "100"}
@@ -54,17 +54,7 @@ FAST_GROUP: dict[str, str] = {"session.timeout.ms": "1000", "heartbeat.interval.
 FAST_FETCH: dict[str, str] = {"fetch.wait.max.ms": "50"}
 
 
-# -- waiting ----------------------------------------------------------------------------
-
-
 # -- events and records -----------------------------------------------------------------
-
-
-def spec_example(event_type: str) -> dict[str, Any]:
-    """The spec's example event of `event_type` (`payment.initiated` ...), as a dict."""
-    name = event_type.replace(".", "_") + ".json"
-    document: dict[str, Any] = json.loads((SPEC_EXAMPLES / name).read_text())
-    return document
 
 
 def payment_record(
@@ -76,16 +66,8 @@ def payment_record(
     headers: Sequence[tuple[str, bytes | None]] = (),
 ) -> OutboundRecord:
     """A valid event modelled on the spec example, with a fresh eventId and paymentId."""
-    document = spec_example(event_type)
-    document["eventId"] = event_id or str(uuid.uuid4())
-    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
-    document["payload"]["paymentId"] = payment_id
-    return OutboundRecord(
-        topic=topics.for_event(event_type),
-        key=key if key is not None else payment_id.encode(),
-        value=json.dumps(document).encode(),
-        headers=tuple(headers),
-    )
+    document = event(event_type, event_id=event_id, paymentId=f"pay_{uuid.uuid4().hex[:12]}")
+    return outbound(document, topics, key=key, headers=headers)
 
 
 def payment_records(topics: Topics, count: int) -> list[OutboundRecord]:
@@ -261,8 +243,8 @@ def runner_settings(topics: Topics, bootstrap: str, **overrides: Any) -> RunnerS
     return RunnerSettings(**values)
 
 
-class RunnerThread:
-    """One `Runner` on a real consumer and producer, running on a thread of this process."""
+class ObservedRunner(RunnerThread):
+    """One `Runner` on a real consumer and producer, on a thread, observed through its bus."""
 
     def __init__(
         self,
@@ -283,64 +265,20 @@ class RunnerThread:
         self.flow_control: list[tuple[str, list[TopicPartition]]] = []
         """Every pause and resume call the runner made on its consumer, in order."""
         config = settings.consumer_config(group)
-        self.runner: Runner | None = Runner(
+        flow_control = self.flow_control
+
+        def consumer(listener: RebalanceListener) -> ConsumerPort:
+            return SpyConsumer(KafkaConsumer(config, listener), flow_control)
+
+        runner = Runner(
             self.spec,
             settings,
-            lambda listener: self._consumer(config, listener),
+            consumer,
             producer(KafkaProducer(producer_config or settings.producer_config())),
             Bus([self.recorder]),
         )
-        self.dlq_topic = self.runner.dlq_topic
-        self.result: str | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def _consumer(self, config: Mapping[str, str], listener: RebalanceListener) -> ConsumerPort:
-        return SpyConsumer(KafkaConsumer(config, listener), self.flow_control)
-
-    def _run(self) -> None:
-        assert self.runner is not None
-        try:
-            self.result = self.runner.run()
-        except BaseException as exc:
-            self.error = exc
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def start(self) -> RunnerThread:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 15.0) -> str | None:
-        """Ask the loop to stop, join it, and re-raise whatever it raised."""
-        self._finish(timeout_s)
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-    def _finish(self, timeout_s: float) -> None:
-        """Stop and join the loop, then drop the runner so its producer disconnects now."""
-        if self.runner is not None:
-            self.runner.stop()
-        self._thread.join(timeout_s)
-        assert not self._thread.is_alive(), f"runner did not stop within {timeout_s}s"
-        self.runner = None  # runner <-> consumer is a cycle: only the collector frees it
-        gc.collect()
-
-    def wait_assigned(self, timeout_s: float = 20.0) -> None:
-        wait_until(self.recorder.assigned_at_some_point, timeout_s, "a partition assignment")
-
-
-@contextmanager
-def running(runner: RunnerThread) -> Iterator[RunnerThread]:
-    """Start `runner`, and stop it on the way out whatever happened."""
-    runner.start()
-    try:
-        yield runner
-    finally:
-        runner._finish(15)
+        self.dlq_topic = runner.dlq_topic
+        super().__init__(runner, name=name)
 
 
 # -- consumer processes -----------------------------------------------------------------

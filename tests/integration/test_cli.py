@@ -20,11 +20,10 @@ from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import BrokerChoice
 from tests.integration.helpers import (
     ROOT,
-    RunnerThread,
+    ObservedRunner,
     payment_record,
     produce,
     runner_settings,
-    running,
     wait_until,
 )
 
@@ -42,9 +41,9 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, kafka_bootstrap_servers: str, topic
 
 def dead_letter(topics: Topics, bootstrap: str, poison: list[OutboundRecord]) -> None:
     """Run a consumer over `poison` until every record is in the group's DLQ."""
-    runner = RunnerThread(lambda batch: None, runner_settings(topics, bootstrap), group=GROUP)
+    runner = ObservedRunner(lambda batch: None, runner_settings(topics, bootstrap), group=GROUP)
     produce(bootstrap, poison)
-    with running(runner):
+    with runner:
         wait_until(lambda: len(runner.recorder.dead_lettered()) >= len(poison), 20, "dead letters")
 
 

@@ -1,6 +1,6 @@
 """The run loop against the real broker, in-process: DLQ, retries, rebalances, missing topics.
 
-Each test runs one or two `Runner`s on threads of this process (see `helpers.RunnerThread`)
+Each test runs one or two `Runner`s on threads of this process (see `helpers.ObservedRunner`)
 with fast group timings and short retry delays, and observes them through their lifecycle
 bus and through what lands in the topics.
 """
@@ -23,14 +23,13 @@ from common.records import Inbound, OutboundRecord
 from common.topics import Topics
 from dreamscape_dev.testing.broker import ProxiedBroker, create_topics
 from tests.integration.helpers import (
-    RunnerThread,
+    ObservedRunner,
     dlq_records,
     event_id,
     payment_record,
     payment_records,
     produce,
     runner_settings,
-    running,
     wait_until,
 )
 
@@ -48,7 +47,7 @@ def _accept(_batch: Sequence[Inbound]) -> None:
     return None
 
 
-def _why_not_retrying(consumer: RunnerThread) -> str | None:
+def _why_not_retrying(consumer: ObservedRunner) -> str | None:
     """Why a runner that should be retrying never will (it died or dead-lettered instead)."""
     if not consumer.alive:
         return f"the runner died: {consumer.error!r}"
@@ -81,8 +80,8 @@ class TestDeadLetterRoundTrip:
         group = _group()
         before = datetime.now(UTC)
 
-        with running(
-            RunnerThread(_accept, runner_settings(topics, kafka_bootstrap_servers), group=group)
+        with ObservedRunner(
+            _accept, runner_settings(topics, kafka_bootstrap_servers), group=group
         ) as consumer:
             wait_until(
                 lambda: event_id(valid) in consumer.recorder.handled_ids(),
@@ -139,8 +138,8 @@ class TestDeadLetterRoundTrip:
         valid = payment_record(topics, key=b"booking-7")
         produce(kafka_bootstrap_servers, [valid])
 
-        with running(
-            RunnerThread(_accept, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        with ObservedRunner(
+            _accept, runner_settings(topics, kafka_bootstrap_servers), group=_group()
         ) as consumer:
             wait_until(
                 lambda: event_id(valid) in consumer.recorder.handled_ids(),
@@ -174,8 +173,8 @@ class TestTransientFailures:
             if not healthy.is_set():
                 raise TransientError("the database is down")
 
-        with running(
-            RunnerThread(handle, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        with ObservedRunner(
+            handle, runner_settings(topics, kafka_bootstrap_servers), group=_group()
         ) as consumer:
             wait_until(
                 lambda: len(consumer.recorder.retries()) >= 2,
@@ -227,13 +226,11 @@ class TestTransientFailures:
                     )
                 self.inner.send_confirmed(records, timeout_s)  # type: ignore[attr-defined]
 
-        with running(
-            RunnerThread(
-                _accept,
-                runner_settings(topics, kafka_bootstrap_servers),
-                group=_group(),
-                producer=FlakyDlq,
-            )
+        with ObservedRunner(
+            _accept,
+            runner_settings(topics, kafka_bootstrap_servers),
+            group=_group(),
+            producer=FlakyDlq,
         ) as consumer:
             wait_until(
                 lambda: (
@@ -279,8 +276,8 @@ class TestTransientFailures:
             "reconnect.backoff.max.ms": "100",
         }
 
-        with running(
-            RunnerThread(_accept, settings, group=_group(), producer_config=dlq_config)
+        with ObservedRunner(
+            _accept, settings, group=_group(), producer_config=dlq_config
         ) as consumer:
             wait_until(
                 lambda: len(consumer.recorder.retries()) >= 2,
@@ -322,8 +319,8 @@ class TestUnexpectedErrors:
             if any(i.event.event_id == bad for i in batch):
                 raise ValueError(f"cannot handle {bad}")
 
-        with running(
-            RunnerThread(handle, runner_settings(topics, kafka_bootstrap_servers), group=_group())
+        with ObservedRunner(
+            handle, runner_settings(topics, kafka_bootstrap_servers), group=_group()
         ) as consumer:
             wanted = {event_id(r) for r in records} - {bad}
             wait_until(
@@ -364,8 +361,8 @@ class TestGroupMembership:
         partitions = {(t, p) for t in topics.payment_topics for p in range(3)}
 
         with (
-            running(RunnerThread(_accept, settings, group=group, name="member-a")) as a,
-            running(RunnerThread(_accept, settings, group=group, name="member-b")) as b,
+            ObservedRunner(_accept, settings, group=group, name="member-a") as a,
+            ObservedRunner(_accept, settings, group=group, name="member-b") as b,
         ):
             wait_until(
                 lambda: (
@@ -423,13 +420,13 @@ class TestGroupMembership:
         records = payment_records(topics, 120)
         produce(kafka_bootstrap_servers, records)
         wanted = {event_id(r) for r in records}
-        with running(RunnerThread(_accept, settings, group=group, name="member-a")) as a:
+        with ObservedRunner(_accept, settings, group=group, name="member-a") as a:
             wait_until(
                 lambda: wanted <= set(a.recorder.handled_ids()),
                 TIMEOUT_S,
                 "the first member to handle every record",
             )
-            with running(RunnerThread(_accept, settings, group=group, name="member-b")) as b:
+            with ObservedRunner(_accept, settings, group=group, name="member-b") as b:
                 wait_until(
                     lambda: b.recorder.assignment() and len(a.recorder.assignment()) < 12,
                     TIMEOUT_S,
@@ -465,7 +462,7 @@ class TestMissingTopics:
             kafka_bootstrap_servers,
             kafka={"topic.metadata.refresh.interval.ms": "500"},
         )
-        with running(RunnerThread(_accept, settings, group=_group())) as consumer:
+        with ObservedRunner(_accept, settings, group=_group()) as consumer:
             wait_until(
                 lambda: consumer.recorder.of(TopicMissing), TIMEOUT_S, "a TopicMissing event"
             )

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from dreamscape_dev.testing.builders import event
 from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer.__main__ import main
-from tests.notification.support import MAIL_FROM, RETRY_URL, Service, document, settings
+from tests.notification.support import MAIL_FROM, RETRY_URL, Service, settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ class TestContactsAndResend:
     ) -> None:
         """A receipt recorded `undeliverable` (no contact yet) goes out after `contacts import` and `resend --status undeliverable`, once, with the Message-ID it was given first; a second resend sends nothing (issue 10, finding 20)."""
         service = Service(settings(smtp_server, database_url))
-        completed = document("payment.completed", userId="late-user", paymentId="pay_late")
+        completed = event("payment.completed", userId="late-user", paymentId="pay_late")
         service.handle([completed])
         first = service.outcome(completed["eventId"], "receipt")
         assert first is not None

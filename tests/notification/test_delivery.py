@@ -13,12 +13,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.builders import event, inbound
 from dreamscape_dev.testing.smtp import SmtpSink
 from tests.notification.support import (
     MAIL_FROM,
     Service,
-    document,
-    inbound_record,
     kinds,
     parts,
     settings,
@@ -34,8 +33,8 @@ class TestContent:
         self, sqlite_service: Service, smtp_server: SmtpSink
     ) -> None:
         """A completed payment yields one text+HTML receipt addressed to the contact, with a Message-ID derived from the eventId."""
-        initiated = document("payment.initiated")
-        completed = document("payment.completed")
+        initiated = event("payment.initiated")
+        completed = event("payment.completed")
         sqlite_service.handle([initiated])
         sqlite_service.handle([completed])
 
@@ -68,7 +67,7 @@ class TestContent:
     ) -> None:
         """A contact with locale fr gets the French receipt with Babel's French money and date formats."""
         sqlite_service.add_contact("usr_fr", "claire@example.test", "Claire", "fr_FR")
-        sqlite_service.handle([document("payment.completed", userId="usr_fr")])
+        sqlite_service.handle([event("payment.completed", userId="usr_fr")])
 
         [received] = smtp_server.wait_for(1)
         text, html = parts(received)
@@ -87,7 +86,7 @@ class TestContent:
     ) -> None:
         """A gateway errorMessage carrying a script tag is escaped in the HTML part and kept verbatim in the text part."""
         payload = "<script>alert(1)</script>"
-        sqlite_service.handle([document("payment.failed", errorMessage=payload)])
+        sqlite_service.handle([event("payment.failed", errorMessage=payload)])
 
         [received] = smtp_server.wait_for(1)
         text, html = parts(received)
@@ -104,8 +103,8 @@ class TestWhatIsNotSent:
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
         """A failure arriving after its booking's completion sends nothing and logs notification.stale."""
-        service.handle([document("payment.completed")])
-        late_failure = document("payment.failed", paymentId="pay_other")
+        service.handle([event("payment.completed")])
+        late_failure = event("payment.failed", paymentId="pay_other")
         with capture_logs() as logs:
             service.handle([late_failure])
 
@@ -120,8 +119,8 @@ class TestWhatIsNotSent:
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
         """A consumer catching up sees the completion in the same batch as the earlier failure, so only the receipt goes out."""
-        failed = document("payment.failed", paymentId="pay_first")
-        completed = document("payment.completed", paymentId="pay_second")
+        failed = event("payment.failed", paymentId="pay_first")
+        completed = event("payment.completed", paymentId="pay_second")
         service.handle([failed, completed])
         assert kinds(smtp_server.wait_for(1)) == ["receipt"]
 
@@ -129,7 +128,7 @@ class TestWhatIsNotSent:
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
         """No contact row and no RECIPIENT_EMAIL_TEMPLATE: nothing is sent, the outcome is recorded undeliverable, logged and counted."""
-        refunded = document("payment.refunded", userId="usr_nobody")
+        refunded = event("payment.refunded", userId="usr_nobody")
         with capture_logs() as logs:
             service.handle([refunded])
 
@@ -144,7 +143,7 @@ class TestWhatIsNotSent:
         self, sqlite_service: Service, smtp_server: SmtpSink
     ) -> None:
         """payment.initiated is remembered, not mailed."""
-        sqlite_service.handle([document("payment.initiated")])
+        sqlite_service.handle([event("payment.initiated")])
         assert smtp_server.messages == []
 
 
@@ -155,7 +154,7 @@ def test_the_address_template_reaches_users_without_a_contact_row(
     service = Service(
         settings(smtp_server, sqlite_url, recipient_email_template="{user_id}@example.test")
     )
-    service.handle([document("payment.refunded", userId="usr_42")])
+    service.handle([event("payment.refunded", userId="usr_42")])
     [received] = smtp_server.wait_for(1)
     assert received.rcpt_tos == ("usr_42@example.test",)
     assert received.message["To"] == "usr_42@example.test"
@@ -171,7 +170,7 @@ def test_a_simulated_history_in_one_batch_sends_exactly_the_expected_emails(
     service = Service(
         settings(smtp_server, database_url, recipient_email_template="{user_id}@example.test")
     )
-    batch = [inbound_record(record) for record in simulation.records]
+    batch = [inbound(record) for record in simulation.records]
     assert service.spec.handle(batch) in (None, {})
 
     expected = simulation.expected.emails_by_kind

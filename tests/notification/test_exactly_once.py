@@ -9,7 +9,6 @@ recorded once.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +17,12 @@ from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from common.errors import TransientError
+from dreamscape_dev.testing.builders import event, inbounds
 from dreamscape_dev.testing.proxy import TcpProxy
 from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer import repository
-from tests.notification.support import Service, document, inbounds, settings
+from tests.notification.support import Service, settings
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ class TestExactlyOnce:
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
         """An event seen twice in one batch and once more later is sent once and counted as a duplicate twice."""
-        completed = document("payment.completed")
+        completed = event("payment.completed")
         service.handle([completed, completed])
         service.handle([completed])
 
@@ -47,9 +47,8 @@ class TestExactlyOnce:
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
         """The same completion published again with a fresh eventId and completedAt (a redelivered gateway webhook) is the same business fact: one receipt, the second counted as a duplicate (issue 10, finding 14)."""
-        completed = document("payment.completed", paymentId="pay_webhook_1")
-        again = {**completed, "eventId": str(uuid.uuid4())}
-        again["payload"] = {**completed["payload"], "completedAt": "2025-12-18T10:40:00.000Z"}
+        completed = event("payment.completed", paymentId="pay_webhook_1")
+        again = event(completed, completedAt="2025-12-18T10:40:00.000Z")
         service.handle([completed])
         service.handle([again])
 
@@ -59,7 +58,7 @@ class TestExactlyOnce:
         assert (
             service.registry.get_sample_value(
                 "dreamscape_business_facts_total",
-                {"service": "notification-service", "verdict": "duplicate"},
+                {"service": "notification-consumer", "verdict": "duplicate"},
             )
             == 1
         )
@@ -69,7 +68,7 @@ class TestExactlyOnce:
     ) -> None:
         """A 550 for the recipient is recorded failed with its code, scrubbed of the address, and the event is not sent again."""
         smtp_server.reject_with("550 5.1.1 <zoe@example.test>: mailbox unknown")
-        completed = document("payment.completed")
+        completed = event("payment.completed")
         with capture_logs() as logs:
             service.handle([completed])
         smtp_server.reject_with(None)
@@ -90,7 +89,7 @@ class TestExactlyOnce:
     ) -> None:
         """A 451 raises a TransientError with nothing recorded, and the retried batch sends the email once."""
         smtp_server.reject_with("451 4.3.0 try again later")
-        completed = document("payment.completed")
+        completed = event("payment.completed")
         with pytest.raises(TransientError):
             service.handle([completed])
         assert service.outcome(completed["eventId"], "receipt") is None
@@ -105,7 +104,7 @@ class TestExactlyOnce:
     ) -> None:
         """With the SMTP server stopped the handler raises a TransientError and records nothing."""
         smtp_server.stop()
-        completed = document("payment.completed")
+        completed = event("payment.completed")
         with pytest.raises(TransientError):
             sqlite_service.handle([completed])
         assert sqlite_service.outcome(completed["eventId"], "receipt") is None
@@ -130,7 +129,7 @@ class TestExactlyOnce:
                 recipient_email_template="{user_id}@example.test",
             )
         )
-        docs = [document("payment.completed", paymentId=f"pay_{n}") for n in range(30)]
+        docs = [event("payment.completed", paymentId=f"pay_{n}") for n in range(30)]
         cutter = threading.Thread(target=lambda: (smtp_server.wait_for(3, 10), proxy.cut()))
         cutter.start()
         with pytest.raises(TransientError):
@@ -158,7 +157,7 @@ class TestExactlyOnce:
             real(**kwargs)
 
         monkeypatch.setattr(repository, "record_outcomes", flaky)
-        docs = [document("payment.completed", paymentId=f"pay_{n}") for n in range(3)]
+        docs = [event("payment.completed", paymentId=f"pay_{n}") for n in range(3)]
         with pytest.raises(OperationalError):
             sqlite_service.handle(docs)
         sqlite_service.handle(docs)
@@ -176,7 +175,7 @@ class TestDeferredRecipient:
             settings(smtp_server, database_url, recipient_email_template="{user_id}@example.test")
         )
         docs = [
-            document("payment.completed", userId=f"user-{n}", paymentId=f"pay_user{n}")
+            event("payment.completed", userId=f"user-{n}", paymentId=f"pay_user{n}")
             for n in range(3)
         ]
         smtp_server.reply_to_recipient("user-1@example.test", "452 4.2.2 mailbox over quota")
@@ -215,8 +214,7 @@ class TestDeferredRecipient:
             settings(smtp_server, sqlite_url, recipient_email_template="{user_id}@example.test")
         )
         docs = [
-            document("payment.completed", userId=f"all-{n}", paymentId=f"pay_all{n}")
-            for n in range(2)
+            event("payment.completed", userId=f"all-{n}", paymentId=f"pay_all{n}") for n in range(2)
         ]
         for n in range(2):
             smtp_server.reply_to_recipient(f"all-{n}@example.test", "451 4.7.1 greylisted")
@@ -245,7 +243,7 @@ class TestShutdownMidBatch:
             )
         )
         docs = [
-            document("payment.completed", userId=f"stop-{n}", paymentId=f"pay_stop{n}")
+            event("payment.completed", userId=f"stop-{n}", paymentId=f"pay_stop{n}")
             for n in range(20)
         ]
         outcome: list[BaseException | None] = []
@@ -287,7 +285,7 @@ class TestTwoMembers:
             smtp_server, database_url, recipient_email_template="{user_id}@example.test"
         )
         a, b = Service(config), Service(config)
-        completed = document("payment.completed", userId="twice", paymentId="pay_twice")
+        completed = event("payment.completed", userId="twice", paymentId="pay_twice")
         done = threading.Event()
         worker = threading.Thread(target=lambda: (a.handle([completed]), done.set()))
         worker.start()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dreamscape_dev.testing.builders import event, inbound
 from notification_consumer.notifications import Knowledge, Recipient, Send, Skip, plan
-from tests.notification.support import document, inbound
 
 USER = "usr_123456789"
 CONTACT = {USER: Recipient("zoe@example.test", "Zoé", "en")}
@@ -12,7 +12,7 @@ CONTACT = {USER: Recipient("zoe@example.test", "Zoé", "en")}
 def test_only_completed_failed_and_refunded_events_notify() -> None:
     """initiated yields no decision; the three others yield a Send each, in batch order."""
     batch = [
-        inbound(document(t))
+        inbound(event(t))
         for t in ("payment.initiated", "payment.completed", "payment.failed", "payment.refunded")
     ]
     decisions = plan(batch, Knowledge(contacts=CONTACT), None)
@@ -25,7 +25,7 @@ def test_only_completed_failed_and_refunded_events_notify() -> None:
 
 def test_a_failure_for_a_paid_booking_is_stale() -> None:
     """A failure whose booking has a completed payment is skipped as stale."""
-    failed = inbound(document("payment.failed"))
+    failed = inbound(event("payment.failed"))
     [decision] = plan([failed], Knowledge(paid_bookings=frozenset({"booking_456def"})), None)
     assert isinstance(decision, Skip)
     assert decision.reason == "stale"
@@ -33,7 +33,7 @@ def test_a_failure_for_a_paid_booking_is_stale() -> None:
 
 def test_a_refund_for_a_paid_booking_is_still_sent() -> None:
     """Staleness applies to failure notices only."""
-    refunded = inbound(document("payment.refunded"))
+    refunded = inbound(event("payment.refunded"))
     knowledge = Knowledge(paid_bookings=frozenset({"booking_456def"}), contacts=CONTACT)
     [decision] = plan([refunded], knowledge, None)
     assert isinstance(decision, Send)
@@ -41,7 +41,7 @@ def test_a_refund_for_a_paid_booking_is_still_sent() -> None:
 
 def test_already_notified_and_repeated_events_are_duplicates() -> None:
     """An (eventId, kind) already recorded, or seen earlier in the batch, is skipped as a duplicate."""
-    recorded, repeated = document("payment.completed"), document("payment.completed")
+    recorded, repeated = event("payment.completed"), event("payment.completed")
     knowledge = Knowledge(notified=frozenset({(recorded["eventId"], "receipt")}), contacts=CONTACT)
     batch = [inbound(recorded), inbound(repeated), inbound(repeated)]
     reasons = [getattr(d, "reason", "send") for d in plan(batch, knowledge, None)]
@@ -50,10 +50,10 @@ def test_already_notified_and_repeated_events_are_duplicates() -> None:
 
 def test_recipients_come_from_contacts_then_the_template() -> None:
     """A contact row wins; without one the address template is used; without both it is undeliverable."""
-    event = inbound(document("payment.completed"))
-    [from_contact] = plan([event], Knowledge(contacts=CONTACT), "{user_id}@example.test")
-    [from_template] = plan([event], Knowledge(), "{user_id}@example.test")
-    [nowhere] = plan([event], Knowledge(), None)
+    completed = inbound(event("payment.completed"))
+    [from_contact] = plan([completed], Knowledge(contacts=CONTACT), "{user_id}@example.test")
+    [from_template] = plan([completed], Knowledge(), "{user_id}@example.test")
+    [nowhere] = plan([completed], Knowledge(), None)
     assert isinstance(from_contact, Send)
     assert from_contact.recipient.address == "zoe@example.test"
     assert isinstance(from_template, Send)
@@ -64,8 +64,8 @@ def test_recipients_come_from_contacts_then_the_template() -> None:
 
 def test_an_invalid_contact_address_is_undeliverable() -> None:
     """A contact whose address an email header cannot carry is undeliverable, not a crash."""
-    event = inbound(document("payment.completed"))
+    completed = inbound(event("payment.completed"))
     bad = {USER: Recipient("not an address")}
-    [decision] = plan([event], Knowledge(contacts=bad), None)
+    [decision] = plan([completed], Knowledge(contacts=bad), None)
     assert isinstance(decision, Skip)
     assert decision.reason == "undeliverable"

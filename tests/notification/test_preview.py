@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dreamscape_dev.testing.builders import spec_path
 from notification_consumer.__main__ import main
-from tests.notification.support import SPEC_EXAMPLES
 
 
 def test_preview_writes_the_eml_html_and_text(
@@ -19,7 +19,7 @@ def test_preview_writes_the_eml_html_and_text(
     code = main(
         [
             "preview",
-            str(SPEC_EXAMPLES / "payment_failed.json"),
+            str(spec_path("payment.failed")),
             "--locale",
             "fr",
             "--out",
@@ -45,7 +45,7 @@ def test_previewing_an_initiated_event_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """payment.initiated sends no email, and the preview says so."""
-    code = main(["preview", str(SPEC_EXAMPLES / "payment_initiated.json"), "--out", str(tmp_path)])
+    code = main(["preview", str(spec_path("payment.initiated")), "--out", str(tmp_path)])
     assert code == 0
     assert list(tmp_path.iterdir()) == []
     assert "sends no email" in capsys.readouterr().err

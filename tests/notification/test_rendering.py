@@ -10,17 +10,18 @@ import pytest
 
 from common.events import PaymentEvent
 from common.parsing import parse_event
+from dreamscape_dev.testing.builders import encode, event
 from notification_consumer.message import compose
 from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import Email, EmailContext, Renderer, one_line
-from tests.notification.support import RETRY_URL, document, encode
+from tests.notification.support import RETRY_URL
 
 RECIPIENT = Recipient("zoe@example.test", "Zoé", "en")
 FR = Recipient("claire@example.test", "Claire", "fr")
 
 
 def _event(event_type: str, **payload: object) -> PaymentEvent:
-    return parse_event(encode(document(event_type, **payload)))
+    return parse_event(encode(event(event_type, **payload)))
 
 
 def _render(

@@ -20,16 +20,16 @@ from prometheus_client import CollectorRegistry
 
 from common.lifecycle import BatchHandled
 from common.topics import Topics
+from dreamscape_dev.testing.builders import event, outbound, spec_example
 from dreamscape_dev.testing.smtp import SmtpSink
 from notification_consumer.service import build
 from tests.integration.helpers import (
     FAST_FETCH,
     FAST_GROUP,
-    RunnerThread,
+    ObservedRunner,
     dlq_records,
     process_env,
     produce,
-    running,
     service_process,
     wait_until,
 )
@@ -37,11 +37,8 @@ from tests.notification.support import (
     MAIL_FROM,
     RETRY_URL,
     Service,
-    document,
     kinds,
-    outbound,
     settings,
-    spec_document,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,7 +56,7 @@ def _release_clients() -> Iterator[None]:
 
 def _runner(
     topics: Topics, bootstrap: str, smtp: SmtpSink, database_url: str, **overrides: Any
-) -> RunnerThread:
+) -> ObservedRunner:
     config = settings(
         smtp,
         database_url,
@@ -73,7 +70,7 @@ def _runner(
         **overrides,
     )
     spec = build(config, CollectorRegistry())
-    return RunnerThread(
+    return ObservedRunner(
         spec.handle,
         config,
         group=f"notification-{uuid.uuid4().hex[:8]}",
@@ -82,7 +79,7 @@ def _runner(
     )
 
 
-def _handled(consumer: RunnerThread, *docs: dict[str, Any]) -> bool:
+def _handled(consumer: ObservedRunner, *docs: dict[str, Any]) -> bool:
     handled = set(consumer.recorder.handled_ids())
     return all(doc["eventId"] in handled for doc in docs)
 
@@ -92,16 +89,16 @@ def test_the_spec_examples_end_in_one_receipt_and_one_refund(
 ) -> None:
     """The spec's four examples, the failure arriving after the completion, send a receipt and a refund and no failure notice."""
     names = ("initiated", "completed", "failed", "refunded")
-    examples = {name: spec_document(f"payment.{name}") for name in names}
-    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+    examples = {name: spec_example(f"payment.{name}") for name in names}
+    with _runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url) as consumer:
         produce(
             kafka_bootstrap_servers,
-            [outbound(examples[t], topics.prefix) for t in ("initiated", "completed")],
+            [outbound(examples[t], topics) for t in ("initiated", "completed")],
         )
         smtp_server.wait_for(1, TIMEOUT_S)
         produce(
             kafka_bootstrap_servers,
-            [outbound(examples[t], topics.prefix) for t in ("failed", "refunded")],
+            [outbound(examples[t], topics) for t in ("failed", "refunded")],
         )
         wait_until(lambda: _handled(consumer, *examples.values()), TIMEOUT_S, "all four examples")
         received = smtp_server.wait_for(2, TIMEOUT_S)
@@ -116,9 +113,9 @@ def test_an_event_published_twice_sends_one_email(
     kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
 ) -> None:
     """The same completed event at two offsets (a producer retry) is emailed once."""
-    completed = document("payment.completed")
-    record = outbound(completed, topics.prefix)
-    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
+    completed = event("payment.completed")
+    record = outbound(completed, topics)
+    with _runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url) as consumer:
         produce(kafka_bootstrap_servers, [record])
         smtp_server.wait_for(1, TIMEOUT_S)
         produce(kafka_bootstrap_servers, [record])
@@ -136,15 +133,15 @@ def test_an_smtp_outage_mid_stream_delays_but_loses_and_repeats_nothing(
     kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
 ) -> None:
     """With the SMTP server down mid-stream across several retries, the loop backs off and retries, and afterwards every email has arrived exactly once with nothing dead-lettered."""
-    before = [document("payment.completed", paymentId=f"pay_a{n}") for n in range(10)]
+    before = [event("payment.completed", paymentId=f"pay_a{n}") for n in range(10)]
     during = [
-        document("payment.refunded", paymentId=f"pay_b{n}", refundId=f"ref_b{n}") for n in range(10)
+        event("payment.refunded", paymentId=f"pay_b{n}", refundId=f"ref_b{n}") for n in range(10)
     ]
-    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
-        produce(kafka_bootstrap_servers, [outbound(d, topics.prefix) for d in before])
+    with _runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url) as consumer:
+        produce(kafka_bootstrap_servers, [outbound(d, topics) for d in before])
         smtp_server.wait_for(10, TIMEOUT_S)
         smtp_server.stop()
-        produce(kafka_bootstrap_servers, [outbound(d, topics.prefix) for d in during])
+        produce(kafka_bootstrap_servers, [outbound(d, topics) for d in during])
         wait_until(
             lambda: len(consumer.recorder.retries()) >= OUTAGE_RETRIES,
             TIMEOUT_S,
@@ -168,9 +165,9 @@ def test_a_5xx_refusal_is_recorded_failed_and_never_dead_lettered(
 ) -> None:
     """A recipient refused with 550 is handled once, recorded failed, not retried and not dead-lettered."""
     smtp_server.reject_with("550 5.1.1 mailbox unavailable")
-    completed = document("payment.completed")
-    with running(_runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url)) as consumer:
-        produce(kafka_bootstrap_servers, [outbound(completed, topics.prefix)])
+    completed = event("payment.completed")
+    with _runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url) as consumer:
+        produce(kafka_bootstrap_servers, [outbound(completed, topics)])
         wait_until(lambda: _handled(consumer, completed), TIMEOUT_S, "the event to be handled")
         consumer.stop()
 
@@ -197,9 +194,9 @@ def test_the_service_process_sends_a_receipt_and_stops_cleanly_on_sigterm(
         LOG_LEVEL="DEBUG",
         KAFKA_GROUP_ID=f"notification-{uuid.uuid4().hex[:8]}",
     )
-    completed = document("payment.completed")
+    completed = event("payment.completed")
     with service_process("notification_consumer", env, tmp_path) as service:
-        produce(kafka_bootstrap_servers, [outbound(completed, topics.prefix)])
+        produce(kafka_bootstrap_servers, [outbound(completed, topics)])
         wait_until(lambda: smtp_server.messages, TIMEOUT_S, "the receipt", abort=service.died)
         service.signal(signal.SIGTERM)
         assert service.wait(15) == 0
@@ -229,14 +226,13 @@ def test_a_slow_relay_is_fed_in_bounded_calls_with_the_consumer_kept_alive_betwe
     """With a relay taking 50 ms per email and MAX_RECORDS_PER_CALL=3, a batch of 12 receipts is sent in calls of at most 3, the consumer polled (partitions paused) between them so max.poll.interval.ms and liveness cannot run out, and each email sent once (issue 10, finding 7)."""
     smtp_server.delay_s = 0.05
     docs = [
-        document("payment.completed", userId=f"slow-{n}", paymentId=f"pay_slow{n}")
-        for n in range(12)
+        event("payment.completed", userId=f"slow-{n}", paymentId=f"pay_slow{n}") for n in range(12)
     ]
     consumer = _runner(
         topics, kafka_bootstrap_servers, smtp_server, sqlite_url, max_records_per_call=3
     )
-    produce(kafka_bootstrap_servers, [outbound(doc, topics.prefix) for doc in docs])
-    with running(consumer):
+    produce(kafka_bootstrap_servers, [outbound(doc, topics) for doc in docs])
+    with consumer:
         wait_until(lambda: _handled(consumer, *docs), TIMEOUT_S, "every receipt handled")
         consumer.stop()
     calls = [len(e.handled) for e in consumer.recorder.of(BatchHandled)]

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from common.settings import ConfigurationError
+from notification_consumer.models import SCHEMA
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
 from tests.notification.support import MAIL_FROM, RETRY_URL
@@ -31,7 +32,7 @@ def _settings(**values: Any) -> NotificationSettings:
 def test_defaults() -> None:
     """With only the two required values set, SQLite, localhost:25 and English are the defaults."""
     settings = _settings()
-    assert settings.database_url == "sqlite:///data/notification.db"
+    assert SCHEMA.url(settings) == "sqlite:///data/notification.db"
     assert (settings.smtp_host, settings.smtp_port) == ("localhost", 25)
     assert settings.default_locale == "en"
     assert settings.recipient_email_template is None

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 from typing import Any
 
 from common.business import business_key, fingerprint
 from common.events import PaymentEvent
 from common.parsing import parse_event
-from tests.unit.support import example, to_json
+from dreamscape_dev.testing.builders import event, inbound, spec_example, to_json
 
 
 def _event(event_type: str, **payload: Any) -> PaymentEvent:
-    document = example(event_type)
-    document["eventId"] = str(uuid.uuid4())
-    document["payload"].update(payload)
-    return parse_event(to_json(document).encode())
+    return inbound(event(event_type, **payload)).event
 
 
 class TestBusinessKey:
@@ -43,7 +39,7 @@ class TestFingerprint:
 
     def test_amounts_compare_as_numbers(self) -> None:
         """1250.0 and 1250.00 are one amount."""
-        document = example("payment.completed")
+        document = spec_example("payment.completed")
         raw = to_json(document)
         a = parse_event(raw.replace("1250.00", "1250.0").encode())
         b = parse_event(raw.encode())

@@ -30,14 +30,16 @@ from common.lifecycle import (
 )
 from common.logs import LogSubscriber, configure_logging, record_context, scrub
 from common.records import Record, TopicPartition
-from tests.unit import support
+from common.topics import EVENT_TYPES
+from dreamscape_dev.testing import builders
 
 PAYLOAD_VALUES = ("pay_abc123xyz", "booking_456def", "usr_123456789", "1250")
+_, COMPLETED, FAILED, REFUNDED = EVENT_TYPES
 
 Entries = list[MutableMapping[str, Any]]
 
 
-inbound = partial(support.inbound, offset=7, key=b"booking_456def")
+inbound = partial(builders.inbound, offset=7, key=b"booking_456def")
 
 
 def raw_record(value: bytes = b"not json", *, offset: int = 3) -> Record:
@@ -69,7 +71,7 @@ def assert_no_personal_data(entries: Entries) -> None:
 class TestRecordContext:
     def test_parsed_record_carries_coordinates_and_envelope_ids(self) -> None:
         """A parsed record's context is its coordinates plus the envelope's ids, nothing else."""
-        item = inbound("payment_failed", partition=2, offset=41)
+        item = inbound(FAILED, partition=2, offset=41)
         assert record_context(item.record, item.event) == {
             "topic": "dreamscape.payment.failed",
             "partition": 2,
@@ -90,7 +92,7 @@ class TestRecordContext:
 
     def test_absent_ids_are_omitted(self) -> None:
         """Envelope ids the producer left out do not appear as None values."""
-        item = inbound()
+        item = inbound(COMPLETED)
         event = item.event.model_copy(update={"correlation_id": None, "causation_id": None})
         context = record_context(item.record, event)
         assert "correlation_id" not in context
@@ -98,7 +100,7 @@ class TestRecordContext:
 
     def test_email_in_a_correlation_id_is_masked(self) -> None:
         """An email address used as a correlation id is masked."""
-        item = inbound()
+        item = inbound(COMPLETED)
         event = item.event.model_copy(update={"correlation_id": "flow of jane.doe@example.com"})
         assert record_context(item.record, event)["correlation_id"] == "flow of <email>"
 
@@ -121,7 +123,7 @@ class TestScrub:
 class TestLogSubscriber:
     def test_batch_logs_each_record_and_a_summary_at_debug(self) -> None:
         """At DEBUG a batch yields one record.handled per record and one batch.handled."""
-        batch = [inbound(offset=1), inbound("payment_refunded", partition=1, offset=9)]
+        batch = [inbound(COMPLETED, offset=1), inbound(REFUNDED, partition=1, offset=9)]
         with captured(logging.DEBUG) as entries:
             LogSubscriber()(BatchHandled(batch, duration_s=0.0123456789))
         handled = [e for e in entries if e["event"] == "record.handled"]
@@ -149,12 +151,12 @@ class TestLogSubscriber:
 
         monkeypatch.setattr(logs, "record_context", must_not_run)
         with captured(logging.INFO) as entries:
-            LogSubscriber()(BatchHandled([inbound(), inbound()], duration_s=0.01))
+            LogSubscriber()(BatchHandled([inbound(COMPLETED), inbound(COMPLETED)], duration_s=0.01))
         assert entries == []
 
     def test_dead_letter_is_a_warning_without_payload(self) -> None:
         """A dead-lettered record logs its context and error, never payload or email."""
-        item = inbound(offset=12)
+        item = inbound(COMPLETED, offset=12)
         event = RecordDeadLettered(
             item.record,
             item,
@@ -191,7 +193,9 @@ class TestLogSubscriber:
 
     def test_retry_is_a_warning_with_error_and_partitions(self) -> None:
         """A scheduled retry names the error, attempt, delay and the distinct partitions."""
-        records = [inbound(offset=o).record for o in (1, 2)] + [inbound(partition=2).record]
+        records = [inbound(COMPLETED, offset=o).record for o in (1, 2)] + [
+            inbound(COMPLETED, partition=2).record
+        ]
         event = RetryScheduled(
             records, "transient", ConnectionError("db down"), attempt=3, delay_s=1.23456
         )
@@ -214,7 +218,9 @@ class TestLogSubscriber:
     def test_a_database_outage_retry_names_its_sqlstate(self) -> None:
         """A retry caused by a database error carries the SQLSTATE, so a failover reads as one in a single line."""
         error = sa_exc.InternalError("INSERT", {}, psycopg.errors.lookup("25006")())
-        event = RetryScheduled([inbound().record], "transient", error, attempt=1, delay_s=0.5)
+        event = RetryScheduled(
+            [inbound(COMPLETED).record], "transient", error, attempt=1, delay_s=0.5
+        )
         with captured() as entries:
             LogSubscriber()(event)
         [entry] = entries

@@ -19,9 +19,11 @@ from common.lifecycle import (
 )
 from common.metrics import RuntimeMetrics
 from common.records import Record, TopicPartition
-from tests.unit.support import inbound
+from common.topics import EVENT_TYPES
+from dreamscape_dev.testing.builders import inbound
 
 SERVICE = "analytics"
+_, COMPLETED, FAILED, REFUNDED = EVENT_TYPES
 TP0 = TopicPartition("dreamscape.payment.completed", 0)
 TP1 = TopicPartition("dreamscape.payment.completed", 1)
 TP2 = TopicPartition("dreamscape.payment.failed", 0)
@@ -50,8 +52,10 @@ class TestRuntimeMetrics:
         self, registry: CollectorRegistry, metrics: RuntimeMetrics
     ) -> None:
         """A batch adds its records to the handled counter of each event type."""
-        metrics(BatchHandled([inbound(), inbound("payment_failed"), inbound()], duration_s=0.02))
-        metrics(BatchHandled([inbound()], duration_s=0.01))
+        metrics(
+            BatchHandled([inbound(COMPLETED), inbound(FAILED), inbound(COMPLETED)], duration_s=0.02)
+        )
+        metrics(BatchHandled([inbound(COMPLETED)], duration_s=0.01))
         handled = {"outcome": "handled"}
         assert value(registry, "records_total", event_type="payment.completed", **handled) == 3
         assert value(registry, "records_total", event_type="payment.failed", **handled) == 1
@@ -61,8 +65,8 @@ class TestRuntimeMetrics:
         self, registry: CollectorRegistry, metrics: RuntimeMetrics
     ) -> None:
         """Each batch is one observation of its handler time and of its size."""
-        metrics(BatchHandled([inbound()] * 3, duration_s=0.02))
-        metrics(BatchHandled([inbound()] * 600, duration_s=0.5))
+        metrics(BatchHandled([inbound(COMPLETED)] * 3, duration_s=0.02))
+        metrics(BatchHandled([inbound(COMPLETED)] * 600, duration_s=0.5))
         assert value(registry, "batch_duration_seconds_count") == 2
         assert value(registry, "batch_duration_seconds_sum") == pytest.approx(0.52)
         assert value(registry, "batch_size_sum") == 603
@@ -73,7 +77,7 @@ class TestRuntimeMetrics:
         self, registry: CollectorRegistry, metrics: RuntimeMetrics
     ) -> None:
         """Dead letters count by event type ("unknown" when unparsed) and by error type."""
-        item = inbound("payment_refunded")
+        item = inbound(REFUNDED)
         metrics(RecordDeadLettered(item.record, item, "permanent", "no", 1, "dlq"))
         raw = Record("dreamscape.payment.completed", 0, 9, key=None, value=b"{")
         metrics(RecordDeadLettered(raw, None, "not_json", "bad", 1, "dlq"))
@@ -88,7 +92,7 @@ class TestRuntimeMetrics:
         self, registry: CollectorRegistry, metrics: RuntimeMetrics
     ) -> None:
         """Each scheduled retry counts once under its kind, whatever the number of records."""
-        records = [inbound().record, inbound().record]
+        records = [inbound(COMPLETED).record, inbound(COMPLETED).record]
         metrics(RetryScheduled(records, "transient", OSError("down"), 1, 0.5))
         metrics(RetryScheduled(records, "transient", OSError("down"), 2, 1.0))
         assert value(registry, "retries_total", kind="transient") == 2

@@ -22,7 +22,7 @@ from common.events import (
 )
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES, Topics
-from tests.unit.support import EXAMPLES, example, to_json
+from dreamscape_dev.testing.builders import spec_bytes, spec_example, to_json
 
 INITIATED, COMPLETED, FAILED, REFUNDED = EVENT_TYPES
 MODELS: Final[dict[str, type[PaymentEvent]]] = {
@@ -78,7 +78,7 @@ DELETE: Final = object()
 
 def mutated(event_type: str, path: str, value: object = DELETE) -> bytes:
     """The example of `event_type` with the field at dotted wire `path` set to `value` (or deleted)."""
-    document = example(event_type)
+    document = spec_example(event_type)
     *parents, last = path.split(".")
     target = document
     for part in parents:
@@ -92,7 +92,7 @@ def mutated(event_type: str, path: str, value: object = DELETE) -> bytes:
 
 def with_amount(event_type: str, field: str, currency: str, text: str) -> bytes:
     """The example of `event_type` in `currency`, with the payload's `field` the number `text`."""
-    document = example(event_type)
+    document = spec_example(event_type)
     document["payload"]["currency"] = currency
     document["payload"][field] = "__AMOUNT__"
     return to_json(document).replace('"__AMOUNT__"', text).encode()
@@ -182,7 +182,7 @@ class TestMissingField:
     )
     def test_optional_envelope_fields_may_be_absent(self, field: str, attribute: str) -> None:
         """correlationId, causationId and metadata are optional and default to None."""
-        document = example(FAILED)
+        document = spec_example(FAILED)
         document.pop(field, None)
         event = parse_event(to_json(document).encode(), topic_of(FAILED))
         assert getattr(event, attribute) is None
@@ -339,14 +339,14 @@ class TestTopics:
         self, event_type: str, topic_type: str
     ) -> None:
         """An example read from another payment event's topic is `event_type_mismatch`."""
-        raw = (EXAMPLES / f"{event_type.replace('.', '_')}.json").read_bytes()
+        raw = spec_bytes(event_type)
         error = rejection(raw, topic_of(topic_type))
         assert (error.reason, error.field) == ("event_type_mismatch", "eventType")
 
     def test_mismatch_under_a_topic_prefix(self) -> None:
         """With `Topics(prefix="x-")`, payment.initiated on x-…payment.completed is a mismatch."""
         topics = Topics(prefix="x-")
-        raw = to_json(example(INITIATED)).encode()
+        raw = to_json(spec_example(INITIATED)).encode()
         error = rejection(raw, topics.for_event(COMPLETED), topics=topics)
         assert error.reason == "event_type_mismatch"
 
@@ -355,14 +355,14 @@ class TestTopics:
         """With a prefix, each example parses on its own prefixed topic."""
         topics = Topics(prefix="x-")
         event = parse_event(
-            to_json(example(event_type)).encode(), topics.for_event(event_type), topics=topics
+            to_json(spec_example(event_type)).encode(), topics.for_event(event_type), topics=topics
         )
         assert isinstance(event, MODELS[event_type])
 
     @pytest.mark.parametrize("event_type", EVENT_TYPES)
     def test_no_topic_parses_by_event_type(self, event_type: str) -> None:
         """With `topic=None` the eventType alone picks the model."""
-        event = parse_event(to_json(example(event_type)).encode(), None)
+        event = parse_event(to_json(spec_example(event_type)).encode(), None)
         assert isinstance(event, MODELS[event_type])
 
     @pytest.mark.parametrize(
@@ -370,7 +370,7 @@ class TestTopics:
     )
     def test_non_payment_topic_is_not_a_mismatch(self, topic: str) -> None:
         """A topic that carries no payment event type does not cause a mismatch."""
-        event = parse_event(to_json(example(REFUNDED)).encode(), topic)
+        event = parse_event(to_json(spec_example(REFUNDED)).encode(), topic)
         assert isinstance(event, PaymentRefunded)
 
     def test_mismatch_is_checked_before_the_payload(self) -> None:
@@ -396,7 +396,7 @@ class TestVersions:
 
     def test_version_is_checked_before_the_payload(self) -> None:
         """A version-2 event with a payload this consumer cannot read is `unsupported_version`."""
-        document = example(INITIATED)
+        document = spec_example(INITIATED)
         document["version"] = "2.0"
         document["payload"] = {"amountMinor": 125000}
         error = rejection(to_json(document).encode(), topic_of(INITIATED))
@@ -408,7 +408,7 @@ class TestTolerantReader:
 
     def test_unknown_fields_are_ignored_at_both_levels(self) -> None:
         """Extra fields in the envelope and in the payload are ignored."""
-        document = example(COMPLETED)
+        document = spec_example(COMPLETED)
         document["traceParent"] = "00-abc-def-01"
         document["tenant"] = {"id": 7, "tags": [1, None]}
         document["payload"]["fee"] = Decimal("12.50")
@@ -486,7 +486,7 @@ class TestAmounts:
     @pytest.mark.parametrize("amount", [125000, Decimal("125000"), Decimal("1")])
     def test_jpy_amounts(self, amount: Decimal | int) -> None:
         """A yen amount, with no minor unit, parses as an exact Decimal in JPY."""
-        document = example(COMPLETED)
+        document = spec_example(COMPLETED)
         document["payload"] |= {"amount": amount, "currency": "JPY"}
         event = parse_event(to_json(document).encode(), topic_of(COMPLETED))
         assert isinstance(event, PaymentCompleted)
@@ -565,7 +565,7 @@ class TestTimestamps:
 
     def test_offset_timestamps_are_converted_to_utc(self) -> None:
         """`+02:00` timestamps (envelope and payload) become the same instant in UTC."""
-        document = example(INITIATED)
+        document = spec_example(INITIATED)
         document["timestamp"] = "2025-12-18T12:30:00.000+02:00"
         document["payload"]["initiatedAt"] = "2025-12-18T01:00:00-05:30"
         event = parse_event(to_json(document).encode(), topic_of(INITIATED))
@@ -608,7 +608,7 @@ class TestInvalidEvent:
             (mutated(INITIATED, "payload.amount", "1"), None),
             (mutated(INITIATED, "payload.amount", 0), None),
             (mutated(INITIATED, "eventType", "payment.disputed"), None),
-            (to_json(example(INITIATED)).encode(), topic_of(REFUNDED)),
+            (to_json(spec_example(INITIATED)).encode(), topic_of(REFUNDED)),
             (mutated(INITIATED, "version", "2.0"), None),
             (None, None),
         ]

@@ -7,7 +7,6 @@ the spec's examples), and valid events built from random parts that must round-t
 from __future__ import annotations
 
 import copy
-import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final, get_args
@@ -19,7 +18,7 @@ from common.errors import InvalidEvent, RejectionReason
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES, Topics
-from tests.unit.support import EXAMPLES, to_json
+from dreamscape_dev.testing.builders import spec_example, to_json
 
 REASONS: Final = frozenset(get_args(RejectionReason))
 EVENT_CLASSES: Final = get_args(PaymentEvent)
@@ -99,13 +98,8 @@ JSON_VALUES: Final = st.recursive(
 )
 
 
-def load_examples() -> list[dict[str, Any]]:
-    """The spec's four printed examples, decoded with exact decimals."""
-    paths = sorted(EXAMPLES.glob("*.json"))
-    return [json.loads(path.read_bytes(), parse_float=Decimal) for path in paths]
-
-
-SPEC_EXAMPLES: Final = load_examples()
+SPEC_EXAMPLES: Final = [spec_example(event_type) for event_type in sorted(EVENT_TYPES)]
+"""The spec's four printed examples, decoded with exact decimals (in file-name order)."""
 
 
 def assert_event_or_rejection(value: bytes | None, topic: str | None, **kwargs: Any) -> None:

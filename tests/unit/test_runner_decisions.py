@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import decimal
 import hashlib
-import json
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from common.records import Inbound, OutboundRecord, Record, TopicPartition
 from common.runner import Runner
 from common.settings import RunnerSettings
 from common.topics import Topics
+from dreamscape_dev.testing.builders import encode, event
 
 TOPICS = Topics(prefix="unit-")
 TOPIC = TOPICS.for_event("payment.initiated")
@@ -57,25 +57,9 @@ class DriverError(Exception):
 
 
 def event_value(event_id: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "eventId": event_id or str(uuid.uuid4()),
-            "eventType": "payment.initiated",
-            "timestamp": "2025-12-18T10:30:00.000Z",
-            "version": "1.0",
-            "source": "payment-service",
-            "correlationId": "booking-123-payment-flow",
-            "payload": {
-                "paymentId": f"pay_{uuid.uuid4().hex[:10]}",
-                "bookingId": "booking_456def",
-                "userId": "usr_123456789",
-                "amount": 1250.00,
-                "currency": "EUR",
-                "paymentMethod": "credit_card",
-                "initiatedAt": "2025-12-18T10:30:00.000Z",
-            },
-        }
-    ).encode()
+    """The spec's payment.initiated example under `event_id` (or a fresh one), for a fresh payment."""
+    payment_id = f"pay_{uuid.uuid4().hex[:10]}"
+    return encode(event("payment.initiated", event_id=event_id, paymentId=payment_id))
 
 
 def record(offset: int, value: bytes | None = None, tp: TopicPartition = TP) -> Record:

@@ -13,15 +13,15 @@ from typing import get_args
 
 from hypothesis import strategies as st
 
-from dreamscape_dev.simulation_wire import JsonObject
-from tests.voyage.builders import document
+from dreamscape_dev.testing.builders import Document
+from tests.voyage.bookings import document
 from voyage_consumer.facts import FactKind
 
 KINDS: tuple[FactKind, ...] = get_args(FactKind)
 
 
 @st.composite
-def booking_event(draw: st.DrawFn, booking: str) -> JsonObject:
+def booking_event(draw: st.DrawFn, booking: str) -> Document:
     """One event of `booking`, with a fresh eventId."""
     return document(
         draw(st.sampled_from(KINDS)),
@@ -35,16 +35,14 @@ def booking_event(draw: st.DrawFn, booking: str) -> JsonObject:
     )
 
 
-def booking_events(
-    booking: str = "bk_p", max_size: int = 10
-) -> st.SearchStrategy[list[JsonObject]]:
+def booking_events(booking: str = "bk_p", max_size: int = 10) -> st.SearchStrategy[list[Document]]:
     """A set of 1 to `max_size` distinct events (by eventId) of one booking."""
     return st.lists(
         booking_event(booking), min_size=1, max_size=max_size, unique_by=lambda d: str(d["eventId"])
     )
 
 
-def renamed(events: list[JsonObject], namespace: str) -> list[JsonObject]:
+def renamed(events: list[Document], namespace: str) -> list[Document]:
     """`events` with eventIds unique to `namespace` (Hypothesis reuses UUIDs across examples)."""
     return [
         {**e, "eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{e['eventId']}"))}

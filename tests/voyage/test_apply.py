@@ -24,13 +24,14 @@ from structlog.testing import capture_logs
 
 from common.errors import PermanentError
 from common.records import Inbound
-from dreamscape_dev.simulation_wire import JsonObject
-from tests.voyage.builders import document, fact, inbound, inbound_of, spec_records
+from common.schema import connect
+from dreamscape_dev.testing.builders import Document, inbound, spec_records
+from tests.voyage.bookings import document, fact
 from tests.voyage.strategies import booking_events, renamed
 from voyage_consumer import repository
 from voyage_consumer.derivation import derive
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
-from voyage_consumer.service import open_database
+from voyage_consumer.models import SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +60,7 @@ class Voyage:
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
 
-    def matches_derivation(self, booking_id: str, docs: Sequence[JsonObject]) -> None:
+    def matches_derivation(self, booking_id: str, docs: Sequence[Document]) -> None:
         """The stored rows are exactly what `derive` makes of the set of `docs`."""
         expected = derive(booking_id, [fact(d) for d in docs])
         rows = self.rows(booking_id)
@@ -76,7 +77,7 @@ class Voyage:
 @pytest.fixture
 def voyage(database_url: str) -> Iterator[Voyage]:
     """A handler on a fresh database with the voyage schema."""
-    engine = open_database(database_url)
+    engine = connect(database_url, SCHEMA)
     registry = CollectorRegistry()
     yield Voyage(engine, VoyageHandler(engine, VoyageMetrics(registry), now=lambda: NOW), registry)
     engine.dispose()
@@ -87,7 +88,7 @@ class TestSpecExamples:
         self, voyage: Voyage
     ) -> None:
         """The four printed examples, refund first, leave booking_456def cancelled with 1250.00 refunded; the same records again change no row."""
-        batch = [inbound_of(r) for r in reversed(spec_records())]
+        batch = [inbound(r) for r in reversed(spec_records())]
         assert voyage.handle(batch) == {}
         booking = voyage.booking("booking_456def")
         assert booking["status"] == "cancelled"
@@ -95,7 +96,7 @@ class TestSpecExamples:
         assert voyage.rows("booking_456def")["inventory_hold"][0]["status"] == "released"
         before = voyage.rows("booking_456def")
 
-        assert voyage.handle([inbound_of(r) for r in spec_records()]) == {}
+        assert voyage.handle([inbound(r) for r in spec_records()]) == {}
         assert voyage.rows("booking_456def") == before
         assert voyage.processed() == 4
         assert voyage.metric("voyage_duplicate_events_total") == 4
@@ -188,7 +189,7 @@ class TestConcurrency:
         """Two handlers with their own connections apply halves of the same bookings' events concurrently; every booking ends as the derivation of all its events."""
         bookings = [f"bk_c{n}" for n in range(40)]
         halves: list[list[Inbound]] = [[], []]
-        docs: dict[str, list[JsonObject]] = {}
+        docs: dict[str, list[Document]] = {}
         for booking in bookings:
             events = [
                 document("initiated", booking=booking),
@@ -199,7 +200,7 @@ class TestConcurrency:
             docs[booking] = events
             for n, doc in enumerate(events):
                 halves[n % 2].append(inbound(doc))
-        voyages = [open_database(database_url) for _ in range(2)]
+        voyages = [connect(database_url, SCHEMA) for _ in range(2)]
         handlers = [VoyageHandler(e, VoyageMetrics(CollectorRegistry())) for e in voyages]
         start = threading.Barrier(2)
         errors: list[BaseException] = []

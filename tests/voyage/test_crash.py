@@ -22,14 +22,14 @@ from sqlmodel import Session
 from common.db import PROCESSED, make_engine
 from common.errors import InvalidEvent
 from common.records import Inbound
+from common.schema import connect
 from common.topics import Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.builders import inbound
 from tests.integration.helpers import process_env, produce, service_process, wait_until
-from tests.voyage.builders import inbound_of
 from tests.voyage.test_service import processed
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS
-from voyage_consumer.service import open_database
+from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS, SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +50,12 @@ def content(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
 
 def reference(records: list[Any], topics: Topics, path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """The database an uninterrupted run over `records` leaves (valid records, in order)."""
-    engine = open_database(f"sqlite:///{path}")
+    engine = connect(f"sqlite:///{path}", SCHEMA)
     handler = VoyageHandler(engine, VoyageMetrics(CollectorRegistry()))
     valid: list[Inbound] = []
     for record in records:
         try:
-            valid.append(inbound_of(record, topics))
+            valid.append(inbound(record, topics))
         except InvalidEvent:
             continue
     for start in range(0, len(valid), 100):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from tests.voyage.builders import document, fact, inbound_of, spec_records
+from dreamscape_dev.testing.builders import inbound, spec_records
+from tests.voyage.bookings import document, fact
 from voyage_consumer.confirmation import confirmation_number
 from voyage_consumer.derivation import Derivation, derive
 from voyage_consumer.facts import Fact, storage_problem, to_fact
@@ -20,7 +21,7 @@ def derived(*facts: Fact, booking: str = "bk_1") -> Derivation:
 class TestSpecExamples:
     def test_the_four_spec_examples_end_cancelled_with_the_whole_amount_refunded(self) -> None:
         """The spec's printed examples (initiated, failed, completed, refunded) cancel booking_456def and release its inventory."""
-        facts = [to_fact(inbound_of(r).event) for r in spec_records()]
+        facts = [to_fact(inbound(r).event) for r in spec_records()]
         d = derived(*facts, booking="booking_456def")
         assert d.booking.status == "cancelled"
         assert d.booking.refunded_amount == Decimal("1250.00")

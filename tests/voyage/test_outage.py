@@ -17,14 +17,15 @@ from sqlmodel import Session
 
 from common.db import TRANSIENT_DB_ERRORS, make_engine, reachable
 from common.lifecycle import RetryScheduled
+from common.schema import connect
 from common.topics import Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.proxy import TcpProxy
-from tests.integration.helpers import RunnerThread, dlq_records, produce, running, wait_until
-from tests.voyage.test_service import died, processed, statuses, voyage_runner
+from tests.integration.helpers import ObservedRunner, dlq_records, produce, wait_until
+from tests.voyage.test_service import processed, statuses, voyage_runner
 from voyage_consumer import repository
 from voyage_consumer.handler import CONSUMER
-from voyage_consumer.service import open_database
+from voyage_consumer.models import SCHEMA
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -38,7 +39,7 @@ def _release_clients() -> Iterator[None]:
     gc.collect()
 
 
-def _transient_retries(consumer: RunnerThread) -> list[RetryScheduled]:
+def _transient_retries(consumer: ObservedRunner) -> list[RetryScheduled]:
     return [r for r in consumer.recorder.retries() if r.kind == "transient"]
 
 
@@ -54,7 +55,7 @@ def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
     assert direct.port is not None
     proxy = tcp_proxy(direct.host, direct.port)
     proxied = direct.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
-    engine = open_database(proxied)
+    engine = connect(proxied, SCHEMA)
     observer = make_engine(postgres_url)
     before = generate(SimulationConfig(flows=40, seed=1, topics=topics))
     during = generate(SimulationConfig(flows=40, seed=2, topics=topics))
@@ -62,10 +63,8 @@ def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
     total += sum(during.expected.events_by_type.values())
 
     produce(kafka_bootstrap_servers, before.records)
-    with running(voyage_runner(engine, topics, kafka_bootstrap_servers)) as consumer:
-        wait_until(
-            lambda: processed(observer) > 0, TIMEOUT_S, "a first batch", abort=died(consumer)
-        )
+    with voyage_runner(engine, topics, kafka_bootstrap_servers) as consumer:
+        wait_until(lambda: processed(observer) > 0, TIMEOUT_S, "a first batch", abort=consumer.died)
         proxy.cut()
         assert not reachable(engine)
         produce(kafka_bootstrap_servers, during.records)
@@ -73,11 +72,11 @@ def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
             lambda: len(_transient_retries(consumer)) >= 2,
             TIMEOUT_S,
             "two transient retries while PostgreSQL is cut off",
-            abort=died(consumer),
+            abort=consumer.died,
         )
         proxy.restore()
         wait_until(
-            lambda: processed(observer) == total, TIMEOUT_S, "every event", abort=died(consumer)
+            lambda: processed(observer) == total, TIMEOUT_S, "every event", abort=consumer.died
         )
         consumer.stop()
 

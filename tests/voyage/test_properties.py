@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dreamscape_dev.simulation_wire import JsonObject
-from tests.voyage.builders import fact
+from dreamscape_dev.testing.builders import Document
+from tests.voyage.bookings import fact
 from tests.voyage.strategies import booking_events
 from voyage_consumer.derivation import HOLD_BY_STATUS, derive
 
@@ -15,7 +15,7 @@ class TestOrderIndependence:
     @settings(max_examples=150)
     @given(events=booking_events(), data=st.data())
     def test_any_permutation_with_duplicates_derives_the_same_booking(
-        self, events: list[JsonObject], data: st.DataObject
+        self, events: list[Document], data: st.DataObject
     ) -> None:
         """Every permutation of a booking's events, with any events repeated, derives an identical result."""
         facts = [fact(e) for e in events]
@@ -27,7 +27,7 @@ class TestOrderIndependence:
 class TestInvariants:
     @settings(max_examples=150)
     @given(events=booking_events())
-    def test_derived_rows_are_consistent(self, events: list[JsonObject]) -> None:
+    def test_derived_rows_are_consistent(self, events: list[Document]) -> None:
         """Refunds never exceed the price, the hold follows the status, and only a paid booking has a confirmation number."""
         facts = [fact(e) for e in events]
         d = derive("bk_p", facts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -19,21 +19,20 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from common.db import TRANSIENT_DB_ERRORS
+from common.schema import connect
 from common.topics import Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
+from dreamscape_dev.testing.builders import spec_records
 from tests.integration.helpers import (
-    RunnerThread,
+    ObservedRunner,
     dlq_records,
     produce,
     runner_settings,
-    running,
     wait_until,
 )
-from tests.voyage.builders import spec_records
 from voyage_consumer import repository
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
-from voyage_consumer.models import BOOKINGS, HOLDS
-from voyage_consumer.service import open_database
+from voyage_consumer.models import BOOKINGS, HOLDS, SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -50,25 +49,20 @@ def _release_clients() -> Iterator[None]:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a fresh database with the voyage schema."""
-    engine = open_database(database_url)
+    engine = connect(database_url, SCHEMA)
     yield engine
     engine.dispose()
 
 
-def voyage_runner(engine: Engine, topics: Topics, bootstrap: str) -> RunnerThread:
+def voyage_runner(engine: Engine, topics: Topics, bootstrap: str) -> ObservedRunner:
     """A run loop with the voyage handler, in its own consumer group."""
-    return RunnerThread(
+    return ObservedRunner(
         VoyageHandler(engine, VoyageMetrics(CollectorRegistry())),
         runner_settings(topics, bootstrap, batch_size=200),
         group=f"voyage-{uuid.uuid4().hex[:8]}",
         name="voyage-consumer",
         transient_errors=TRANSIENT_DB_ERRORS,
     )
-
-
-def died(consumer: RunnerThread) -> Callable[[], str | None]:
-    """For `wait_until(abort=...)`: why waiting is pointless (the runner thread ended)."""
-    return lambda: None if consumer.alive else f"runner died: {consumer.error!r}"
 
 
 def processed(engine: Engine) -> int:
@@ -88,12 +82,12 @@ class TestSpecExamples:
     ) -> None:
         """The spec's example events, byte for byte, on their four topics end with booking_456def cancelled and 1250.00 refunded."""
         produce(kafka_bootstrap_servers, spec_records(topics))
-        with running(voyage_runner(engine, topics, kafka_bootstrap_servers)) as consumer:
+        with voyage_runner(engine, topics, kafka_bootstrap_servers) as consumer:
             wait_until(
                 lambda: processed(engine) == 4,
                 TIMEOUT_S,
                 "the four examples applied",
-                abort=died(consumer),
+                abort=consumer.died,
             )
             consumer.stop()
         assert consumer.recorder.dead_lettered() == []
@@ -118,7 +112,7 @@ class TestSimulatedStream:
         expected = simulation.expected
         distinct_events = sum(expected.events_by_type.values())
         produce(kafka_bootstrap_servers, simulation.records)
-        with running(voyage_runner(engine, topics, kafka_bootstrap_servers)) as consumer:
+        with voyage_runner(engine, topics, kafka_bootstrap_servers) as consumer:
             wait_until(
                 lambda: (
                     processed(engine) == distinct_events
@@ -126,7 +120,7 @@ class TestSimulatedStream:
                 ),
                 TIMEOUT_S,
                 f"{distinct_events} events applied and {config.poison} dead-lettered",
-                abort=died(consumer),
+                abort=consumer.died,
             )
             consumer.stop()
         assert statuses(engine) == expected.bookings

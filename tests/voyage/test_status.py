@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.voyage.builders import inbound_of, spec_records
+from common.schema import connect
+from dreamscape_dev.testing.builders import inbound, spec_records
 from voyage_consumer.__main__ import main
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.service import open_database
+from voyage_consumer.models import SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -18,10 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def spec_database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A database holding the spec's four examples, named by DATABASE_URL."""
-    engine = open_database(database_url)
-    VoyageHandler(engine, VoyageMetrics(CollectorRegistry()))(
-        [inbound_of(r) for r in spec_records()]
-    )
+    engine = connect(database_url, SCHEMA)
+    VoyageHandler(engine, VoyageMetrics(CollectorRegistry()))([inbound(r) for r in spec_records()])
     engine.dispose()
     monkeypatch.setenv("DATABASE_URL", database_url)
     return database_url

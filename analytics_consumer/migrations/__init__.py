@@ -1,0 +1,1 @@
+"""The Alembic revisions of the analytics database, applied by `common.schema`."""

@@ -1,0 +1,105 @@
+"""The run loop's DLQ sending path: letters built once, written, and waited for.
+
+`common.dlq` says what a DLQ record looks like; this module is how the run loop gets its
+letters into the DLQ without ever skipping one. A letter counts as written only once the
+broker acknowledged it, and the loop writes letters before anything that could cover their
+records (a later record's effect, an offset), so:
+
+* a DLQ that cannot be written is retried like any transient failure, under the one retry
+  policy (`common.retry`), for as long as it takes; a retry re-sends only the letters not
+  yet acknowledged, because the records are built once, outside the retries;
+* a letter refused for good (too large...) becomes a marker letter carrying the record's
+  position, size and SHA-256, so the record stays findable;
+* letters of partitions no longer owned are not written: their new owner reads the
+  records again;
+* any other failure to write is a bug, and stops the loop (`CriticalError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from common import dlq
+from common.errors import CriticalError, PermanentError, ProduceRefusedError
+from common.lifecycle import Bus, RecordDeadLettered
+from common.partitions import Partitions
+from common.ports import ProducerPort
+from common.records import Inbound, OutboundRecord
+from common.retry import GaveUp, RetryPolicy
+
+
+def letter(inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
+    """The letter for a parsed record that failed with `error` after `attempts` tries."""
+    if isinstance(error, PermanentError):
+        kind = error.error_type
+    else:
+        kind = f"unexpected:{type(error).__name__}"
+    return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
+
+
+class DlqWriter:
+    """Writes letters to one group's DLQ topic, acknowledged, under the retry policy."""
+
+    def __init__(
+        self,
+        producer: ProducerPort,
+        bus: Bus,
+        retry: RetryPolicy,
+        partitions: Partitions,
+        *,
+        topic: str,
+        group: str,
+        wall_clock: Callable[[], datetime],
+    ) -> None:
+        self._producer = producer
+        self._bus = bus
+        self._retry = retry
+        self._partitions = partitions
+        self.topic = topic
+        self._group = group
+        self._wall_clock = wall_clock
+
+    def write(self, letters: list[dlq.DeadLetter]) -> None:
+        """Write `letters`, returning once the broker acknowledged every one still ours."""
+        if not letters:
+            return
+        # Built once, outside the retries: the producer recognises a record it already
+        # acknowledged (or still has in flight) when a retry hands it the same one again.
+        failed_at = self._wall_clock()
+        topic, group = self.topic, self._group
+        built = [
+            (x, dlq.to_dlq_record(x, dlq_topic=topic, group=group, failed_at=failed_at))
+            for x in letters
+        ]
+        try:
+            self._retry.run(
+                lambda: self._send(built, failed_at), [x.record for x in letters], bounded=False
+            )
+        except GaveUp as failure:  # not a transient failure: a bug; never skip the record
+            raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
+
+    def _send(
+        self, built: list[tuple[dlq.DeadLetter, OutboundRecord]], failed_at: datetime
+    ) -> None:
+        owned = self._partitions.owned()
+        live = [(x, r) for x, r in built if (x.record.topic, x.record.partition) in owned]
+        try:
+            self._producer.send_confirmed([r for _, r in live])
+        except ProduceRefusedError as refused:
+            # Refused for good (too large...): retrying cannot help. A marker letter keeps
+            # the record findable; the others were acknowledged.
+            group, topic = self._group, self.topic
+            markers = [
+                dlq.to_marker_record(
+                    live[n][0], dlq_topic=topic, group=group, failed_at=failed_at, refused=code
+                )
+                for n, code in sorted(refused.refused.items())
+            ]
+            self._producer.send_confirmed(markers)
+        for x, _ in live:
+            self._bus.emit(
+                RecordDeadLettered(
+                    x.record, x.inbound, x.error_type, x.message, x.attempts, self.topic
+                )
+            )

@@ -1,0 +1,87 @@
+"""The partitions this member owns, which of them it paused, and where to read them again.
+
+A rebalance can land in the middle of a batch: the consumer calls back from inside poll,
+and the run loop polls between handler calls and while it waits out a retry. So every
+step of a batch asks the same question (is this record's partition still ours, and has it
+been ours since the batch was polled?) and every pause must be undone with the records
+fetched meanwhile read again. This module answers both in one place; the run loop calls it
+from its rebalance callbacks and its paused polls.
+
+Partitions are kept as `(topic, partition)` tuples: a `TopicPartition` is one, and the
+hot path looks records up by their plain `(record.topic, record.partition)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from common.ports import ConsumerPort
+from common.records import Inbound, Record, TopicPartition
+
+
+class Partitions:
+    """Assignment, pause and rewind state of one consumer; the consumer is paused through it."""
+
+    def __init__(self, consumer: ConsumerPort) -> None:
+        self._consumer = consumer
+        self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
+        self._interrupted: set[tuple[str, int]] = set()  # revoked or lost during this batch
+        self._paused = False
+        self._rewind: dict[TopicPartition, int] = {}
+
+    def begin_batch(self) -> None:
+        """A batch was polled: partitions revoked from here on were not ours throughout."""
+        self._interrupted.clear()
+
+    def owned(self) -> set[tuple[str, int]]:
+        """Partitions ours since the batch in hand was polled (a rebalance may intervene).
+
+        A partition revoked during a retry wait and assigned back in a later one is not: its
+        position went back to the committed offset, so its records will come again.
+        """
+        if self._interrupted:
+            return self._assigned - self._interrupted
+        return self._assigned
+
+    def live(self, batch: list[Inbound]) -> list[Inbound]:
+        """The part of `batch` whose partitions are still ours."""
+        owned = self.owned()
+        return [i for i in batch if (i.record.topic, i.record.partition) in owned]
+
+    def assign(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions assigned; paused at once if the loop is waiting with the others paused."""
+        self._assigned.update(partitions)
+        if self._paused:
+            self._consumer.pause(list(partitions))
+
+    def forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions revoked or lost: not ours, and nothing of theirs to read again."""
+        self._assigned.difference_update(partitions)
+        self._interrupted.update(partitions)
+        for tp in partitions:
+            self._rewind.pop(tp, None)
+
+    def pause(self) -> None:
+        """Pause every assigned partition (once: a pause lasts until `resume`)."""
+        if not self._paused:
+            self._consumer.pause(self._assignment())
+            self._paused = True
+
+    def resume(self) -> None:
+        """Resume the partitions, and seek back to what was fetched while they were paused."""
+        if not self._paused:
+            return
+        self._consumer.resume(self._assignment())
+        self._paused = False
+        for tp, offset in self._rewind.items():
+            if tp in self._assigned:
+                self._consumer.seek(tp, offset)
+        self._rewind.clear()
+
+    def remember_rewind(self, records: list[Record]) -> None:
+        """Records polled while paused (fetched before the pause took effect): read them again."""
+        for record in records:
+            self._rewind[record.tp] = min(self._rewind.get(record.tp, record.offset), record.offset)
+
+    def _assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(*tp) for tp in sorted(self._assigned)]

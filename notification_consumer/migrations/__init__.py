@@ -1,0 +1,1 @@
+"""The Alembic revisions of the notification database, applied by `common.schema`."""

@@ -1,0 +1,1 @@
+"""The consumer template (`dreamscape new consumer`): generated, checked, run and updated."""

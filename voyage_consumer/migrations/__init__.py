@@ -1,0 +1,1 @@
+"""The Alembic revisions of the voyage database, applied by `common.schema`."""
