@@ -26,11 +26,12 @@ Counting, per service:
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from common.records import OutboundRecord
 from dreamscape_dev.demo.figures import COPIES
@@ -119,15 +120,24 @@ def deferred_for(records: Sequence[OutboundRecord], user_id: str, domain: str) -
     return Deferred(f"{user_id}@{domain}", len(completed) + len(refunds), len(failed))
 
 
+PLAIN_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
+"""What a customer's id looks like in the simulation; a poison record's broken one does not."""
+
+
 def busiest_user(records: Sequence[OutboundRecord]) -> str:
-    """The user with the most completed payments: the recipient whose deferral costs most."""
+    """The customer with the most completed payments: the recipient whose deferral costs most.
+
+    Only plain ids count: the poison kind with a NUL in its userId gives every such record
+    the same broken id, which would otherwise look like the busiest customer of all.
+    """
     counts: Counter[str] = Counter()
     for record in records:
         document = _document(record)
         if document and document.get("eventType") == "payment.completed":
             payload = document.get("payload")
-            if isinstance(payload, dict) and isinstance(payload.get("userId"), str):
-                counts[payload["userId"]] += 1
+            user = payload.get("userId") if isinstance(payload, dict) else None
+            if isinstance(user, str) and PLAIN_ID.fullmatch(user):
+                counts[user] += 1
     return counts.most_common(1)[0][0]
 
 

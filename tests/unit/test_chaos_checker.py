@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from dreamscape_dev.chaos.checker import Mail, Observed, deferred_for, judge
+from dreamscape_dev.chaos.checker import Mail, Observed, busiest_user, deferred_for, judge
 from dreamscape_dev.chaos.scenarios import SERVICES, by_name, crash, full_suite
 from dreamscape_dev.simulator import Expectations, SimulationConfig, generate
 
@@ -137,6 +137,14 @@ class TestJudge:
         fine = dataclasses.replace(observed, mails=mails, dlq=dlq, ledger=ledger)
         assert [c.name for c in judge(EXPECTED, fine, deferred).checks if not c.ok] == []
         assert not judge(EXPECTED, fine).ok  # without the deferral those emails are lost
+
+
+def test_the_deferred_recipient_is_a_customer_not_a_poison_records_broken_id() -> None:
+    """With many NUL-id poison records, the busiest recipient is still a real customer (found by the `all` run)."""
+    simulation = generate(SimulationConfig(flows=300, seed=1, poison=16 * 20))
+    user = busiest_user(simulation.records)
+    assert "\x00" not in user
+    assert deferred_for(simulation.records, user, "example.test").exact >= 1
 
 
 class TestScenarios:
