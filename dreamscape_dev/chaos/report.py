@@ -66,19 +66,21 @@ def _scenario(result: ScenarioResult) -> dict[str, Any]:
 def table(results: Sequence[ScenarioResult]) -> str:
     header = (
         f"{'scenario':<19}{'events':>8}{'effects':>9}{'lost':>6}{'doubled':>8}{'resent':>7}"
-        f"{'DLQ exp/found':>16}{'max lag':>9}{'recovery s':>12}{'exits':>8}  verdict"
+        f"{'DLQ exp/found':>16}{'max lag':>9}{'recovery s':>12}{'lag 0 s':>9}{'exits':>8}  verdict"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         v = r.verdict
         dlq = f"{sum(v.dlq_expected.values())}/{sum(v.dlq_found.values())}"
-        recoveries = [f.recovered_s for f in r.faults if f.recovered_s is not None]
-        recovery = f"{max(recoveries):.1f}" if recoveries else "-"
+        # After the last fault: earlier ones' recoveries overlap the faults that follow them.
+        last = max(r.faults, key=lambda f: f.ended_s, default=None)
+        recovery = "-" if last is None or last.recovered_s is None else f"{last.recovered_s:.1f}"
         exits = "all 0" if all(c == 0 for c in r.exit_codes.values()) else "FAIL"
         lines.append(
             f"{r.scenario.name:<19}{r.published:>8,}{v.expected_effects:>9,}"
             f"{sum(v.lost.values()):>6}{sum(v.doubled.values()):>8}{v.resent_copies:>7}"
-            f"{dlq:>16}{max(r.max_lag.values(), default=0):>9,}{recovery:>12}{exits:>8}  "
+            f"{dlq:>16}{max(r.max_lag.values(), default=0):>9,}{recovery:>12}"
+            f"{'-' if r.caught_up_s is None else f'{r.caught_up_s:.0f}':>9}{exits:>8}  "
             + ("ok" if r.ok else "FAIL")
         )
     return "\n".join(lines)
