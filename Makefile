@@ -40,8 +40,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# Every benchmark (benchmarks/suite.py): one table, bench-output/results.json, ~5 minutes on
+# 2 cores. QUICK=1 runs reduced sizes (a smoke run, not figures).
 bench: $(STAMP)
-	$(PY) benchmarks/run_loop.py
+	$(PY) benchmarks/suite.py $(if $(QUICK),--quick)
 
 # Regenerates contracts/ (JSON Schema, AsyncAPI) from the event models; the suite fails when it is stale.
 contracts: $(STAMP)

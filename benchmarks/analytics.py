@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/analytics.py [--records 100000] [--batch-size 1000]
                                              [--batch-size 5000 ...] [--no-postgres]
+                                             [--quick] [--json PATH]
 
 Publishes a mixed simulated stream (all four event types, 2% duplicates, 10% swapped
 lifecycle events; no poison) to the embedded broker once, then reads it, each time with a
@@ -12,11 +13,14 @@ table creation are excluded):
 * `run loop, no-op handler`: `common.runner.Runner` parsing and validating every event;
 * `analytics <db> (batch N)`: the real service spec (`analytics_consumer.service.build`)
   in the run loop: fence, inbox, aggregation, set-based writes, one durable commit per
-  batch (SQLite: WAL + synchronous=FULL; PostgreSQL: the local server, fsync on);
+  batch (SQLite: WAL + synchronous=FULL; PostgreSQL: whatever the server is set to, read
+  from it and printed with the results: the embedded one runs with fsync off);
 * `store only <db> (batch N)`: `AnalyticsStore.apply` over the same events already parsed,
   without Kafka: what the analytics add on top of the run loop.
 
 PostgreSQL runs use a throw-away database on the server `provision_postgres` finds or starts.
+Every row's anchor is the no-op run loop over the same records in the same run. Goal (issue
+13): 40k events/s on SQLite and on PostgreSQL. `--quick` reads 10,000 records.
 """
 
 from __future__ import annotations
@@ -30,21 +34,28 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 from prometheus_client import CollectorRegistry
+from results import Result, add_arguments, describe_url, report, size
 from run_loop import FAST_GROUP, bare, time_runner
 
-from analytics_consumer.service import build, prepare
+from analytics_consumer.schema import SCHEMA
+from analytics_consumer.service import build
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore
-from common.db import make_engine
 from common.handlers import ConsumerSpec
 from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
+from common.schema import open_database
 from common.topics import DEFAULT_TOPICS
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
+
+GOAL = 40_000
+"""Events/s on SQLite and on PostgreSQL, issue 13."""
+NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+NOOP = "run loop, no-op handler"
 
 
 def simulated(count: int) -> list[OutboundRecord]:
@@ -97,8 +108,7 @@ def store_only(database_url: str, records: Sequence[OutboundRecord], batch_size:
         )
         record = Record(outbound.topic, partition, offset, outbound.key, outbound.value)
         stream.append(Inbound(record, parse_event(outbound.value, outbound.topic)))
-    engine = make_engine(database_url)
-    prepare(engine)
+    engine = open_database(SCHEMA, AnalyticsSettings(database_url=database_url))
     store = AnalyticsStore(engine)
     store.starting_offsets(sorted({i.record.tp for i in stream}))
     started = time.perf_counter()
@@ -117,47 +127,69 @@ def fresh(kind: str, directory: str, server: PostgresServer | None) -> AbstractC
     return fresh_database(server)
 
 
+def measure(
+    bootstrap: str,
+    records: Sequence[OutboundRecord],
+    kinds: Sequence[str],
+    batch_sizes: Sequence[int],
+    server: PostgresServer | None,
+    directory: str,
+) -> list[Result]:
+    """Every row over the published `records`: the anchors first, then each database and size."""
+    bare_rate = bare(bootstrap, len(records), f"bench-bare-{uuid.uuid4().hex[:6]}")
+    noop_settings = settings_for(bootstrap, 1000)
+    noop = time_runner(noop_spec(noop_settings), noop_settings, len(records))
+
+    def row(name: str, rate: float, url: str, goal: float | None, batch_size: int) -> Result:
+        return Result(
+            name=name,
+            benchmark="analytics.py",
+            events_per_s=rate,
+            anchor=NOOP,
+            anchor_events_per_s=noop,
+            records=len(records),
+            database=describe_url(url),
+            goal_events_per_s=goal,
+            references={"bare consume()": bare_rate},
+            details={"batch_size": batch_size},
+        )
+
+    results: list[Result] = []
+    for kind in kinds:
+        for batch_size in batch_sizes:
+            with fresh(kind, directory, server) as url:
+                settings = settings_for(bootstrap, batch_size, url)
+                rate = time_runner(analytics_spec(settings), settings, len(records))
+                name = f"analytics on {NAMES[kind]} (batch {batch_size})"
+                results.append(row(name, rate, url, GOAL, batch_size))
+            with fresh(kind, directory, server) as url:
+                rate = store_only(url, records, batch_size)
+                name = f"analytics store alone on {NAMES[kind]} (batch {batch_size}, no Kafka)"
+                results.append(row(name, rate, url, None, batch_size))
+            print(f"  {kind} batch {batch_size} done", flush=True)
+    return results
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=100_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=None, help="100,000")
     parser.add_argument("--batch-size", type=int, action="append", dest="batch_sizes")
     parser.add_argument("--no-postgres", action="store_true")
+    add_arguments(parser)
     args = parser.parse_args()
-    batch_sizes = args.batch_sizes or [1000]
     configure_logging(level="WARNING", fmt="json", service="bench")
-    records = simulated(args.records)
-    results: dict[str, float] = {}
+    records = simulated(size(args.records, args.quick, 100_000, 10_000))
     with (
         optional_postgres(not args.no_postgres) as server,
         EmbeddedBroker() as broker,
         tempfile.TemporaryDirectory() as directory,
     ):
         kinds = ["sqlite"] + (["postgres"] if server else [])
-        bootstrap = broker.bootstrap_servers
-        publish(bootstrap, records)
+        publish(broker.bootstrap_servers, records)
         print(f"{len(records)} records published ({', '.join(kinds)})", flush=True)
-        results["bare consume()"] = bare(
-            bootstrap, len(records), f"bench-bare-{uuid.uuid4().hex[:6]}", decode=False
-        )
-        noop_settings = settings_for(bootstrap, 1000)
-        results["run loop, no-op handler"] = time_runner(
-            noop_spec(noop_settings), noop_settings, len(records)
-        )
-        for kind in kinds:
-            for size in batch_sizes:
-                with fresh(kind, directory, server) as url:
-                    settings = settings_for(bootstrap, size, url)
-                    results[f"analytics {kind} (batch {size})"] = time_runner(
-                        analytics_spec(settings), settings, len(records)
-                    )
-                with fresh(kind, directory, server) as url:
-                    results[f"store only {kind} (batch {size}, no Kafka)"] = store_only(
-                        url, records, size
-                    )
-                print(f"  {kind} batch {size} done", flush=True)
-    noop = results["run loop, no-op handler"]
-    for name, rate in results.items():
-        print(f"{name:44s} {rate:12,.0f} events/s   {rate / noop:6.0%} of the no-op run loop")
+        batch_sizes = args.batch_sizes or [1000]
+        results = measure(broker.bootstrap_servers, records, kinds, batch_sizes, server, directory)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

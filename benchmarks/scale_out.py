@@ -1,0 +1,356 @@
+"""Voyage scaled out: 1, 2 and 4 instances in one consumer group on PostgreSQL, 12 partitions.
+
+    .venv/bin/python benchmarks/scale_out.py [--records 50000] [--instances 1 2 4]
+                                             [--batch-size 1000] [--quick] [--json PATH]
+
+So a team can size a deployment: how much more does another instance buy? For each
+instance count, a fresh set of the four payment topics (12 partitions each, under a prefix
+of their own) and a fresh PostgreSQL database, shared by the instances as a deployment
+shares one. The instances are processes (spawned by `multiprocessing`), each running the
+voyage handler in the run loop as `voyage.py` does: an instance is CPU-bound in one Python
+process, so instances as threads of one process would share one interpreter lock and could
+not scale at all; processes are also how the service is deployed.
+
+The group is left to settle first (every one of the 48 partitions assigned, each instance
+holding some, no change for 2 s), and only then are the records published: the mixed
+stream with 2 % duplicates and 10 % reordering of `voyage.py`, generated beforehand so
+publishing is only the producer's work. So no group join and no rebalance falls into the
+timed window, which runs from the first batch any instance started to the last one any
+finished. Printed: the aggregate rate, and each instance's events over that window (the
+per-instance rate). Each run is checked: the database holds every distinct event once.
+
+The anchor of the 1-instance row is a bare `consume()` loop over the same records and
+partitions after it; the others' is the 1-instance rate of the same run, so their ratio is
+the speed-up. Issue 13 sets no goal here. `--quick` reads about 6,000 records.
+
+What stops scaling on 2 cores: CPU. One instance already keeps about one core busy (the
+run loop and the handler are Python: decoding, validating, building rows), and the
+PostgreSQL server's backends, the broker and the publisher need CPU on the same two cores.
+So a second instance can at best take the second core from the others, and a third or a
+fourth only time-share the same two: they add context switches and smaller batches (more
+commits and round trips per event), not throughput. On a machine that other work keeps
+busy (the load average is recorded with every run) even the step from 1 to 2 shrinks.
+Beyond CPU, a group cannot use more instances than partitions: 12 here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnProcess
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from results import Result, add_arguments, describe_url, report, size
+from run_loop import FAST_GROUP, bare
+from sqlmodel import Session
+from voyage import open_voyage_database, simulate
+
+from common.db import TRANSIENT_DB_ERRORS
+from common.handlers import ConsumerSpec
+from common.kafka import KafkaConsumer, KafkaProducer, create_topics
+from common.lifecycle import BatchHandled, Bus, LifecycleEvent, PartitionsChanged
+from common.logs import LogSubscriber, configure_logging
+from common.metrics import RuntimeMetrics
+from common.records import OutboundRecord
+from common.runner import Runner
+from common.service import tune_gc
+from common.settings import RunnerSettings
+from common.topics import Topics
+from dreamscape_dev.testing.broker import EmbeddedBroker
+from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
+from voyage_consumer import repository
+from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
+
+PARTITIONS = 12
+SETTLE_S = 2.0
+TIMEOUT_S = 600.0
+
+
+def instance(
+    number: int,
+    bootstrap: str,
+    prefix: str,
+    url: str,
+    batch_size: int,
+    reports: Queue[tuple[Any, ...]],
+    stop: Event,
+) -> None:
+    """One voyage instance (in its own process): the run loop until `stop` is set.
+
+    Reports its partition changes and handled batches on `reports`, and at the end
+    ("done", number, events, first batch start, last batch end, CPU seconds), the times
+    on the system-wide monotonic clock so the parent can compare instances.
+    """
+    configure_logging(level="ERROR", fmt="json", service=f"bench-voyage-{number}")
+    engine = open_voyage_database(url)
+    settings = RunnerSettings(
+        batch_size=batch_size,
+        topic_prefix=prefix,
+        kafka={"bootstrap.servers": bootstrap, **FAST_GROUP},
+    )
+    group = f"{prefix}voyage"
+    state = {"events": 0, "first": 0.0, "last": 0.0, "cpu": 0.0}
+
+    def observe(event: LifecycleEvent) -> None:
+        if isinstance(event, PartitionsChanged):
+            changed = [(tp.topic, tp.partition) for tp in event.partitions]
+            reports.put(("partitions", number, event.change, changed))
+        elif isinstance(event, BatchHandled):
+            now = time.monotonic()
+            if not state["first"]:
+                state["first"] = now - event.duration_s
+                state["cpu"] = time.process_time()
+            state["events"] += len(event.handled)
+            state["last"] = now
+            reports.put(("handled", number, len(event.handled)))
+
+    spec = ConsumerSpec(
+        name="bench-voyage",
+        group_id=group,
+        handle=VoyageHandler(engine, VoyageMetrics(CollectorRegistry())),
+        transient_errors=TRANSIENT_DB_ERRORS,
+    )
+    config = settings.consumer_config(group)
+    runner = Runner(
+        spec,
+        settings,
+        lambda listener: KafkaConsumer(config, listener),
+        KafkaProducer({"bootstrap.servers": bootstrap}),
+        Bus([LogSubscriber(), RuntimeMetrics(CollectorRegistry(), "bench"), observe]),
+    )
+    tune_gc()
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    stop.wait()
+    runner.stop()
+    thread.join()
+    engine.dispose()
+    cpu = time.process_time() - state["cpu"]
+    reports.put(("done", number, state["events"], state["first"], state["last"], cpu))
+
+
+@dataclass
+class Group:
+    """What the parent knows of the instances, from their reports."""
+
+    size: int
+    assigned: dict[int, set[tuple[str, int]]] = field(default_factory=dict)
+    handled: dict[int, int] = field(default_factory=dict)
+    done: dict[int, tuple[int, float, float, float]] = field(default_factory=dict)
+    changed_at: float = 0.0
+
+    def take(self, report: tuple[Any, ...]) -> None:
+        kind, number, *rest = report
+        if kind == "partitions":
+            change, partitions = rest
+            owned = self.assigned.setdefault(number, set())
+            if change == "assigned":
+                owned.update(map(tuple, partitions))
+            else:
+                owned.difference_update(map(tuple, partitions))
+            self.changed_at = time.monotonic()
+        elif kind == "handled":
+            self.handled[number] = self.handled.get(number, 0) + rest[0]
+        elif kind == "done":
+            self.done[number] = (rest[0], rest[1], rest[2], rest[3])
+
+    def settled(self, partitions: int) -> bool:
+        owned = [len(self.assigned.get(number, ())) for number in range(self.size)]
+        return (
+            all(owned)
+            and sum(owned) == partitions
+            and time.monotonic() - self.changed_at >= SETTLE_S
+        )
+
+
+def wait_for(
+    group: Group,
+    reports: Queue[tuple[Any, ...]],
+    processes: Sequence[SpawnProcess],
+    condition: Callable[[], bool],
+    what: str,
+) -> None:
+    """Take reports until `condition()` holds; raise if an instance died or time ran out.
+
+    An instance that exited is a failure only once its reports are all read and its last
+    is not "done".
+    """
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        try:
+            group.take(reports.get(timeout=0.2))
+            continue
+        except queue.Empty:
+            pass
+        dead = [
+            process.name
+            for number, process in enumerate(processes)
+            if process.exitcode is not None and number not in group.done
+        ]
+        if dead:
+            raise RuntimeError(f"instances exited while waiting for {what}: {dead}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}: {group}")
+
+
+@dataclass(frozen=True)
+class GroupRun:
+    instances: int
+    aggregate: float
+    per_instance: list[float]
+    window_s: float
+    cpu_per_instance: list[float]
+    bare: float | None
+    database: str
+
+
+def run_group(
+    count: int,
+    records: Sequence[OutboundRecord],
+    distinct: int,
+    bootstrap: str,
+    server: PostgresServer,
+    batch_size: int,
+    with_bare: bool,
+) -> GroupRun:
+    """`count` instances in one group over `records` published after the group settled."""
+    topics = Topics(f"scale{count}.")
+    create_topics(bootstrap, topics.payment_topics, partitions=PARTITIONS)
+    prefixed = [OutboundRecord(topics.prefix + r.topic, r.key, r.value, r.headers) for r in records]
+    context = multiprocessing.get_context("spawn")
+    with fresh_database(server) as url:
+        open_voyage_database(url).dispose()  # migrated once, not raced for by the instances
+        reports: Queue[tuple[Any, ...]] = context.Queue()
+        stop = context.Event()
+        processes = [
+            context.Process(
+                target=instance,
+                args=(number, bootstrap, topics.prefix, url, batch_size, reports, stop),
+                name=f"voyage-{number}",
+                daemon=True,
+            )
+            for number in range(count)
+        ]
+        for process in processes:
+            process.start()
+        group = Group(count)
+        partitions = PARTITIONS * len(topics.payment_topics)
+        try:
+            wait_for(group, reports, processes, lambda: group.settled(partitions), "the group")
+            producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
+            producer.send(prefixed)
+            producer.flush(120)
+            total = len(prefixed)
+            wait_for(
+                group, reports, processes, lambda: sum(group.handled.values()) >= total, "events"
+            )
+        finally:
+            stop.set()
+        wait_for(group, reports, processes, lambda: len(group.done) == count, "the instances")
+        for process in processes:
+            process.join(30)
+        with Session(engine := open_voyage_database(url)) as session:
+            applied = repository.count_processed(session=session, consumer=CONSUMER)
+        engine.dispose()
+        assert applied == distinct, f"{count} instances: {applied} of {distinct} events applied"
+        database = describe_url(url)
+    first = min(start for _, start, _, _ in group.done.values() if start)
+    last = max(end for _, _, end, _ in group.done.values())
+    window = last - first
+    ordered = [group.done[number] for number in range(count)]
+    bare_rate = None
+    if with_bare:
+        bare_rate = bare(
+            bootstrap, len(prefixed), f"{topics.prefix}bare", None, topics.payment_topics
+        )
+    return GroupRun(
+        instances=count,
+        aggregate=sum(events for events, *_ in ordered) / window,
+        per_instance=[events / window for events, *_ in ordered],
+        window_s=window,
+        cpu_per_instance=[cpu for *_, cpu in ordered],
+        bare=bare_rate,
+        database=database,
+    )
+
+
+def results_of(runs: Sequence[GroupRun], records: int, batch_size: int) -> list[Result]:
+    """One row per instance count; the 1-instance run is the others' anchor."""
+    single = next((run for run in runs if run.instances == 1), None)
+    rows = []
+    for run in runs:
+        if run.instances == 1 or single is None:
+            anchor, anchor_rate = "bare consume(), same records and partitions", run.bare or 0.0
+        else:
+            anchor, anchor_rate = "1 voyage instance, same run", single.aggregate
+        rows.append(
+            Result(
+                name=f"voyage scale-out: {run.instances} instance{'s' * (run.instances > 1)}, "
+                f"{PARTITIONS} partitions, PostgreSQL",
+                benchmark="scale_out.py",
+                events_per_s=run.aggregate,
+                anchor=anchor,
+                anchor_events_per_s=anchor_rate,
+                records=records,
+                database=run.database,
+                details={
+                    "instances": run.instances,
+                    "partitions_per_topic": PARTITIONS,
+                    "per_instance_events_per_s": [round(rate) for rate in run.per_instance],
+                    "per_instance_mean_events_per_s": round(run.aggregate / run.instances),
+                    "cpu_seconds_per_instance": [round(cpu, 1) for cpu in run.cpu_per_instance],
+                    "window_s": round(run.window_s, 2),
+                    "batch_size": batch_size,
+                    "instances_are": "processes",
+                },
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--records", type=int, default=None, help="about this many (50,000)")
+    parser.add_argument("--instances", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--no-postgres", action="store_true", help="skip: it needs PostgreSQL")
+    add_arguments(parser)
+    args = parser.parse_args()
+    configure_logging(level="ERROR", fmt="json", service="bench")
+    records, distinct = simulate(size(args.records, args.quick, 50_000, 6_000))
+    runs: list[GroupRun] = []
+    with optional_postgres(not args.no_postgres) as server, EmbeddedBroker() as broker:
+        if server is None:
+            print("scale-out left out: it runs on PostgreSQL only")
+        else:
+            print(f"{len(records)} records per run ({distinct} distinct events)", flush=True)
+            for count in args.instances:
+                run = run_group(
+                    count,
+                    records,
+                    distinct,
+                    broker.bootstrap_servers,
+                    server,
+                    args.batch_size,
+                    with_bare=count == 1,
+                )
+                runs.append(run)
+                per = ", ".join(f"{rate:,.0f}" for rate in run.per_instance)
+                print(
+                    f"  {count} instance(s): {run.aggregate:,.0f} events/s in all over "
+                    f"{run.window_s:.1f} s; per instance {per} events/s",
+                    flush=True,
+                )
+    report(results_of(runs, len(records), args.batch_size), args.json)
+
+
+if __name__ == "__main__":
+    main()
