@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Literal
 
 from confluent_kafka import Consumer
@@ -62,6 +61,7 @@ from common.settings import RunnerSettings
 from common.topics import DEFAULT_TOPICS, EVENT_TYPES, PAYMENT_COMPLETED, Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
+from dreamscape_dev.testing.builders import spec_bytes
 
 FAST_GROUP = {
     "session.timeout.ms": "1000",
@@ -71,9 +71,6 @@ FAST_GROUP = {
 """Fast group joins on the embedded broker, and no 500 ms wait on an empty fetch (Tansu
 answers one only then). Every benchmark uses these, for the bare loops and the services."""
 
-SPEC_EXAMPLE = (
-    Path(__file__).parents[1] / "dreamscape_dev/testing/spec_examples/payment_completed.json"
-)
 SPEC_TOPICS = Topics("spec.")
 """The spec workload under its own prefix, so both workloads share one broker."""
 SPEC_PARTITIONS = 3
@@ -128,7 +125,7 @@ def publish(bootstrap: str, count: int) -> int:
 
 def spec_records(count: int) -> list[OutboundRecord]:
     """`count` copies of the spec's `payment.completed` example, each its own event."""
-    example = json.loads(SPEC_EXAMPLE.read_text())
+    example = json.loads(spec_bytes(PAYMENT_COMPLETED))
     rng = random.Random(13)
     topic = SPEC_TOPICS.for_event(PAYMENT_COMPLETED)
     records = []

@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 from tenacity import (
     Retrying,
-    retry_if_exception,
+    retry_if_exception_type,
     stop_after_delay,
     wait_exponential,
 )
@@ -109,7 +109,7 @@ def open_database(schema: Schema, settings: RunnerSettings) -> Engine:
     engine = make_engine(schema.url(settings))
     prepare = migrate if settings.db_migrate_on_start else require_current
     retrying = Retrying(
-        retry=retry_if_exception(_unavailable),
+        retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),  # unreachable, not a schema error
         stop=stop_after_delay(settings.db_start_timeout_seconds),
         wait=wait_exponential(multiplier=0.25, max=2.0),
         before_sleep=lambda state: _log.warning(
@@ -195,7 +195,7 @@ def migration_sql(url: str, schema: Schema) -> str:
     def upgrade(rev: Any, _context: MigrationContext) -> Any:
         return script._upgrade_revs(HEAD, rev)
 
-    config = Config(output_buffer=buffer)
+    config = Config()
     with EnvironmentContext(
         config, script, fn=upgrade, as_sql=True, destination_rev=HEAD
     ) as environment:
@@ -298,8 +298,3 @@ def _migration_lock(connection: Connection, engine: Engine, schema: Schema) -> I
             yield
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def _unavailable(error: BaseException) -> bool:
-    """Whether `error` says the database is not reachable yet (not a schema or code error)."""
-    return isinstance(error, TRANSIENT_DB_ERRORS)

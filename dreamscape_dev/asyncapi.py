@@ -8,12 +8,8 @@ from the JSON Schemas generated beside this document. Only the prose is written 
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final, get_args
 
-import dreamscape_dev.testing
 from common import dlq
 from common.errors import RejectionReason
 from common.events import IDENTIFIER_PATTERN
@@ -25,11 +21,11 @@ from common.topics import (
     GROUP_NOTIFICATION,
     GROUP_VOYAGE,
 )
+from dreamscape_dev.testing.builders import spec_example
 
 ASYNCAPI_VERSION: Final = "3.0.0"
 KAFKA_BINDING: Final = "0.5.0"
 GROUPS: Final = (GROUP_VOYAGE, GROUP_NOTIFICATION, GROUP_ANALYTICS)
-EXAMPLES: Final = Path(dreamscape_dev.testing.__file__).parent / "spec_examples"
 
 _DIGITS: Final = {"type": "string", "pattern": "^[0-9]+$"}
 
@@ -102,8 +98,7 @@ def _dlq_channel(group: str) -> str:
 
 
 def _payment_message(event_type: str, schema_path: str, summary: str) -> dict[str, Any]:
-    raw = (EXAMPLES / f"{event_type.replace('.', '_')}.json").read_text()
-    example = json.loads(raw, parse_float=Decimal)  # amounts keep their text: 1250.00
+    example = spec_example(event_type)  # amounts keep their text: 1250.00
     return {
         "name": event_type,
         "title": event_type,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from sqlalchemy.engine import make_url
 from dreamscape_dev.testing.apache_kafka import ApacheKafka
 from dreamscape_dev.testing.postgres import PostgresServer, provision_postgres
 from dreamscape_dev.testing.proxy import TcpProxy, free_port
+from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
 
 BROKERS: Final = 3
@@ -179,16 +179,16 @@ class Environment:
     def wait_fully_replicated(self, topics: Sequence[str], timeout_s: float = 120.0) -> None:
         """Return once every partition of `topics` has all three replicas in sync."""
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with contextlib.suppress(Exception):  # a broker rejoining may not answer yet
+
+        def in_sync() -> bool:
+            try:
                 metadata = admin.list_topics(timeout=5).topics
-                if all(
-                    len(partition.isrs) == BROKERS
-                    for name in topics
-                    for partition in metadata[name].partitions.values()
-                ):
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"partitions not fully replicated within {timeout_s:.0f} s")
-            time.sleep(0.5)  # the next metadata reading; the loop polls a condition
+            except Exception:  # a broker rejoining may not answer yet: not in sync yet
+                return False
+            return all(
+                len(partition.isrs) == BROKERS
+                for name in topics
+                for partition in metadata[name].partitions.values()
+            )
+
+        wait_until(in_sync, timeout_s, "every partition fully replicated")

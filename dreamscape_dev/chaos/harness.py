@@ -170,6 +170,7 @@ def run_scenario(
         )
     )
     notes = [f"{name} {value:.1f}" for name, value in phases.items()]
+    notes.append(f"publisher retried {publisher.retries} chunk(s)")
     samples = list(sampler.samples)
     return ScenarioResult(
         scenario=scenario,
@@ -351,14 +352,17 @@ def _until_done(
 def _catch_up(sampler: LagSampler, publisher: Publisher, fleet: Fleet) -> float | None:
     """Seconds until every group's lag reads 0 after the stream ended (None: timed out)."""
     start = time.monotonic()
-    deadline = start + CATCH_UP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        fleet.check_deaths()
+
+    def caught_up() -> bool:
+        fleet.check_deaths()  # recorded, and judged with the rest
         latest = sampler.reading_after(publisher.finished_at or start)
-        if latest is not None and all(v == 0 for v in latest.values()):
-            return round(time.monotonic() - start, 1)
-        time.sleep(0.5)  # the sampler's next reading of the committed offsets
-    return None
+        return latest is not None and all(v == 0 for v in latest.values())
+
+    try:
+        wait_until(caught_up, CATCH_UP_TIMEOUT_S, "every group at lag 0")
+    except AssertionError:  # wait_until's timeout: the verdict says the groups never caught up
+        return None
+    return round(time.monotonic() - start, 1)
 
 
 def _observe(

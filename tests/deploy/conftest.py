@@ -1,22 +1,12 @@
-"""Fixtures of the deployment tests: docker-compose, and compose.yaml as it resolves it."""
+"""Fixtures of the deployment tests: compose.yaml as docker-compose resolves it."""
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import pytest
 
-from tests.deploy.deployment import missing_tool, parse_yaml, run_compose
-
-
-@pytest.fixture(scope="module")
-def docker_compose() -> str:
-    """Path of the docker-compose binary (scripts/ensure-tools.sh installs Debian's 1.29)."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        missing_tool("docker-compose is not installed (make test installs it with apt-get)")
-    return binary
+from tests.deploy.deployment import parse_yaml, run_compose
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -52,6 +53,14 @@ def missing_tool(message: str) -> NoReturn:
     if os.environ.get("REQUIRE_TOOLS") == "1":
         pytest.fail(f"{message} and REQUIRE_TOOLS=1")
     pytest.skip(message)
+
+
+def required_tool(binary: str, hint: str) -> str:
+    """The path of `binary`; skips (or fails under REQUIRE_TOOLS=1) naming `hint` when absent."""
+    path = shutil.which(binary)
+    if path is None:
+        missing_tool(f"{binary} is not installed ({hint})")
+    return path
 
 
 def run_compose(binary: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,12 +25,11 @@ from common.topics import (
     GROUP_ANALYTICS,
     GROUP_NOTIFICATION,
     GROUP_VOYAGE,
-    PAYMENT_COMPLETED,
-    PAYMENT_FAILED,
     PAYMENT_INITIATED,
     PAYMENT_REFUNDED,
     Topics,
 )
+from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.broker import create_topics
 from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
@@ -45,7 +44,6 @@ GRAFANA_DIR: Final = ROOT / "deploy" / "grafana"
 DASHBOARD: Final = GRAFANA_DIR / "dashboards" / "dreamscape.json"
 DATASOURCES: Final = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS: Final = GRAFANA_DIR / "provisioning" / "dashboards" / "dreamscape.yml"
-SPEC_EXAMPLES: Final = ROOT / "dreamscape_dev" / "testing" / "spec_examples"
 
 METRIC_NAME: Final = re.compile(r"\b(?:dreamscape|voyage)_[a-z0-9_]*[a-z0-9]\b")
 """A metric of ours in PromQL text: the services' prefixes, then lower-case words.
@@ -190,15 +188,8 @@ def scrape(port: int) -> dict[str, float]:
 
 def spec_records(topics: Topics) -> list[OutboundRecord]:
     """The spec's four examples on their topics, and one record that is not JSON."""
-    examples = [
-        OutboundRecord(
-            topics.for_event(event_type),
-            b"pay_abc123xyz",
-            (SPEC_EXAMPLES / f"{event_type.replace('.', '_')}.json").read_bytes(),
-        )
-        for event_type in (PAYMENT_INITIATED, PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REFUNDED)
-    ]
-    return [*examples, OutboundRecord(topics.for_event(PAYMENT_INITIATED), b"poison", b"not json")]
+    poison = OutboundRecord(topics.for_event(PAYMENT_INITIATED), b"poison", b"not json")
+    return [*builders.spec_records(topics), poison]
 
 
 def wait_scraped(

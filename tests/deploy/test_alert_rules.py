@@ -26,7 +26,7 @@ from tests.deploy.deployment import (
     consumers,
     container_ports,
     environment,
-    missing_tool,
+    required_tool,
     services,
 )
 from tests.deploy.observability import (
@@ -62,10 +62,7 @@ BUSINESS_GROUP: Final = "dreamscape-business"
 @pytest.fixture(scope="module")
 def promtool() -> str:
     """Path of promtool (scripts/ensure-tools.sh installs Debian's prometheus package)."""
-    binary = shutil.which("promtool")
-    if binary is None:
-        missing_tool("promtool is not installed (make test installs Debian's prometheus package)")
-    return binary
+    return required_tool("promtool", "make test installs Debian's prometheus package")
 
 
 @pytest.fixture
