@@ -31,6 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 from sqlmodel import Field, Session, SQLModel, select
@@ -56,7 +57,7 @@ def fingerprint(event: PaymentEvent) -> str:
     """SHA-256 of the payload's content, without its occurrence time; amounts as numbers."""
     content = {
         name: _canonical(value)
-        for name, value in event.payload.model_dump().items()
+        for name, value in msgspec.structs.asdict(event.payload).items()
         if name not in _OCCURRENCE_TIMES
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)

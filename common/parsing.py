@@ -1,10 +1,11 @@
 """From raw record bytes to a typed payment event, or one `InvalidEvent` with a reason.
 
-Two steps, as the envelope is checked before the payload: first the JSON document and the
-envelope fields that decide how to read the rest (eventType against the topic, version), then
-the typed model of that event type. JSON is decoded with `jiter` in decimal mode, so amounts
-never pass through a binary float, and it is faster than `json.loads` (figures in
-docs/performance.md).
+The hot path is one call: msgspec decodes the bytes into the model of the topic's event
+type (`common.events`), checking every field as it goes; amounts are read as exact decimals
+and never pass through a binary float. Only a rejection costs more: the document is read
+again, untyped, to say precisely why, envelope before payload (the eventType against the
+topic, then the version, then the first bad field named by its wire path). Figures in
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -14,29 +15,28 @@ from datetime import datetime
 from typing import Any, Final
 
 import jiter
-from pydantic import ValidationError
+import msgspec
 
 from common.errors import InvalidEvent, RejectionReason
-from common.events import MODEL_BY_EVENT_TYPE, PaymentEvent
+from common.events import MODEL_BY_EVENT_TYPE, Amount, PaymentEvent, decode_hook
 from common.topics import DEFAULT_TOPICS, EVENT_TYPES, Topics
 
 SUPPORTED_MAJOR: Final = "1"
 _VERSION = re.compile(r"([0-9]+)(\.[0-9]+){0,2}")
 
-_TYPE_ERRORS: Final = frozenset(
-    {
-        "string_type",
-        "dict_type",
-        "decimal_type",
-        "datetime_type",
-        "model_type",
-        "model_attributes_type",
-        "int_type",
-        "bool_type",
-        "list_type",
-        "none_required",
-    }
-)
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    event_type: msgspec.json.Decoder(model, dec_hook=decode_hook, float_hook=Amount)
+    for event_type, model in MODEL_BY_EVENT_TYPE.items()
+}
+
+
+class _Kind(msgspec.Struct):
+    """Only the eventType: enough to pick the model when the topic does not say."""
+
+    eventType: str  # noqa: N815 - the wire name
+
+
+_KIND: Final = msgspec.json.Decoder(_Kind)
 
 
 def parse_event(
@@ -56,32 +56,58 @@ def parse_event(
     """
     if not value:
         raise InvalidEvent("empty_value", "the record has no value (null or tombstone)")
-    try:
-        document = jiter.from_json(value, float_mode="decimal", cache_mode="keys")
-    except ValueError as exc:
-        raise InvalidEvent("not_json", str(exc)) from None
-    if type(document) is not dict:
-        raise InvalidEvent("not_an_object", f"the value is a JSON {type(document).__name__}")
-    model = _model_for(document, topic, topics)
-    try:  # the model checks eventType and version itself: one call on the hot path
-        event = model.model_validate(document)
-    except ValidationError as exc:
-        error = exc
-    else:
-        if not_after is not None:
-            _check_not_after(event, not_after)
-        return event
-    # Rejections only: say precisely why, envelope before payload.
-    _event_type(document, topic, topics)
-    _check_version(document)
-    raise _rejection(error)
-
-
-def _model_for(document: dict[str, Any], topic: str | None, topics: Topics) -> type[PaymentEvent]:
     expected = _expected_event_type(topics, topic) if topic is not None else None
-    if expected is None:
-        expected = _event_type(document, topic, topics)
-    return MODEL_BY_EVENT_TYPE[expected]
+    decoder = _DECODERS.get(expected or _kind(value))
+    if decoder is None:  # no eventType this consumer has a model for: say which rule it breaks
+        raise _explain(value, topic, topics, None)
+    try:
+        event: PaymentEvent = decoder.decode(value)
+    except msgspec.ValidationError as exc:
+        raise _explain(value, topic, topics, exc) from None
+    except msgspec.DecodeError as exc:  # malformed: NaN and Infinity included, as in JSON
+        raise InvalidEvent("not_json", _where(value, exc)) from None
+    if not_after is not None:
+        _check_not_after(event, not_after)
+    return event
+
+
+def _kind(value: bytes) -> str:
+    """The document's eventType, read alone, or "" when it has none that is a string."""
+    try:
+        return _KIND.decode(value).eventType
+    except msgspec.ValidationError:
+        return ""
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent("not_json", _where(value, exc)) from None
+
+
+def _where(value: bytes, exc: msgspec.DecodeError) -> str:
+    """The decode error with a line and column (jiter's words) for the dead-letter record."""
+    try:
+        jiter.from_json(value, float_mode="decimal")
+    except ValueError as located:
+        return str(located)
+    return str(exc)  # jiter reads what JSON does not allow: NaN, Infinity
+
+
+def _explain(
+    value: bytes, topic: str | None, topics: Topics, error: msgspec.ValidationError | None
+) -> InvalidEvent:
+    """Why `value` was refused: the envelope's rules first, then the decoder's first error."""
+    try:  # untyped, as leniently as the consumer reads: a document msgspec's error is about
+        document = jiter.from_json(value, float_mode="decimal")
+    except ValueError as exc:
+        return InvalidEvent("not_json", str(exc))
+    if type(document) is not dict:
+        return InvalidEvent("not_an_object", f"the value is a JSON {type(document).__name__}")
+    try:
+        _event_type(document, topic, topics)
+        _check_version(document)
+    except InvalidEvent as rejection:
+        return rejection
+    if error is None:  # not reached: every eventType `_event_type` accepts has a model
+        return InvalidEvent("unknown_event_type", "no model for this eventType", "eventType")
+    return _rejection(error)
 
 
 def _event_type(document: dict[str, Any], topic: str | None, topics: Topics) -> str:
@@ -154,16 +180,26 @@ def _required(document: dict[str, Any], name: str, kind: type) -> Any:
     return value
 
 
-def _rejection(exc: ValidationError) -> InvalidEvent:
-    """Map pydantic's first error onto our reasons, naming the field in wire (camelCase) form."""
-    error = exc.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(part) for part in error["loc"])
-    kind = error["type"]
+# msgspec's errors are one line: "<message> - at `$.payload.amount`" (no path at the top).
+_AT: Final = re.compile(r"(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_MISSING: Final = re.compile(r"Object missing required field `(?P<name>[^`]+)`")
+_TYPE: Final = re.compile(r"Expected `[^`]+`, got `[^`]+`")
+_OURS: Final = re.compile(r"(?P<reason>wrong_type|invalid_value): (?P<detail>.*)", re.DOTALL)
+
+
+def _rejection(exc: msgspec.ValidationError) -> InvalidEvent:
+    """Map msgspec's error onto our reasons, naming the field in wire (camelCase) form."""
+    at = _AT.fullmatch(str(exc))
+    assert at is not None  # the pattern matches any text
+    message, path = at["message"], (at["path"] or "").lstrip(".")
     reason: RejectionReason
-    if kind == "missing":
-        reason = "missing_field"
-    elif kind in _TYPE_ERRORS or kind.endswith("_type"):
+    if missing := _MISSING.fullmatch(message):
+        field = f"{path}.{missing['name']}" if path else missing["name"]
+        return InvalidEvent("missing_field", f"{field} is missing", field)
+    if ours := _OURS.fullmatch(message):  # raised by `events.decode_hook`
+        reason, message = ours["reason"], ours["detail"]  # type: ignore[assignment]
+    elif _TYPE.fullmatch(message):
         reason = "wrong_type"
-    else:
+    else:  # a pattern, a length, an RFC 3339 form, a zone, a literal
         reason = "invalid_value"
-    return InvalidEvent(reason, f"{field}: {error['msg']}", field)
+    return InvalidEvent(reason, f"{path}: {message}" if path else message, path or None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
+
 from common.events import PaymentEvent
 
 Header = tuple[str, bytes | None]
@@ -20,13 +22,13 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(slots=True, eq=False)
-class Record:
+class Record(msgspec.Struct, eq=False, gc=False):
     """One consumed Kafka record. `timestamp_ms` is the broker/producer timestamp, or None.
 
-    Read-only by convention, not `frozen`: a frozen dataclass is several times slower to
-    build (docs/performance.md), and one is built per record on the hot path. Hashable by
-    identity.
+    A msgspec struct because one is built per record on the hot path, and its `__init__` is
+    C: three times faster than a slotted dataclass's (docs/performance.md). Read-only by
+    convention, not `frozen` (which costs more again); hashable by identity (`eq=False`);
+    `gc=False`, as it holds only bytes, strings and numbers, so it can be in no cycle.
     """
 
     topic: str
@@ -42,9 +44,11 @@ class Record:
         return TopicPartition(self.topic, self.partition)
 
 
-@dataclass(slots=True, eq=False)
-class Inbound:
-    """A record whose value parsed into a payment event. Hashable by identity; read-only."""
+class Inbound(msgspec.Struct, eq=False, gc=False):
+    """A record whose value parsed into a payment event. Hashable by identity; read-only.
+
+    A msgspec struct for the reason `Record` is; no cycle can pass through it either.
+    """
 
     record: Record
     event: PaymentEvent

@@ -88,8 +88,8 @@ def run_service(
 def tune_gc() -> None:
     """Move start-up objects out of the collector's way and collect young objects less often.
 
-    Each record allocates a few dozen short-lived containers (a parsed event is two pydantic
-    models, dicts, datetimes); reference counting frees them, yet with the default
+    Each record allocates a few dozen short-lived containers (a parsed event is two structs,
+    datetimes, decimals, the record); reference counting frees them, yet with the default
     thresholds the cyclic collector runs every 700 allocations and rescans the young
     generation, a large share of the run loop's time (docs/performance.md). `gc.freeze()` also
     keeps the long-lived start-up objects (modules, settings, templates) out of every scan.

@@ -1,6 +1,6 @@
 """The event contract in `contracts/`, generated: JSON Schema from the models, AsyncAPI from the names.
 
-One source of truth: the JSON Schemas come from the pydantic models the consumers validate
+One source of truth: the JSON Schemas come from the msgspec models the consumers validate
 with (`common.events`), the AsyncAPI document from `common.topics`, `common.dlq` and those
 schemas. `make contracts` (`python -m dreamscape_dev.contracts`) rewrites the files; the test
 suite renders them in memory and fails when the checked-in copies differ, so a model change
@@ -18,9 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final
 
+import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import GenerateJsonSchema
+from msgspec import Meta
 
 from common import events
 from common.topics import EVENT_TYPES
@@ -47,35 +47,49 @@ def schema_file(event_type: str) -> str:
     return f"schemas/{event_type}.schema.json"
 
 
-class _ContractSchema(GenerateJsonSchema):
-    """pydantic's generator without the field titles it derives from names ("Paymentid")."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:  # pydantic's type is private
-        return False
-
-
 # A private base on purpose: the envelope schema must be the models' own envelope fields,
 # not a copy of them that could drift.
-class Envelope(events._Envelope):
-    """The envelope's schema: the models' envelope fields, any of the four types, any payload."""
+class Envelope(events._Envelope, frozen=True, kw_only=True):
+    """The envelope every DreamScape payment event carries (the spec's `BaseEvent<T>`). Each event type's own schema also describes its payload."""
 
-    model_config = ConfigDict(
-        title="Envelope",
-        json_schema_extra={
-            "description": "The envelope every DreamScape payment event carries (the spec's "
-            "`BaseEvent<T>`). Each event type's own schema also describes its payload."
-        },
-    )
-
-    event_type: Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
+    event_type: Annotated[str, Meta(extra_json_schema={"enum": list(EVENT_TYPES)})]
     payload: dict[str, Any]
 
 
-def _schema(model: type[BaseModel], file: str, description: str | None) -> dict[str, Any]:
-    generated = model.model_json_schema(
-        by_alias=True, mode="validation", schema_generator=_ContractSchema
+def _schema_hook(kind: type) -> dict[str, Any]:
+    if kind is events.Amount:
+        return dict(events.AMOUNT_SCHEMA)
+    raise NotImplementedError(kind)
+
+
+def _ecma(schema: Any) -> Any:
+    r"""`schema` with each pattern in ECMA-262 form: Python's `\Z` (end of text) becomes `$`.
+
+    The models' patterns end in `\Z` because Python's `$` also matches before a final
+    newline (`events._python`); in JSON Schema's ECMA-262 dialect `$` is already the end.
+    """
+    if isinstance(schema, dict):
+        return {
+            key: value.removesuffix(r"\Z") + "$"
+            if key == "pattern" and isinstance(value, str) and value.endswith(r"\Z")
+            else _ecma(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_ecma(item) for item in schema]
+    return schema
+
+
+def _schema(model: type[msgspec.Struct], file: str, description: str | None) -> dict[str, Any]:
+    """`model`'s JSON Schema, its nested structs under `$defs`, with `$schema` and `$id` first."""
+    (reference,), components = msgspec.json.schema_components(
+        [model], schema_hook=_schema_hook, ref_template="#/$defs/{name}"
     )
+    components = _ecma(components)
+    generated: dict[str, Any] = components.pop(reference["$ref"].rsplit("/", 1)[1])
     head: dict[str, Any] = {"$schema": SCHEMA_DIALECT, "$id": BASE_ID + file.rsplit("/", 1)[1]}
+    if components:
+        head["$defs"] = dict(sorted(components.items()))
     if description is not None:
         generated["description"] = description
     return head | generated

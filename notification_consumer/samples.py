@@ -12,7 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-from common.events import MODEL_BY_EVENT_TYPE, PaymentEvent
+import msgspec
+
+from common.events import MODEL_BY_EVENT_TYPE, PaymentEvent, decode_hook
 from common.settings import ConfigurationError
 from notification_consumer.notifications import KINDS, Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import EmailContext, Renderer, shipped_languages
@@ -72,7 +74,8 @@ SAMPLE_DOCUMENTS: Final[dict[Kind, dict[str, Any]]] = {
 
 def sample_event(kind: Kind) -> PaymentEvent:
     document = SAMPLE_DOCUMENTS[kind]
-    return MODEL_BY_EVENT_TYPE[document["eventType"]].model_validate(document)
+    model = MODEL_BY_EVENT_TYPE[document["eventType"]]
+    return msgspec.convert(document, model, dec_hook=decode_hook)
 
 
 SAMPLE_PAYMENT: Final = PaymentSummary(

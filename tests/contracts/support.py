@@ -117,6 +117,18 @@ def both(*mutations: Mutation) -> Mutation:
 BAD_EVENTS: Final[list[tuple[str, str, Mutation, RejectionReason]]] = [
     ("missing bookingId", "payment.initiated", deleter("payload.bookingId"), "missing_field"),
     ("missing eventId", "payment.completed", deleter("eventId"), "missing_field"),
+    (
+        "basic-format time",
+        "payment.completed",
+        setter("timestamp", "20251218T103215Z"),
+        "invalid_value",
+    ),
+    (
+        "time without seconds",
+        "payment.completed",
+        setter("payload.completedAt", "2025-12-18T10:32Z"),
+        "invalid_value",
+    ),
     ("amount as a string", "payment.completed", setter("payload.amount", "1250.00"), "wrong_type"),
     ("amount true", "payment.completed", setter("payload.amount", True), "wrong_type"),
     ("amount zero", "payment.initiated", setter("payload.amount", Decimal(0)), "invalid_value"),

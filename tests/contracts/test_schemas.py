@@ -89,14 +89,14 @@ class TestSchemasAreSchemas:
 
     @pytest.mark.parametrize("event_type", EVENT_TYPES)
     def test_schema_states_the_parsers_constraints(self, event_type: str) -> None:
-        """eventId pattern, eventType const, version pattern, amount bounds, currency enum and timestamp format are stated."""
+        """eventId pattern, eventType (one value), version pattern, amount bounds, currency enum and timestamp format are stated."""
         schema = event_schema(event_type)
         properties = schema["properties"]
         payload = schema["$defs"][schema["properties"]["payload"]["$ref"].rsplit("/", 1)[1]]
         amount = payload["properties"][
             "refundAmount" if event_type == "payment.refunded" else "amount"
         ]
-        assert properties["eventType"]["const"] == event_type
+        assert properties["eventType"]["enum"] == [event_type]
         assert properties["eventId"]["pattern"].startswith("^[0-9a-fA-F]{8}-")
         assert properties["version"]["pattern"] == r"^1(\.[0-9]+){0,2}$"
         assert properties["timestamp"]["format"] == "date-time"
@@ -186,11 +186,10 @@ BEYOND_THE_SCHEMA: Final[list[tuple[str, str, Mutation]]] = [
     ),
 ]
 
-# Where the consumers are more lenient than the contract: ISO 8601 forms that are not RFC 3339.
+# Where the consumers are more lenient than the contract: forms msgspec's RFC 3339 reader accepts.
 LENIENT_CONSUMER: Final[list[tuple[str, str, Mutation]]] = [
     ("space for T", "payment.completed", setter("timestamp", "2025-12-18 10:32:15Z")),
-    ("basic format", "payment.completed", setter("timestamp", "20251218T103215Z")),
-    ("no seconds", "payment.completed", setter("payload.completedAt", "2025-12-18T10:32Z")),
+    ("lower-case t and z", "payment.completed", setter("timestamp", "2025-12-18t10:32:15z")),
     ("offset without colon", "payment.completed", setter("timestamp", "2025-12-18T10:32:15+0100")),
 ]
 
@@ -219,19 +218,19 @@ class TestWhereSchemaAndParserDiffer:
     def test_schema_refuses_iso_forms_the_consumer_reads(
         self, event_type: str, mutate: Mutation
     ) -> None:
-        """The schema asks for RFC 3339; the parser also reads these ISO 8601 forms."""
+        """The schema asks for RFC 3339 as its pattern writes it; msgspec also reads these forms."""
         document = mutated(event_type, mutate)
         assert errors(event_schema(event_type), document) != []
         assert parser_verdict(document, event_type) is None
 
     def test_nan_is_not_json(self) -> None:
-        """A NaN amount is refused by the parser, and a strict JSON reader refuses the document before any schema."""
+        """A NaN amount is not JSON: a strict JSON reader and the parser both refuse the document."""
         text = to_json(mutated("payment.completed", setter("payload.amount", Decimal("NaN"))))
         with pytest.raises(ValueError, match="NaN"):
             strict_json(text)
         with pytest.raises(InvalidEvent) as raised:
             parse_event(text.encode(), DEFAULT_TOPICS.for_event("payment.completed"))
-        assert raised.value.reason == "invalid_value"
+        assert raised.value.reason == "not_json"
 
 
 INEXPRESSIBLE: Final = ("decimal place", "is later than", "out of range in UTC", "before 2000")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Final, get_args
 
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -83,8 +84,8 @@ SCALARS: Final = (
     st.none()
     | st.booleans()
     | st.integers()
-    | st.floats()
-    | st.decimals()
+    | st.floats(allow_nan=False, allow_infinity=False)  # NaN is not JSON: test_parsing
+    | st.decimals(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
     | PLAUSIBLE_STRINGS
 )
@@ -259,6 +260,17 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     return document
 
 
+def wire(value: Any) -> Any:
+    """An event as its wire document: camelCase names, Python values, absent `None`s left out."""
+    if not isinstance(value, msgspec.Struct):
+        return value
+    return {
+        field.encode_name: wire(getattr(value, field.name))
+        for field in msgspec.structs.fields(value)
+        if getattr(value, field.name) is not None
+    }
+
+
 class TestRoundTrip:
     """Valid events built from random parts come back field for field."""
 
@@ -272,7 +284,7 @@ class TestRoundTrip:
             topics.for_event(document["eventType"]),
             topics=topics,
         )
-        parsed = event.model_dump(by_alias=True, exclude_none=True)
+        parsed = wire(event)
         assert parsed == document
         assert event.timestamp.tzinfo is UTC
         amount_field, _, at_field = PAYLOAD_FIELDS[document["eventType"]]
