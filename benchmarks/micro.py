@@ -6,8 +6,10 @@ The figures quoted in docs/performance.md's "Design choices" come from here. Eac
 `--rounds` times over the same simulated events (the simulator's mixed flows, parsed once)
 with the cyclic collector off, and the best round is printed, in nanoseconds per event:
 
-* `json.loads` against `jiter` in decimal mode (`common.parsing`), on the records' bytes;
-* building a `Record`-shaped dataclass, `slots=True` against `frozen=True` (`common.records`);
+* `json.loads` and `jiter` in decimal mode (the untyped decoders) against `parse_event`
+  (`common.parsing`: msgspec decoding into the typed, validated events), on the records' bytes;
+* building a `Record`-shaped value: a msgspec struct (`common.records`) against a dataclass
+  with `slots=True` and with `frozen=True`;
 * building a six-field analytics fact: a plain tuple, a NamedTuple positionally and by
   keyword, a frozen dataclass (`analytics_consumer.aggregate`);
 * `extract` and `fold` of `analytics_consumer.aggregate` over the events;
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import jiter
+import msgspec
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
@@ -36,6 +39,14 @@ from common.parsing import parse_event
 from dreamscape_dev.simulator import SimulationConfig, generate
 from voyage_consumer.facts import to_fact
 from voyage_consumer.repository import fact_rows
+
+
+class StructRecord(msgspec.Struct, eq=False, gc=False):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 @dataclass(slots=True, eq=False)
@@ -99,11 +110,16 @@ def main() -> None:
     with Session(create_engine("sqlite://")) as session:
         encode = bulk.encoders(session)
     n = len(events)
+    topics = [e.event_type.replace("payment.", "dreamscape.payment.") for e in events]
     cases: dict[str, Callable[[], object]] = {
         "json.loads": lambda: [json.loads(v) for v in values],
-        "jiter (as common.parsing)": lambda: [
+        "jiter, decimal mode": lambda: [
             jiter.from_json(v, float_mode="decimal", cache_mode="keys") for v in values
         ],
+        "parse_event (msgspec, validated)": lambda: [
+            parse_event(v, t) for v, t in zip(values, topics, strict=True)
+        ],
+        "Record: msgspec.Struct": lambda: [StructRecord("t", 0, i, b"k", b"v") for i in range(n)],
         "Record: dataclass(slots=True)": lambda: [
             SlotsRecord("t", 0, i, b"k", b"v") for i in range(n)
         ],

@@ -13,7 +13,7 @@ flamegraph.pl for the whole picture). Then it prints, per benchmark:
 * **inclusive**: the functions of the project's own packages, with every sample that had
   them anywhere on the stack.
 
-Only stacks through the run loop (`FOCUS`) are summarised: the services' work, not the
+Only stacks through the run loop and the SMTP threads (`FOCUS`) are summarised: the services' work, not the
 benchmark's set-up, its bare anchor loops or the embedded broker. py-spy samples from outside the process (no
 instrumentation), so the figures are the benchmark's, minus a few per cent of one core for
 py-spy itself. It needs ptrace: as root, or `kernel.yama.ptrace_scope=0`.
@@ -34,9 +34,10 @@ HERE = Path(__file__).parent
 BENCHMARKS = ("run_loop", "voyage", "analytics", "notification")
 RATE_HZ = 97  # not a multiple of a timer tick, so the samples do not beat with one
 OURS = ("common/", "voyage_consumer/", "analytics_consumer/", "notification_consumer/")
-FOCUS = "Runner.run"
-"""Only stacks through the run loop are summarised: the services' work, not the benchmark's
-set-up (publishing, the bare loops, waiting for the group) nor the embedded broker."""
+FOCUS = ("Runner.run", "Mailer._in_parallel.<locals>.run")
+"""Only stacks through the run loop (and notification's SMTP threads) are summarised: the
+services' work, not the benchmark's set-up (publishing, the bare loops, waiting for the
+group) nor the embedded broker."""
 FRAME = re.compile(r"(?P<function>.+) \((?P<file>.+):(?P<line>\d+)\)")
 
 
@@ -83,7 +84,7 @@ def summarise(raw: str, top: int = 12) -> Summary:
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for frames, count in stacks(raw):
-        if not any(f.function == FOCUS for f in frames):
+        if not any(f.function in FOCUS for f in frames):
             continue
         total += count
         leaf[frames[-1].where] += count
@@ -97,7 +98,7 @@ def render(name: str, summary: Summary) -> str:
         return [f"| `{where}` | {100 * n / max(summary.total, 1):.1f} % |" for where, n in items]
 
     lines = [
-        f"### {name} ({summary.total} samples at {RATE_HZ} Hz in `{FOCUS}`)",
+        f"### {name} ({summary.total} samples at {RATE_HZ} Hz)",
         "",
         "| self: where samples landed | share |",
         "|---|---:|",
@@ -117,7 +118,8 @@ def record(name: str, out: Path, quick: bool, extra: Sequence[str]) -> Path:
     if quick:
         script.append("--quick")
     spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--subprocesses", "--format", "raw", "--rate", str(RATE_HZ)]
+    command = [str(spy), "record", "--gil", "--subprocesses", "--format", "raw"]
+    command += ["--rate", str(RATE_HZ)]
     command += ["--output", str(target), "--", *script, *extra]
     with (out / f"{name}.log").open("w") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)

@@ -24,13 +24,13 @@ from data) and every value is bound.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
 
+import msgspec
 from sqlalchemy import ARRAY, ColumnElement, Engine, String, Table, any_, bindparam
 from sqlalchemy import Dialect as SqlDialect
 from sqlmodel import Session
@@ -101,6 +101,9 @@ def encoders(session: Session) -> Encoders:
     return _ENCODERS[dialect_of(session)]
 
 
+_JSON: Final = msgspec.json.Encoder().encode
+
+
 def insert_rows(
     *,
     session: Session,
@@ -131,7 +134,9 @@ def insert_rows(
         typed = ", ".join(f"{c} {_pg_type(table, c, connection.dialect)}" for c in columns)
         names = ", ".join(columns)
         source = f"SELECT {names} FROM json_to_recordset(%s::json) AS r({typed})"  # noqa: S608
-        document = json.dumps([dict(zip(columns, row, strict=True)) for row in rows])
+        # msgspec writes the same JSON as json.dumps several times faster (a third of
+        # voyage's encoding time on PostgreSQL went here); UTF-8 text, as the driver wants.
+        document = _JSON([dict(zip(columns, row, strict=True)) for row in rows]).decode()
         result = connection.exec_driver_sql(head + source + tail, (document,))
         return [row[0] for row in result] if returning else []
     one_row = "(" + ",".join("?" * len(columns)) + ")"

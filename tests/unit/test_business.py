@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from decimal import Decimal
 from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.business import business_key, fingerprint
 from common.events import PaymentEvent
 from common.parsing import parse_event
-from dreamscape_dev.testing.builders import event, inbound, spec_example, to_json
+from dreamscape_dev.testing.builders import event, inbound, spec_bytes, spec_example, to_json
 
 
 def _event(event_type: str, **payload: Any) -> PaymentEvent:
@@ -51,3 +57,52 @@ class TestFingerprint:
         b = _event("payment.refunded", refundId="ref_1", refundAmount=Decimal("20"))
         assert business_key(a) == business_key(b)
         assert fingerprint(a) != fingerprint(b)
+
+
+class TestStableFingerprints:
+    """Fingerprints are stored (`business_fact`): a redelivery after an upgrade must match."""
+
+    @pytest.mark.parametrize(
+        ("event_type", "digest"),
+        [
+            (
+                "payment.initiated",
+                "47877fcda0413d23eb36aacc4ba4fa99df40dcdf15211383f8e8baa75facdb5d",
+            ),
+            (
+                "payment.completed",
+                "e857e8304f7b0c427bdbce78efa712c9b3af9d66f600943bb4fb61e20fab1fa7",
+            ),
+            ("payment.failed", "51e6f317d0dc42a720d2b50e7a722e6fcc9fac053ff63a2bb624e9611b1adaba"),
+            (
+                "payment.refunded",
+                "fc92e271ff86d8dda1b8297297769931dc8c609c504b4c26dee1b4f39ec47f50",
+            ),
+        ],
+    )
+    def test_the_spec_examples_keep_the_fingerprints_earlier_releases_stored(
+        self, event_type: str, digest: str
+    ) -> None:
+        """The digests computed before the parser moved to msgspec (commit 4449694) are computed still."""
+        assert fingerprint(parse_event(spec_bytes(event_type))) == digest
+
+    def test_non_ascii_text_keeps_its_fingerprint(self) -> None:
+        """Non-ASCII content is hashed as `\\u` escapes, as before (ensure_ascii)."""
+        refund = _event("payment.refunded", reason="Annulé à la demande du client")
+        assert fingerprint(refund) == (
+            "e749f6d67febbf15048bd6a9cfd2f8bf8ab2ee2bf76b61db3528b32f7ebf18b9"
+        )
+
+    @settings(max_examples=200, deadline=None)
+    @given(text=st.text(max_size=40))
+    def test_any_text_hashes_as_json_dumps_wrote_it(self, text: str) -> None:
+        """The hashed text is what `json.dumps(sort_keys, compact)` writes, for any reason text."""
+        refund = _event("payment.refunded", reason=text or "x")
+        payload = refund.payload
+        content = {
+            name: format(value.normalize(), "f") if isinstance(value, Decimal) else value
+            for name in payload.__struct_fields__
+            if name != "refunded_at" and (value := getattr(payload, name)) is not None
+        }
+        text_hashed = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        assert fingerprint(refund) == hashlib.sha256(text_hashed.encode()).hexdigest()
