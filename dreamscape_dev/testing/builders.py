@@ -100,7 +100,7 @@ def decode(value: bytes | str) -> Document:
 def to_json(value: object) -> str:
     """Serialize like `json.dumps`, but write a `Decimal` as the bare number text it holds.
 
-    Non-finite decimals are written as `NaN`/`Infinity`, which the decoder reads as numbers;
+    Non-finite decimals are written as `NaN`/`Infinity` (not JSON: the parser refuses them);
     a `datetime` as its ISO text.
     """
     if isinstance(value, Decimal):
