@@ -170,7 +170,7 @@ def _check_money(currency: str, amount: Decimal, amount_field: str) -> None:
     """
     if currency not in ISO_4217_CODES:
         raise _invalid("payload.currency", f"not an ISO 4217 currency code: {currency}")
-    quantum = _MINOR_UNITS.get(currency) or _quantum(currency)
+    quantum = _quantum(currency)
     if amount.quantize(quantum) != amount:  # digits below the minor unit that are not 0
         allowed = get_currency_precision(currency)
         raise _invalid(amount_field, f"{currency} amounts have at most {allowed} decimal place(s)")
