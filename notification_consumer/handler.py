@@ -55,6 +55,7 @@ from notification_consumer.notifications import (
     kind_of,
     plan,
 )
+from notification_consumer.presence import Presence
 from notification_consumer.rendering import EmailContext, Renderer, message_id
 from notification_consumer.smtp import Deferred, MailSession, SmtpUnavailable
 
@@ -87,6 +88,7 @@ class NotificationHandler:
         self._consumer = consumer
         self._on_claimed = on_claimed
         self._owner = uuid.uuid4().hex[:16]  # this process, in `notification_claim`
+        self._presence = Presence(engine, self._owner)
         self._engine = engine
         self._renderer = renderer
         self._mailer = mailer
@@ -152,7 +154,7 @@ class NotificationHandler:
             if elsewhere:
                 raise TransientError(
                     f"{elsewhere} notification(s) being sent by another member; retrying until "
-                    "it records them (or its claim expires)"
+                    "it records them, or is gone (or its claim expires)"
                 )
         finally:
             if pending:  # even when SMTP failed midway: what was sent is never sent again
@@ -196,6 +198,7 @@ class NotificationHandler:
         if not sends:
             return sends, 0
         keys = [(d.inbound.event.event_id, d.kind) for d in sends]
+        self._presence.ensure()  # held before any claim names this member
         with transaction(self._engine) as session:
             held = repository.claim_sends(
                 session=session, keys=keys, owner=self._owner, now=self._now()

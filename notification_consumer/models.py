@@ -86,8 +86,8 @@ class NotificationClaim(SQLModel, table=True):
     """A notification some member is sending now: claimed before the send, gone once recorded.
 
     Two members handling the same event at once (it was published to two partitions) would
-    otherwise both send it. A claim older than `repository.CLAIM_TTL` (its member died before
-    recording) may be taken over.
+    otherwise both send it. A claim whose member is gone (`presence`), or older than
+    `repository.CLAIM_TTL`, may be taken over.
     """
 
     __tablename__ = "notification_claim"

@@ -26,6 +26,7 @@ from notification_consumer.models import (
     UserContact,
 )
 from notification_consumer.notifications import Knowledge, Outcome, PaymentSummary, Recipient
+from notification_consumer.presence import is_gone
 
 _CONTACT: Final = table_of(UserContact)
 _PAYMENT: Final = table_of(PaymentFact)
@@ -34,8 +35,9 @@ _UNDELIVERED: Final = table_of(UndeliveredEvent)
 _CLAIM: Final = table_of(NotificationClaim)
 
 CLAIM_TTL: Final = timedelta(seconds=120)
-"""After this, a claim whose member never recorded an outcome (it died) may be taken over:
-well above the longest a handler call takes (MAX_RECORDS_PER_CALL sends on a slow relay)."""
+"""After this, a claim whose member never recorded an outcome may be taken over even if its
+member still looks alive: well above the longest a handler call takes (MAX_RECORDS_PER_CALL
+sends on a slow relay). A member known gone (`presence.is_gone`) loses its claims at once."""
 
 
 def remember_payments(
@@ -222,8 +224,9 @@ def claim_sends(
 ) -> set[tuple[str, str]]:
     """Claim (eventId, kind) pairs for sending by `owner`; returns the ones it holds now.
 
-    Held: newly claimed, claimed by `owner` already (a retry), or taken over from a claim
-    older than `CLAIM_TTL`. The others are being sent by another member.
+    Held: newly claimed, claimed by `owner` already (a retry), or taken over from a member
+    that is gone (its presence lock free) or whose claim is older than `CLAIM_TTL`. The
+    others are being sent by another member.
     """
     at = bulk.encoders(session).time(now)
     wanted = sorted(set(keys))
@@ -238,15 +241,20 @@ def claim_sends(
         )
     )
     held = {(e, k) for e, k in wanted if e in inserted}
+    gone: dict[str, bool] = {}  # per other owner met: asked once per transaction
     for event_id, kind in wanted:
         if (event_id, kind) in held:
             continue
         claim = session.get(NotificationClaim, (event_id, kind), with_for_update=True)
         if claim is None:
             continue
-        if claim.owner == owner or claim.claimed_at < now - CLAIM_TTL:
-            claim.owner, claim.claimed_at = owner, now
-            held.add((event_id, kind))
+        if claim.owner != owner and claim.claimed_at >= now - CLAIM_TTL:
+            if claim.owner not in gone:
+                gone[claim.owner] = is_gone(session, claim.owner)
+            if not gone[claim.owner]:
+                continue
+        claim.owner, claim.claimed_at = owner, now
+        held.add((event_id, kind))
     session.flush()
     return held
 
