@@ -21,6 +21,11 @@ Counting, per service:
 * **resent copies**: the same Message-ID received again. That is the documented window of
   at-least-once email (the server accepted, the process died before the ledger row): counted
   and reported, not a failure.
+
+The ledger must equal the emails received, with one allowance from the same window: a
+failure notice whose instance was killed before recording it may be found stale when
+redelivered and skipped, so it stays unrecorded; at most `EMAILS_UNRECORDED_PER_KILL` per
+notification kill.
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ from dreamscape_dev.demo.figures import COPIES
 from dreamscape_dev.simulator import Expectations
 
 EXACT_KINDS = ("receipt", "refund")
+
+EMAILS_UNRECORDED_PER_KILL: Final = 54
+"""At most this many emails a notification instance can have had accepted but not yet recorded
+when it is SIGKILLed: `RECORD_EVERY` (50) + `SMTP_CONNECTIONS` (4), the defaults the harness
+runs with (docs/notification.md, "Exactly once")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,8 @@ class Observed:
     analytics: Mapping[str, Any]
     exit_codes: dict[str, int]
     deaths: list[str]
+    kills: Mapping[str, int] = field(default_factory=dict)
+    """service → SIGKILLs the faults dealt it."""
 
 
 @dataclass
@@ -232,11 +244,20 @@ def _emails(
         )
     )
     sent = {kind: len(ids) for kind, ids in sorted(distinct.items())}
+    # A failure notice the server took just before its instance was SIGKILLed, and before the
+    # ledger row, is skipped when redelivered if the payment has completed since (stale):
+    # received, never recorded. Receipts and refunds are sent again and recorded instead.
+    ledger = dict(observed.ledger)
+    unrecorded = sent.get("payment_failed", 0) - ledger.get("payment_failed", 0)
+    window = observed.kills.get("notification", 0) * EMAILS_UNRECORDED_PER_KILL
+    exact = {k: v for k, v in sent.items() if k != "payment_failed"}
+    matches = exact == {k: v for k, v in ledger.items() if k != "payment_failed"}
+    gap = f"; {unrecorded} failure notice(s) sent before a kill, unrecorded (<= {window})"
     verdict.checks.append(
         Check(
             "notification: ledger = emails received",
-            dict(observed.ledger) == sent,
-            f"ledger {observed.ledger}, received {sent}",
+            matches and 0 <= unrecorded <= window,
+            f"ledger {observed.ledger}, received {sent}" + (gap if unrecorded else ""),
         )
     )
 

@@ -157,7 +157,7 @@ def run_scenario(
         if deferred is not None:
             env.smtp.reply_to_recipient(deferred.address, None)
         observing = time.monotonic()
-        observed = _observe(env, topics, databases, out, codes, fleet.deaths)
+        observed = _observe(env, topics, databases, out, codes, fleet)
         phases["observe_s"] = time.monotonic() - observing
     verdict = judge(simulation.expected, observed, deferred)
     complete = publisher.error is None and publisher.published == len(simulation.records)
@@ -371,7 +371,7 @@ def _observe(
     databases: Databases,
     out: Path,
     codes: dict[str, int],
-    deaths: list[str],
+    fleet: Fleet,
 ) -> Observed:
     engine = make_engine(databases.direct_urls["voyage"])
     try:
@@ -409,7 +409,8 @@ def _observe(
         dlq={groups[g]: counts for g, counts in dlq.items()},
         analytics=report,
         exit_codes=codes,
-        deaths=list(deaths),
+        deaths=list(fleet.deaths),
+        kills=dict(fleet.kills),
     )
 
 

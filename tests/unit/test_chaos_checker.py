@@ -7,7 +7,14 @@ from decimal import Decimal
 
 import pytest
 
-from dreamscape_dev.chaos.checker import Mail, Observed, busiest_user, deferred_for, judge
+from dreamscape_dev.chaos.checker import (
+    EMAILS_UNRECORDED_PER_KILL,
+    Mail,
+    Observed,
+    busiest_user,
+    deferred_for,
+    judge,
+)
 from dreamscape_dev.chaos.scenarios import SERVICES, by_name, crash, full_suite
 from dreamscape_dev.simulator import Expectations, SimulationConfig, generate
 
@@ -112,6 +119,33 @@ class TestJudge:
         assert not judge(EXPECTED, died).ok
         bad_exit = dataclasses.replace(_perfect(), exit_codes={"voyage#1": 1})
         assert not judge(EXPECTED, bad_exit).ok
+
+    def test_a_failure_notice_sent_just_before_a_kill_and_then_found_stale_is_no_ledger_mismatch(
+        self,
+    ) -> None:
+        """A notification instance SIGKILLed after the server took a failure notice and before its ledger row: redelivered, the notice is stale by then (the payment completed since) and is skipped, unrecorded. Within the kills' window that is the documented at-least-once gap, not a failure."""
+        observed = _perfect()
+        ledger = dict(observed.ledger)
+        ledger["payment_failed"] -= 1
+        one_kill = dataclasses.replace(observed, ledger=ledger, kills={"notification": 1})
+        verdict = judge(EXPECTED, one_kill)
+        assert [c.name for c in verdict.checks if not c.ok] == []
+
+        no_kill = dataclasses.replace(one_kill, kills={"voyage": 3})
+        assert [c.name for c in judge(EXPECTED, no_kill).checks if not c.ok] == [
+            "notification: ledger = emails received"
+        ]
+        ledger["payment_failed"] -= EMAILS_UNRECORDED_PER_KILL
+        beyond = dataclasses.replace(one_kill, ledger=ledger)
+        assert not judge(EXPECTED, beyond).ok
+
+    def test_a_receipt_missing_from_the_ledger_fails_even_after_kills(self) -> None:
+        """A receipt is sent again when redelivered (same Message-ID) and recorded then: one received but never recorded is a mismatch whatever was killed."""
+        observed = _perfect()
+        ledger = dict(observed.ledger)
+        ledger["receipt"] -= 1
+        killed = dataclasses.replace(observed, ledger=ledger, kills={"notification": 5})
+        assert not judge(EXPECTED, killed).ok
 
     def test_the_deferred_recipients_emails_are_expected_in_the_dlq_instead(self) -> None:
         """With one recipient deferred, its receipts and refunds are owed to the DLQ, not the mailbox."""
