@@ -247,11 +247,10 @@ def _emails(
     # A failure notice the server took just before its instance was SIGKILLed, and before the
     # ledger row, is skipped when redelivered if the payment has completed since (stale):
     # received, never recorded. Receipts and refunds are sent again and recorded instead.
-    ledger = dict(observed.ledger)
+    ledger = observed.ledger
     unrecorded = sent.get("payment_failed", 0) - ledger.get("payment_failed", 0)
     window = observed.kills.get("notification", 0) * EMAILS_UNRECORDED_PER_KILL
-    exact = {k: v for k, v in sent.items() if k != "payment_failed"}
-    matches = exact == {k: v for k, v in ledger.items() if k != "payment_failed"}
+    matches = {**sent, "payment_failed": 0} == {**ledger, "payment_failed": 0}
     gap = f"; {unrecorded} failure notice(s) sent before a kill, unrecorded (<= {window})"
     verdict.checks.append(
         Check(

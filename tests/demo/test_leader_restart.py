@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from common.errors import TransientError
 from common.kafka import GroupOffsets
@@ -44,17 +45,13 @@ def _committed_once_answered(offsets: GroupOffsets, partitions: list[TopicPartit
     question fails at once with NOT_COORDINATOR. A total read after the kill is at least the
     one at the kill, so "below the stream's size" still proves the kill came mid-stream.
     """
-    answer: list[int] = []
-
-    def answered() -> bool:
-        try:
-            answer.append(sum(offsets.read(partitions, timeout_s=5).values()))
-        except TransientError:
-            return False
-        return True
-
-    wait_until(answered, 60, f"{offsets.group}'s committed offsets after the kill")
-    return answer[0]
+    asking = Retrying(
+        retry=retry_if_exception_type(TransientError),
+        stop=stop_after_delay(60),
+        wait=wait_fixed(0.5),
+        reraise=True,
+    )
+    return sum(asking(offsets.read, partitions, timeout_s=5).values())
 
 
 def _demo_topic(admin: AdminClient, suffix: str) -> str | None:

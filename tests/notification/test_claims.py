@@ -33,6 +33,12 @@ def claim(database_url: str, owner: str, at: datetime = NOW) -> set[tuple[str, s
         return repository.claim_sends(session=session, keys=KEYS, owner=owner, now=at)
 
 
+def gone(owner: str, engine: Engine) -> bool:
+    """Whether another member would find `owner` gone (its presence lock free)."""
+    with transaction(engine) as session:
+        return is_gone(session, owner)
+
+
 def outcome(event_id: str, kind: str) -> Outcome:
     return Outcome(event_id, kind, "sent", "<m@x>", "booking_1", "pay_1", 250, "ok", None)
 
@@ -141,8 +147,3 @@ class TestTakingClaimsOver:
         assert not gone("a", engine)
         a.close()
         wait_until(lambda: gone("a", engine), 10, "the server ending A's closed session")
-
-
-def gone(owner: str, engine: Engine) -> bool:
-    with transaction(engine) as session:
-        return is_gone(session, owner)
