@@ -27,6 +27,7 @@ class Partitions:
         self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
         self._interrupted: set[tuple[str, int]] = set()  # revoked or lost during this batch
         self._paused = False
+        self._left_paused: set[tuple[str, int]] = set()  # revoked or lost while paused
         self._rewind: dict[TopicPartition, int] = {}
 
     def begin_batch(self) -> None:
@@ -49,15 +50,27 @@ class Partitions:
         return [i for i in batch if (i.record.topic, i.record.partition) in owned]
 
     def assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Partitions assigned; paused at once if the loop is waiting with the others paused."""
+        """Partitions assigned: paused at once if the loop is waiting with the others paused,
+        and resumed if they left this member paused.
+
+        librdkafka keeps a partition's pause across revoke and reassign. A partition taken
+        away while the loop waited out a retry is not in the `resume` that ends the wait, so
+        without this it would come back paused, and never be read again by this member.
+        """
         self._assigned.update(partitions)
-        if self._paused:
+        stale = [tp for tp in partitions if tp in self._left_paused]
+        self._left_paused.difference_update(partitions)
+        if self._paused:  # the `resume` ending this wait covers them with the rest
             self._consumer.pause(list(partitions))
+        elif stale:
+            self._consumer.resume(stale)
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions revoked or lost: not ours, and nothing of theirs to read again."""
         self._assigned.difference_update(partitions)
         self._interrupted.update(partitions)
+        if self._paused:
+            self._left_paused.update(partitions)
         for tp in partitions:
             self._rewind.pop(tp, None)
 

@@ -450,6 +450,72 @@ class TestGroupMembership:
         assert handled_by_b, "the newcomer handled nothing on the partitions it was given"
         assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
 
+    def test_a_partition_revoked_while_paused_is_consumed_when_assigned_back(
+        self, kafka_bootstrap_servers: str, topics: Topics, group_protocol: str
+    ) -> None:
+        """A partition taken away while its member waited out a retry, paused, and given back
+        later is read again: librdkafka keeps a partition's pause across revoke and reassign,
+        so a pause the loop no longer tracks must not outlive it (both group protocols).
+
+        Found by the short network chaos run: a notification member retrying with its
+        partitions paused lost them in the cut, resumed only what it still held, got them
+        back paused, and read nothing more from them.
+        """
+        group = _group()
+        settings = runner_settings(
+            topics, kafka_bootstrap_servers, kafka={"group.protocol": group_protocol}
+        )
+        healthy = threading.Event()
+
+        def handle_when_healthy(batch: Sequence[Inbound]) -> None:
+            if not healthy.is_set():
+                raise TransientError("the database is down")
+
+        before = payment_records(topics, 60)
+        after = payment_records(topics, 60)
+        with ObservedRunner(handle_when_healthy, settings, group=group, name="member-a") as a:
+            wait_until(lambda: len(a.recorder.assignment()) == 12, TIMEOUT_S, "a to hold all 12")
+            produce(kafka_bootstrap_servers, before)
+            wait_until(
+                lambda: len(a.recorder.retries()) >= 1,
+                TIMEOUT_S,
+                "a to retry with its partitions paused",
+                abort=lambda: _why_not_retrying(a),
+            )
+            with ObservedRunner(_accept, settings, group=group, name="member-b") as b:
+                wait_until(
+                    lambda: b.recorder.assignment() and len(a.recorder.assignment()) < 12,
+                    TIMEOUT_S,
+                    "b to be given partitions revoked from a while a was paused",
+                )
+                moved = b.recorder.assignment()
+                healthy.set()
+                wait_until(
+                    lambda: (
+                        {event_id(r) for r in before}
+                        <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids())
+                    ),
+                    TIMEOUT_S,
+                    "the first records to be handled by a and b",
+                )
+                b.stop()
+            wait_until(
+                lambda: len(a.recorder.assignment()) == 12,
+                TIMEOUT_S,
+                "a to get every partition back",
+            )
+            produce(kafka_bootstrap_servers, after)
+            wanted = {event_id(r) for r in after}
+            wait_until(
+                lambda: wanted <= set(a.recorder.handled_ids()),
+                TIMEOUT_S,
+                f"a to handle the records produced to the {len(moved)} partitions it got back",
+            )
+            a.stop()
+
+        assert moved
+        assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
+
 
 class TestMissingTopics:
     def test_a_subscribed_topic_that_does_not_exist_is_reported_and_picked_up_once_created(

@@ -69,7 +69,12 @@ def record(offset: int, value: bytes | None = None, tp: TopicPartition = TP) -> 
 
 
 class FakeConsumer:
-    """Plays `batches` one per poll; returns nothing while paused; stops the runner at the end."""
+    """Plays `batches` one per poll; returns nothing while paused; stops the runner at the end.
+
+    Pauses behave as librdkafka's: a partition's pause outlives its revocation and is still
+    there when the partition is assigned back, and a paused partition's records are not
+    delivered (a batch held back by one counts as the end of the stream).
+    """
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class FakeConsumer:
         while_paused: Sequence[Record] = (),
         revoke_while_paused: Sequence[TopicPartition] = (),
         reassign_while_paused: Sequence[TopicPartition] = (),
+        reassign_after_resume: Sequence[TopicPartition] = (),
         errors: Sequence[ClientError] = (),
     ) -> None:
         self.batches = [list(b) for b in batches]
@@ -86,7 +92,9 @@ class FakeConsumer:
         self.while_paused = list(while_paused)
         self.revoke_while_paused = list(revoke_while_paused)
         self.reassign_while_paused = list(reassign_while_paused)
+        self.reassign_after_resume = list(reassign_after_resume)
         self.errors = list(errors)
+        self.assigned: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
         self.listener: RebalanceListener | None = None
         self.on_drained: Callable[[], None] = lambda: None
@@ -98,8 +106,13 @@ class FakeConsumer:
 
     def subscribe(self, topics: Sequence[str]) -> None:
         self.calls.append(("subscribe", list(topics)))
+        self._assign([TP, TopicPartition(TOPIC, 1)])
+
+    def _assign(self, partitions: list[TopicPartition]) -> None:
         assert self.listener is not None
-        self.listener.after_assign([TP, TopicPartition(TOPIC, 1)])
+        self.assigned.update(partitions)
+        self.listener.on_assign(partitions)
+        self.listener.after_assign(partitions)
 
     def poll_batch(
         self, max_records: int, timeout_s: float
@@ -107,20 +120,23 @@ class FakeConsumer:
         self.polls += 1
         assert self.polls < 200_000, "the runner never stopped"
         errors, self.errors = self.errors, []
-        if self.paused:
+        if self.assigned and self.assigned <= self.paused:  # the runner's pause, all at once
             if self.revoke_while_paused:  # a rebalance, delivered from inside poll
                 revoked, self.revoke_while_paused = self.revoke_while_paused, []
                 assert self.listener is not None
                 self.listener.on_revoke(revoked)
-                self.paused.difference_update(revoked)  # unassigned: no longer paused
+                self.assigned.difference_update(revoked)  # still paused, as in librdkafka
             elif self.reassign_while_paused:  # a later rebalance gives them back
                 again, self.reassign_while_paused = self.reassign_while_paused, []
-                assert self.listener is not None
-                self.listener.on_assign(again)
-                self.listener.after_assign(again)
+                self._assign(again)
             fetched, self.while_paused = self.while_paused, []
             return fetched, errors
-        if self.batches:
+        if self.reassign_after_resume and self.assigned.isdisjoint(self.reassign_after_resume):
+            # a rebalance once the retry that saw them revoked is over
+            again, self.reassign_after_resume = self.reassign_after_resume, []
+            self._assign(again)
+            return [], errors
+        if self.batches and not any(r.tp in self.paused for r in self.batches[0]):
             return self.batches.pop(0), errors
         self.on_drained()
         return [], errors
@@ -604,6 +620,33 @@ class TestRetries:
         assert h.handler_calls == [[0, 0], [0]]
         assert [i.record.tp for e in h.of(BatchHandled) for i in e.handled] == [TP]
         assert h.stored() == [{TP: 1}]
+
+    def test_a_partition_revoked_while_paused_is_read_again_when_assigned_back_after_the_retry(
+        self,
+    ) -> None:
+        """A partition revoked during a retry wait keeps librdkafka's pause; assigned back once
+        the retry is over, it is resumed and its records are handled (the short network chaos
+        run: a notification member read nothing more from the partitions it got back)."""
+        other = TopicPartition(TOPIC, 1)
+        failures = [TransientError("db down")]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if failures:
+                raise failures.pop(0)
+
+        h = Harness(
+            flaky,
+            [[record(0), record(0, tp=other)], [record(1, tp=other)]],
+            revoke_while_paused=[other],
+            reassign_after_resume=[other],
+        )
+        h.run()
+
+        assert [(i.record.tp, i.record.offset) for e in h.of(BatchHandled) for i in e.handled] == [
+            (TP, 0),
+            (other, 1),
+        ]
+        assert not h.consumer.paused & h.consumer.assigned
 
     def test_a_letter_too_large_for_the_dlq_is_replaced_by_a_marker_that_can_still_be_found(
         self,
