@@ -9,6 +9,7 @@ import pytest
 
 from dreamscape_dev.chaos.checker import (
     EMAILS_UNRECORDED_PER_KILL,
+    Deferred,
     Mail,
     Observed,
     busiest_user,
@@ -149,28 +150,63 @@ class TestJudge:
 
     def test_the_deferred_recipients_emails_are_expected_in_the_dlq_instead(self) -> None:
         """With one recipient deferred, its receipts and refunds are owed to the DLQ, not the mailbox."""
-        user = next(
-            iter(
-                {
-                    r.value.split(b'"userId":"')[1].split(b'"')[0].decode()
-                    for r in SIMULATION.records
-                    if r.value and b"payment.completed" in r.value and b'"userId":"' in r.value
-                }
-            )
-        )
-        deferred = deferred_for(SIMULATION.records, user, "example.test")
+        deferred = deferred_for(SIMULATION.records, _a_paying_customer(), "example.test")
         assert deferred.exact >= 1
-        observed = _perfect()
-        mails = list(observed.mails)
-        for _ in range(deferred.exact):
-            mails.remove(next(m for m in mails if m.kind == "receipt"))
-        dlq = dict(observed.dlq)
-        dlq["notification"] = {**EXPECTED.poison_by_reason, "smtp_deferred": deferred.exact}
-        ledger = dict(observed.ledger)
-        ledger["receipt"] -= deferred.exact
-        fine = dataclasses.replace(observed, mails=mails, dlq=dlq, ledger=ledger)
+        fine = _deferred_run(deferred, letters=deferred.exact)
         assert [c.name for c in judge(EXPECTED, fine, deferred).checks if not c.ok] == []
         assert not judge(EXPECTED, fine).ok  # without the deferral those emails are lost
+
+    def test_a_duplicate_of_a_deferred_notifications_record_may_be_dead_lettered_too(
+        self,
+    ) -> None:
+        """A record published twice under one eventId (the simulator's duplicates) is two
+        records: a notification still deferred is tried again on the copy, and both can end
+        in the DLQ as `smtp_deferred` (the full `all` run: 8 letters for 7 owed emails, two
+        of them offsets 71 and 77 of one partition, one eventId). One letter more than the
+        records could give still fails."""
+        user = _a_paying_customer()
+        receipt = next(
+            r
+            for r in SIMULATION.records
+            if r.value
+            and b"payment.completed" in r.value
+            and f'"userId":"{user}"'.encode() in r.value
+        )
+        records = [*SIMULATION.records, receipt]
+        deferred = deferred_for(records, user, "example.test")
+        most = deferred.exact + deferred.failures + deferred.repeats
+        assert deferred.repeats >= 1
+        twice = _deferred_run(deferred, letters=deferred.exact + 1)
+        assert [c.name for c in judge(EXPECTED, twice, deferred).checks if not c.ok] == []
+        too_many = _deferred_run(deferred, letters=most + 1)
+        assert [c.name for c in judge(EXPECTED, too_many, deferred).checks if not c.ok] == [
+            "DLQ notification"
+        ]
+
+
+def _a_paying_customer() -> str:
+    return next(
+        iter(
+            {
+                r.value.split(b'"userId":"')[1].split(b'"')[0].decode()
+                for r in SIMULATION.records
+                if r.value and b"payment.completed" in r.value and b'"userId":"' in r.value
+            }
+        )
+    )
+
+
+def _deferred_run(deferred: Deferred, *, letters: int) -> Observed:
+    """A perfect run but for `deferred`'s recipient: its receipts in the DLQ, `letters` of them."""
+    observed = _perfect()
+    mails = list(observed.mails)
+    for _ in range(deferred.exact):
+        mails.remove(next(m for m in mails if m.kind == "receipt"))
+    dlq = dict(observed.dlq)
+    dlq["notification"] = {**EXPECTED.poison_by_reason, "smtp_deferred": letters}
+    ledger = dict(observed.ledger)
+    ledger["receipt"] -= deferred.exact
+    return dataclasses.replace(observed, mails=mails, dlq=dlq, ledger=ledger)
 
 
 def test_the_deferred_recipient_is_a_customer_not_a_poison_records_broken_id() -> None:
