@@ -314,12 +314,8 @@ def _dead_letters(
             poison_ok = got == want
             ok = poison_ok and deferred.exact <= smtp <= most
             verdict.dlq_expected[service] += deferred.exact
-            detail = f"smtp_deferred {smtp} in [{deferred.exact}, {most}]"
-            detail = (
-                f"poison by reason as published; {detail}"
-                if poison_ok
-                else f"{got} != {want}; {detail}"
-            )
+            poison = "poison by reason as published" if poison_ok else f"{got} != {want}"
+            detail = f"{poison}; smtp_deferred {smtp} in [{deferred.exact}, {most}]"
         else:
             ok = got == want
             detail = "every poison record once, with its reason" if ok else f"{got} != {want}"
