@@ -47,6 +47,11 @@ def _accept(_batch: Sequence[Inbound]) -> None:
     return None
 
 
+def _handled_by(*members: ObservedRunner) -> set[str]:
+    """eventIds handled by any of `members`."""
+    return {i for member in members for i in member.recorder.handled_ids()}
+
+
 def _why_not_retrying(consumer: ObservedRunner) -> str | None:
     """Why a runner that should be retrying never will (it died or dead-lettered instead)."""
     if not consumer.alive:
@@ -376,10 +381,7 @@ class TestGroupMembership:
             split = (a.recorder.assignment(), b.recorder.assignment())
             produce(kafka_bootstrap_servers, first_half)
             wait_until(
-                lambda: (
-                    {event_id(r) for r in first_half}
-                    <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids())
-                ),
+                lambda: {event_id(r) for r in first_half} <= _handled_by(a, b),
                 TIMEOUT_S,
                 "the first half to be handled by the two members",
             )
@@ -391,7 +393,7 @@ class TestGroupMembership:
             )
             produce(kafka_bootstrap_servers, second_half)
             wait_until(
-                lambda: all_ids <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids()),
+                lambda: all_ids <= _handled_by(a, b),
                 TIMEOUT_S,
                 "every record to be handled",
             )
@@ -437,7 +439,7 @@ class TestGroupMembership:
                 produce(kafka_bootstrap_servers, extra)
                 more = {event_id(r) for r in extra}
                 wait_until(
-                    lambda: more <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids()),
+                    lambda: more <= _handled_by(a, b),
                     TIMEOUT_S,
                     "the records produced after the split to be handled",
                 )
@@ -491,10 +493,7 @@ class TestGroupMembership:
                 moved = b.recorder.assignment()
                 healthy.set()
                 wait_until(
-                    lambda: (
-                        {event_id(r) for r in before}
-                        <= set(a.recorder.handled_ids()) | set(b.recorder.handled_ids())
-                    ),
+                    lambda: {event_id(r) for r in before} <= _handled_by(a, b),
                     TIMEOUT_S,
                     "the first records to be handled by a and b",
                 )
