@@ -169,6 +169,12 @@ def _check_money(currency: str, amount: Decimal, amount_field: str) -> None:
     units come from babel's copy of the ISO 4217 table (EUR 2, JPY 0, BHD 3).
     """
     if currency not in ISO_4217_CODES:
+        if currency.isascii() and currency.upper() in ISO_4217_CODES:  # `eur`: wrong case
+            raise _invalid(
+                "payload.currency",
+                f"ISO 4217 currency code in the wrong case: {currency} "
+                f"(expected {currency.upper()})",
+            )
         raise _invalid("payload.currency", f"not an ISO 4217 currency code: {currency}")
     quantum = _quantum(currency)
     if amount.quantize(quantum) != amount:  # digits below the minor unit that are not 0

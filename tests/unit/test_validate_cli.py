@@ -16,7 +16,14 @@ from common.cli import main
 from common.errors import InvalidEvent
 from common.parsing import parse_event
 from common.topics import EVENT_TYPES
-from dreamscape_dev.testing.builders import event, iso, spec_bytes, spec_example, to_json
+from dreamscape_dev.testing.builders import (
+    event,
+    iso,
+    spec_bytes,
+    spec_example,
+    spec_path,
+    to_json,
+)
 
 COMPLETED = "payment.completed"
 
@@ -200,3 +207,170 @@ class TestNothingToCheck:
         assert code == 2
         assert out == []
         assert "cannot read" in err
+
+
+class TestDocuments:
+    """Pretty-printed and concatenated documents, the spec's own format, besides JSON Lines."""
+
+    @pytest.mark.parametrize("event_type", EVENT_TYPES)
+    def test_each_spec_example_file_as_printed_is_ok(self, event_type: str) -> None:
+        """The spec's example file, pretty-printed over many lines, is one event, ok, on line 1."""
+        code, out, err = run_on(str(spec_path(event_type)))
+        assert code == 0
+        assert out == [f"line 1: ok {event_type} {spec_example(event_type)['eventId']}"]
+        assert "1 event(s): 1 ok, 0 rejected" in err
+
+    def test_concatenated_pretty_documents_are_numbered_by_their_first_line(
+        self, tmp_path: Path
+    ) -> None:
+        """The four printed examples one after another are four events, each at the line it starts on."""
+        file = tmp_path / "events.json"
+        file.write_bytes(b"".join(spec_bytes(t) for t in EVENT_TYPES))
+        starts, number = [], 1
+        for t in EVENT_TYPES:
+            starts.append(number)
+            number += spec_bytes(t).count(b"\n")
+        code, out, _ = run_on(str(file))
+        assert code == 0
+        assert out == [
+            f"line {n}: ok {t} {spec_example(t)['eventId']}"
+            for n, t in zip(starts, EVENT_TYPES, strict=True)
+        ]
+
+    def test_json_lines_and_pretty_documents_mix(self, tmp_path: Path) -> None:
+        """A JSON line, a pretty document and two documents on one line are each one event."""
+        compact = line(spec_example(COMPLETED))
+        pretty = json.dumps(json.loads(compact), indent=2)
+        text = f"{compact}\n\n{pretty}\n{compact} {compact}\n"
+        file = tmp_path / "events.json"
+        file.write_text(text)
+        code, out, _ = run_on(str(file))
+        assert code == 0
+        last = 3 + pretty.count("\n") + 1
+        assert [o.split(": ")[0] for o in out] == [
+            "line 1",
+            "line 3",
+            f"line {last}",
+            f"line {last}",
+        ]
+
+    def test_a_broken_pretty_document_is_one_rejection(self, tmp_path: Path) -> None:
+        """A pretty document broken inside is one not_json verdict, and the next document is still read."""
+        broken = spec_bytes(COMPLETED).replace(b'"EUR",', b'"EUR"', 1)
+        file = tmp_path / "events.json"
+        file.write_bytes(broken + spec_bytes(COMPLETED))
+        code, out, _ = run_on(str(file))
+        assert code == 1
+        assert len(out) == 2
+        assert out[0] == "line 1: " + consumers_reason(broken.decode().rstrip())
+        assert out[0].startswith("line 1: not_json: ")
+        second = broken.count(b"\n") + 1
+        assert out[1].startswith(f"line {second}: ok payment.completed ")
+
+    def test_garbage_after_a_document_on_its_line_is_refused(self, tmp_path: Path) -> None:
+        """A document followed on its last line by something else (a comma) is not_json, as the consumers say."""
+        text = line(spec_example(COMPLETED)) + " x"
+        code, out, _ = run(tmp_path, [text, line(spec_example(COMPLETED))])
+        assert code == 1
+        assert out[0] == f"line 1: {consumers_reason(text)}"
+        assert out[1].startswith("line 2: ok ")
+
+    def test_every_garbage_line_gets_its_own_verdict(self, tmp_path: Path) -> None:
+        """Lines that are not JSON at all are each rejected on their own line."""
+        code, out, _ = run(tmp_path, ["hello", "world", line(spec_example(COMPLETED))])
+        assert code == 1
+        assert [o.split(": ")[:2] for o in out] == [
+            ["line 1", "not_json"],
+            ["line 2", "not_json"],
+            ["line 3", "ok payment.completed " + spec_example(COMPLETED)["eventId"]],
+        ]
+
+
+class TestEveryProblem:
+    """All the problems of an event, the consumers' verdict first."""
+
+    def test_every_field_problem_is_reported_after_the_consumers_verdict(
+        self, tmp_path: Path
+    ) -> None:
+        """An event with three bad fields prints the consumers' reason, then each other problem on an `also` line."""
+        bad = event(COMPLETED, amount="1250.00", currency="XYZ")
+        del bad["payload"]["userId"]
+        code, out, _ = run(tmp_path, [line(bad)])
+        assert code == 1
+        assert out[0] == f"line 1: {consumers_reason(line(bad))}"
+        assert out[0].startswith("line 1: wrong_type: payload.amount: ")
+        assert out[1:] == [
+            "line 1: also missing_field: payload.userId is missing",
+            "line 1: also invalid_value: payload.currency: not an ISO 4217 currency code: XYZ",
+        ]
+
+    def test_json_output_lists_every_problem(self, tmp_path: Path) -> None:
+        """`--json` keeps the consumers' reason on top and lists every problem under `problems`."""
+        bad = event(COMPLETED, currency="eur", transactionId=" ")
+        bad["version"] = "2.0"
+        code, out, _ = run(tmp_path, [line(bad)], "--json")
+        assert code == 1
+        verdict = json.loads(out[0])
+        assert verdict["reason"] == "unsupported_version"
+        assert [(p["reason"], p["field"]) for p in verdict["problems"]] == [
+            ("unsupported_version", "version"),
+            ("invalid_value", "payload.transactionId"),
+            ("invalid_value", "payload.currency"),
+        ]
+        assert verdict["problems"][0] == {
+            "reason": verdict["reason"],
+            "field": verdict["field"],
+            "detail": verdict["detail"],
+        }
+
+    def test_an_amount_is_judged_against_the_currency_meant(self, tmp_path: Path) -> None:
+        """With `eur` for a currency, too many decimals are still found, judged against EUR."""
+        bad = event(COMPLETED, currency="eur", amount=Decimal("12.345"))
+        code, out, _ = run(tmp_path, [line(bad)])
+        assert code == 1
+        assert out == [
+            "line 1: invalid_value: payload.currency: ISO 4217 currency code in the wrong case: "
+            "eur (expected EUR)",
+            "line 1: also invalid_value: payload.amount: EUR amounts have at most 2 decimal place(s)",
+        ]
+
+    def test_a_topic_mismatch_does_not_hide_the_other_problems(self, tmp_path: Path) -> None:
+        """After an event_type_mismatch, the event is still checked against its own eventType."""
+        bad = event(COMPLETED, amount=0)
+        code, out, _ = run(tmp_path, [line(bad)], "--topic", "dreamscape.payment.failed")
+        assert code == 1
+        assert out[0].startswith("line 1: event_type_mismatch: ")
+        assert out[1:] == [
+            "line 1: also invalid_value: payload.amount: amount must be greater than 0"
+        ]
+
+    def test_a_document_without_a_payload_stops_at_the_payload(self, tmp_path: Path) -> None:
+        """A missing payload is one problem: the fields it would hold are not listed one by one."""
+        bad = {k: v for k, v in event(COMPLETED).items() if k != "payload"}
+        bad["timestamp"] = "yesterday"
+        code, out, _ = run(tmp_path, [line(bad)])
+        assert code == 1
+        assert out[0] == f"line 1: {consumers_reason(line(bad))}"
+        assert out[0].startswith("line 1: invalid_value: timestamp: ")
+        assert out[1:] == ["line 1: also missing_field: payload is missing"]
+
+
+class TestCurrencyCase:
+    def test_a_lower_case_currency_is_refused_as_the_wrong_case(self, tmp_path: Path) -> None:
+        """`eur` is still refused (invalid_value), with a detail saying it is EUR in the wrong case."""
+        bad = event(COMPLETED, currency="eur")
+        code, out, _ = run(tmp_path, [line(bad)])
+        assert code == 1
+        assert out == [
+            "line 1: invalid_value: payload.currency: ISO 4217 currency code in the wrong case: "
+            "eur (expected EUR)"
+        ]
+        assert "wrong case" in consumers_reason(line(bad))
+
+    def test_an_unknown_code_is_still_not_an_iso_4217_code(self, tmp_path: Path) -> None:
+        """A code that is no ISO 4217 code in any case keeps the plain message."""
+        code, out, _ = run(tmp_path, [line(event(COMPLETED, currency="EUX"))])
+        assert code == 1
+        assert out == [
+            "line 1: invalid_value: payload.currency: not an ISO 4217 currency code: EUX"
+        ]
