@@ -1,41 +1,63 @@
-"""Reading a payment gateway's settlement report (CSV) into money movements.
+"""Reading a payment gateway's report (CSV) into money movements.
 
-Our own format, one row per charge or refund, header required (column order free):
+Two shapes are read, told apart by the header (column order is free, names any case):
 
-    id,type,amount,currency
-    stripe_ch_3NqY7L2eZvKYlo2C0XYZ1234,charge,1250.00,EUR
-    refund_xyz789abc,refund,1250.00,EUR
+* **Stripe's itemized reports** (a `reporting_category` and a `gross` column):
+  `balance_change_from_activity.itemized.N` (Balance report) and
+  `payout_reconciliation.itemized.N` (Payout reconciliation), as downloaded from the
+  Dashboard or the Reporting API. Amounts are in major units (`1250.00` EUR, `120000` JPY),
+  currencies lower-case, refunds negative. `reporting_category` `charge` is a charge,
+  `refund` a refund and `refund_failure` a refund given back (a negative refund); every other
+  category (`fee`, `payout`, `dispute`...) is counted by category and not compared. When the
+  report has the optional `payment_intent_id` column, charges and refunds are keyed by their
+  PaymentIntent, which is what the spec's webhook publishes as `transactionId`; without it
+  (Stripe's default column set) by `source_id` (`ch_...`, `re_...`). The amount is
+  `customer_facing_amount` in `customer_facing_currency` when present (what the customer was
+  charged, as the PaymentIntent has it), else `gross` in `currency` (the settlement
+  currency). `created_utc` (`YYYY-MM-DD HH:MM:SS`, UTC) places the row in time.
+* **Our own format**, one row per charge or refund, keyed by id:
 
-`id` is the transactionId of a payment.completed event or the refundId of a
-payment.refunded event; `type` is `charge` or `refund`; `amount` is a positive decimal in
-major units; `currency` is ISO 4217 (any case). Stripe's balance report columns are read
-too: `source_id` (the charge or refund id; see `ID_COLUMNS`), `reporting_category`
-(`charge`/`refund`; other categories such as `fee` or `payout` are counted as ignored),
-`gross` (refunds negative there: the sign is dropped) and lower-case `currency`. Rows are
-not filtered by date: the file is taken to be the gateway's report for the day compared.
+      id,type,amount,currency
+      pi_3QaC1x2eZvKYlo2C0p1,charge,1250.00,EUR
+      refund_xyz789abc,refund,250.00,EUR
+
+  `id` is the transactionId of a payment.completed event or the refundId of a
+  payment.refunded event; `type` is `charge` (or `payment`) or `refund`; `amount` a decimal
+  in major units (the sign is dropped); `currency` ISO 4217 in any case.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final, Literal
 
-Kind = Literal["charge", "refund"]
+from analytics_consumer.days import epoch_ms
 
-ID_COLUMNS: Final = ("id", "transaction_id", "refund_id", "reference", "source_id")
-"""The first of these present in the header holds the id to match."""
-TYPE_COLUMNS: Final = ("type", "reporting_category", "kind")
-AMOUNT_COLUMNS: Final = ("amount", "gross")
+Kind = Literal["charge", "refund"]
+MatchBy = Literal["payment_intent", "id"]
+"""How movements are keyed: by PaymentIntent id, or by the charge's or refund's own id."""
+
+ID_COLUMNS: Final = ("id", "transaction_id", "refund_id", "reference")
+TYPE_COLUMNS: Final = ("type", "kind")
+AMOUNT_COLUMNS: Final = ("amount",)
 CURRENCY_COLUMNS: Final = ("currency",)
-KINDS: Final[dict[str, Kind]] = {
-    "charge": "charge",
-    "payment": "charge",
-    "refund": "refund",
+KINDS: Final[dict[str, Kind]] = {"charge": "charge", "payment": "charge", "refund": "refund"}
+
+STRIPE_CATEGORIES: Final[dict[str, tuple[Kind, int]]] = {
+    "charge": ("charge", 1),
+    "refund": ("refund", 1),
+    "refund_failure": ("refund", -1),
 }
+"""Stripe reporting categories compared, as (kind, sign of the movement)."""
+STRIPE_TIME: Final = "%Y-%m-%d %H:%M:%S"
+
+_Rows = Iterator[dict[str, str]]
 
 
 class GatewayReportError(ValueError):
@@ -49,16 +71,20 @@ class Movement:
     kind: Kind
     reference: str
     amount: Decimal
+    """Major units; a refund given back (Stripe's refund_failure) is a negative refund."""
     currency: str
     where: str
     """Where it comes from (`line 7`, `payment pay_abc`), for the person fixing it."""
+    at_ms: int | None = None
+    """When it happened (epoch ms), if the side says; None is taken as within the day."""
 
 
 @dataclass(frozen=True)
 class GatewayReport:
     movements: list[Movement]
-    ignored: int
-    """Rows of other categories (fees, payouts...)."""
+    ignored: Mapping[str, int] = field(default_factory=dict)
+    """Rows not compared, by reporting category (fees, payouts, disputes...)."""
+    match_by: MatchBy = "id"
 
 
 def read_gateway_report(path: Path) -> GatewayReport:
@@ -68,7 +94,14 @@ def read_gateway_report(path: Path) -> GatewayReport:
 
 def parse_gateway_report(content: str, *, name: str = "gateway report") -> GatewayReport:
     reader = csv.DictReader(io.StringIO(content))
-    header = {(field or "").strip().lower(): field for field in reader.fieldnames or []}
+    header = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+    rows = ({k.strip().lower(): (v or "").strip() for k, v in r.items() if k} for r in reader)
+    if "reporting_category" in header and "gross" in header:
+        return _stripe(header, rows, name)
+    return _ours(header, rows, name)
+
+
+def _ours(header: Mapping[str, str], rows: _Rows, name: str) -> GatewayReport:
     columns = {
         role: _pick(header, candidates, role, name)
         for role, candidates in (
@@ -79,40 +112,92 @@ def parse_gateway_report(content: str, *, name: str = "gateway report") -> Gatew
         )
     }
     movements: list[Movement] = []
-    ignored = 0
-    for line, row in enumerate(reader, start=2):
-        category = (row.get(columns["type"]) or "").strip().lower()
+    ignored: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        category = row.get(columns["type"], "").lower()
         kind = KINDS.get(category)
         if kind is None:
-            ignored += 1
+            ignored[category] = ignored.get(category, 0) + 1
             continue
-        reference = (row.get(columns["id"]) or "").strip()
-        if not reference:
-            raise GatewayReportError(f"{name}, line {line}: empty {columns['id']}")
+        where = f"{name}, line {line}"
+        movements.append(
+            Movement(
+                kind,
+                _required(row, columns["id"], where),
+                abs(_amount(row.get(columns["amount"]), where)),
+                row.get(columns["currency"], "").upper(),
+                f"line {line}",
+            )
+        )
+    return GatewayReport(movements, ignored, "id")
+
+
+def _stripe(header: Mapping[str, str], rows: _Rows, name: str) -> GatewayReport:
+    match_by: MatchBy = "payment_intent" if "payment_intent_id" in header else "id"
+    if "source_id" not in header and match_by == "id":
+        raise GatewayReportError(f"{name}: a Stripe report needs source_id or payment_intent_id")
+    _pick(header, ("currency",), "currency", name)
+    movements: list[Movement] = []
+    ignored: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        category = row.get("reporting_category", "").lower()
+        if category not in STRIPE_CATEGORIES:
+            ignored[category] = ignored.get(category, 0) + 1
+            continue
+        kind, sign = STRIPE_CATEGORIES[category]
+        where = f"{name}, line {line}"
+        reference = row.get("payment_intent_id") or _required(row, "source_id", where)
+        if row.get("customer_facing_amount") and row.get("customer_facing_currency"):
+            amount_text, currency = row["customer_facing_amount"], row["customer_facing_currency"]
+        else:
+            amount_text, currency = row.get("gross", ""), row.get("currency", "")
         movements.append(
             Movement(
                 kind,
                 reference,
-                _amount(row.get(columns["amount"]), f"{name}, line {line}"),
-                (row.get(columns["currency"]) or "").strip().upper(),
+                sign * abs(_amount(amount_text, where, stripe=True)),
+                currency.upper(),
                 f"line {line}",
+                _time(row.get("created_utc"), where),
             )
         )
-    return GatewayReport(movements, ignored)
+    return GatewayReport(movements, ignored, match_by)
 
 
-def _pick(header: dict[str, str], candidates: tuple[str, ...], role: str, name: str) -> str:
+def _pick(header: Mapping[str, str], candidates: tuple[str, ...], role: str, name: str) -> str:
     for candidate in candidates:
         if candidate in header:
-            return header[candidate]
+            return candidate
     raise GatewayReportError(f"{name}: no {role} column (expected one of {', '.join(candidates)})")
 
 
-def _amount(text: str | None, where: str) -> Decimal:
+def _required(row: Mapping[str, str], column: str, where: str) -> str:
+    value = row.get(column, "")
+    if not value:
+        raise GatewayReportError(f"{where}: empty {column}")
+    return value
+
+
+def _amount(text: str | None, where: str, *, stripe: bool = False) -> Decimal:
+    """A decimal; `1,250.00` in our format, while Stripe's `decimal_separator=","` gives `1250,00`."""
+    cleaned = (text or "").strip()
+    cleaned = cleaned.replace(",", ".") if stripe else cleaned.replace(",", "")
     try:
-        value = Decimal((text or "").strip().replace(",", ""))
+        value = Decimal(cleaned)
     except InvalidOperation:
         raise GatewayReportError(f"{where}: amount {text!r} is not a decimal number") from None
     if not value.is_finite():
         raise GatewayReportError(f"{where}: amount {text!r} is not a finite number")
-    return abs(value)
+    return value
+
+
+def _time(text: str | None, where: str) -> int | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.strptime(text, STRIPE_TIME).replace(tzinfo=UTC)
+    except ValueError:
+        raise GatewayReportError(
+            f"{where}: created_utc {text!r} is not YYYY-MM-DD HH:MM:SS"
+        ) from None
+    return epoch_ms(moment)
