@@ -5,8 +5,10 @@ stop the same *fact* published twice with different eventIds, which is what a ga
 redelivered webhook produces: the spec's webhook handler builds a fresh envelope, and a
 fresh `completedAt`, on every call. So every event also has a business key:
 
-* `(eventType, paymentId)` for initiated, completed and failed: a payment starts, completes
-  or fails once;
+* `(eventType, paymentId)` for initiated and completed: a payment starts and completes once;
+* `(paymentId, errorCode, errorMessage)` for failed: each *attempt* fails once, and a
+  customer who tries another card fails again under the same paymentId with another
+  error (docs/business-keys.md says what this key cannot tell apart);
 * `refundId` for refunded: a payment can be refunded several times, each refund once.
 
 and a fingerprint of its content: the payload without its own occurrence time (`*At`, which
@@ -18,6 +20,10 @@ keys of a batch (`claim_facts`, in the transaction of its effects) tells each ev
 * `anomaly`: another eventId, different content under the same key (a refund of the same
   refundId with another amount): recorded in `business_anomaly`, logged, counted, and not
   applied: the first word stands.
+
+Failures were keyed `(eventType, paymentId)` before; `claim_facts` still reads a row stored
+under that legacy key, so a failure first seen before the upgrade and redelivered after it
+is a duplicate, not a new attempt.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from common import bulk
 from common.db import table_of
-from common.events import PaymentEvent, PaymentRefunded
+from common.events import PaymentEvent, PaymentFailed, PaymentRefunded
 
 Verdict = Literal["new", "duplicate", "anomaly"]
 
@@ -46,10 +52,26 @@ _OCCURRENCE_TIMES: Final = frozenset({"initiated_at", "completed_at", "failed_at
 
 
 def business_key(event: PaymentEvent) -> str:
-    """`refund:<refundId>` for a refund, else `<eventType>:<paymentId>`."""
+    """`refund:<refundId>`, `payment.failed:<paymentId>:<attempt>`, else `<eventType>:<paymentId>`.
+
+    `<attempt>` is 16 hex digits of SHA-256 over errorCode and errorMessage: with
+    identifiers of at most 256 characters (`common.events`) every key fits the 300 of
+    the column, however long the message.
+    """
     if isinstance(event, PaymentRefunded):
         return f"refund:{event.payload.refund_id}"
+    if isinstance(event, PaymentFailed):
+        payload = event.payload
+        attempt = f"{payload.error_code}\x1f{payload.error_message}".encode()
+        return f"{event.event_type}:{payload.payment_id}:{hashlib.sha256(attempt).hexdigest()[:16]}"
     return f"{event.event_type}:{event.payload.payment_id}"
+
+
+def legacy_key(event: PaymentEvent) -> str | None:
+    """The key a failure was stored under before issue 21 (`payment.failed:<paymentId>`)."""
+    if isinstance(event, PaymentFailed):
+        return f"{event.event_type}:{event.payload.payment_id}"
+    return None
 
 
 _QUOTED: Final = json.encoder.encode_basestring_ascii
@@ -137,18 +159,20 @@ def claim_facts(
         first.setdefault(key, event)
     at = bulk.encoders(session).naive_time(now)
     prints = {key: fingerprint(event) for key, event in first.items()}
+    stated = {k: (prints[k], first[k].event_id) for k in first}
+    stated |= _stated_under_legacy_keys(session, consumer, first, prints)
     inserted = set(
         bulk.insert_rows(
             session=session,
             table=_FACT,
             columns=("consumer", "key", "fingerprint", "event_id", "first_seen"),
-            rows=[(consumer, k, prints[k], first[k].event_id, at) for k in sorted(first)],
+            rows=[(consumer, k, *stated[k], at) for k in sorted(first)],
             on_conflict="(consumer, key) DO NOTHING",
             returning="key",
         )
     )
     held = _held(session, consumer, [k for k in first if k not in inserted])
-    known = {k: (prints[k], first[k].event_id) for k in inserted} | held
+    known = {k: stated[k] for k in inserted} | held
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
     anomalies: list[tuple[str, str, str]] = []
@@ -199,6 +223,25 @@ class BusinessMetrics:
                 first_event_id=claimed.first_event[event_id],
                 detail="same business key as an earlier event, different content: not applied",
             )
+
+
+def _stated_under_legacy_keys(
+    session: Session, consumer: str, first: Mapping[str, PaymentEvent], prints: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    """(fingerprint, first eventId) of the failures already stored under their legacy key.
+
+    A failure claimed before issue 21 is held as `payment.failed:<paymentId>`; the same
+    content redelivered now carries over that row's first eventId to its new key (so it is a
+    `duplicate`). Another content under the legacy key is another attempt: nothing carried.
+    One SELECT, and only for batches with failures.
+    """
+    legacy = {k: old for k, e in first.items() if (old := legacy_key(e)) is not None}
+    if not legacy:
+        return {}
+    held = _held(session, consumer, set(legacy.values()))
+    return {
+        key: held[old] for key, old in legacy.items() if old in held and held[old][0] == prints[key]
+    }
 
 
 def _held(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:

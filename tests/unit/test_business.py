@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from common.business import business_key, fingerprint
+from common.business import business_key, fingerprint, legacy_key
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from dreamscape_dev.testing.builders import event, inbound, spec_bytes, spec_example, to_json
@@ -23,7 +23,7 @@ def _event(event_type: str, **payload: Any) -> PaymentEvent:
 
 class TestBusinessKey:
     def test_a_payment_event_is_keyed_by_type_and_payment(self) -> None:
-        """initiated, completed and failed: (eventType, paymentId)."""
+        """initiated and completed: (eventType, paymentId)."""
         completed = _event("payment.completed", paymentId="pay_1")
         assert business_key(completed) == "payment.completed:pay_1"
         assert business_key(_event("payment.initiated", paymentId="pay_1")) != business_key(
@@ -33,6 +33,48 @@ class TestBusinessKey:
     def test_a_refund_is_keyed_by_its_refund_id(self) -> None:
         """A payment refunded twice states two facts; the same refundId twice, one."""
         assert business_key(_event("payment.refunded", refundId="ref_1")) == "refund:ref_1"
+
+    def test_a_failure_is_keyed_by_its_attempt(self) -> None:
+        """A failure's key is its paymentId and a digest of errorCode and errorMessage (issue 21)."""
+        failed = _event(
+            "payment.failed", paymentId="pay_1", errorCode="card_declined", errorMessage="No."
+        )
+        attempt = hashlib.sha256(b"card_declined\x1fNo.").hexdigest()[:16]
+        assert business_key(failed) == f"payment.failed:pay_1:{attempt}"
+        assert legacy_key(failed) == "payment.failed:pay_1"
+
+    def test_a_second_card_failing_under_the_same_payment_is_another_fact(self) -> None:
+        """Another errorCode, or the same code with another errorMessage, under one paymentId is another attempt."""
+        first = _event("payment.failed", paymentId="pay_1", errorCode="card_declined")
+        other_code = _event("payment.failed", paymentId="pay_1", errorCode="insufficient_funds")
+        other_text = _event("payment.failed", paymentId="pay_1", errorMessage="Expired card.")
+        keys = {business_key(e) for e in (first, other_code, other_text)}
+        assert len(keys) == 3
+
+    def test_the_code_and_message_cannot_be_confused_by_moving_text_between_them(self) -> None:
+        """`a` + `b_c` and `a_b` + `c` are two attempts: the two fields are hashed with a separator."""
+        a = _event("payment.failed", paymentId="pay_1", errorCode="a", errorMessage="b_c")
+        b = _event("payment.failed", paymentId="pay_1", errorCode="a_b", errorMessage="c")
+        assert business_key(a) != business_key(b)
+
+    def test_a_redelivered_failure_keeps_its_key_and_fingerprint(self) -> None:
+        """A new eventId and a restamped failedAt (a redelivered webhook) leave key and content equal: a duplicate."""
+        first = _event("payment.failed", failedAt="2025-12-18T10:31:45Z")
+        again = _event("payment.failed", failedAt="2025-12-18T10:36:02Z")
+        assert first.event_id != again.event_id
+        assert business_key(first) == business_key(again)
+        assert fingerprint(first) == fingerprint(again)
+
+    def test_keys_fit_the_column_whatever_the_identifiers(self) -> None:
+        """With every identifier at its 256-character maximum and a long message, a key fits `business_fact.key` (300)."""
+        long = "p" * 256
+        events = [
+            _event("payment.failed", paymentId=long, errorCode="c" * 256, errorMessage="m" * 5000),
+            _event("payment.completed", paymentId=long),
+            _event("payment.initiated", paymentId=long),
+            _event("payment.refunded", paymentId=long, refundId="r" * 256),
+        ]
+        assert max(len(business_key(e)) for e in events) <= 300
 
 
 class TestFingerprint:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from decimal import Decimal
 
@@ -165,6 +166,32 @@ class TestDoubleCharge:
         )
         assert d.booking.amount == Decimal("90.00")
         assert [a.kind for a in d.anomalies] == ["amount_mismatch"]
+
+
+class TestSeveralAttemptsOfOnePayment:
+    def test_two_failures_then_a_completion_of_one_payment_confirm_in_any_order(self) -> None:
+        """Declined twice (two cards) then paid, all under one paymentId: confirmed, whatever order the three arrive in (issue 21)."""
+        facts = [
+            fact(document("failed", minutes=1, text="Your card was declined.")),
+            fact(document("failed", minutes=3, text="Insufficient funds.")),
+            fact(document("completed", minutes=5)),
+        ]
+        for order in itertools.permutations(facts):
+            d = derived(*order)
+            assert d.booking.status == "confirmed", order
+            assert d.booking.payment_id == "pay_1"
+            assert d.booking.confirmation_number == confirmation_number("bk_1", "pay_1")
+            assert d.hold == "converted"
+            assert d.anomalies == ()
+
+    def test_two_failures_of_one_payment_without_a_completion_are_payment_failed(self) -> None:
+        """Two failed attempts and no completion leave the booking payment_failed, in either order."""
+        facts = [
+            fact(document("failed", minutes=1, text="Your card was declined.")),
+            fact(document("failed", minutes=3, text="Insufficient funds.")),
+        ]
+        for order in itertools.permutations(facts):
+            assert derived(*order).booking.status == "payment_failed"
 
 
 class TestConfirmationNumber:
