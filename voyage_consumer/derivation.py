@@ -27,6 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal, NamedTuple
 
+from common.confirmation import confirmation_number
 from voyage_consumer.anomalies import (
     Anomaly,
     RefundOutcome,
@@ -34,7 +35,6 @@ from voyage_consumer.anomalies import (
     double_charges,
     settle_refunds,
 )
-from voyage_consumer.confirmation import confirmation_number
 from voyage_consumer.facts import Fact
 
 BookingStatus = Literal[

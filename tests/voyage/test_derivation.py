@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import re
 from decimal import Decimal
 
+from common.confirmation import confirmation_number
 from dreamscape_dev.testing.builders import inbound, spec_records
 from tests.voyage.bookings import document, fact
-from voyage_consumer.confirmation import confirmation_number
 from voyage_consumer.derivation import Derivation, derive
 from voyage_consumer.facts import Fact, storage_problem, to_fact
 
@@ -192,18 +191,6 @@ class TestSeveralAttemptsOfOnePayment:
         ]
         for order in itertools.permutations(facts):
             assert derived(*order).booking.status == "payment_failed"
-
-
-class TestConfirmationNumber:
-    def test_it_is_deterministic_and_in_crockford_base32(self) -> None:
-        """Same ids, same number; `DS-` and two groups of five Crockford base32 digits."""
-        number = confirmation_number("booking_456def", "pay_abc123xyz")
-        assert number == confirmation_number("booking_456def", "pay_abc123xyz")
-        assert re.fullmatch(r"DS-[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}", number)
-
-    def test_another_payment_gives_another_number(self) -> None:
-        """The winning payment is part of the number, so a different payment gives a new one."""
-        assert confirmation_number("bk_1", "pay_1") != confirmation_number("bk_1", "pay_2")
 
 
 class TestStorageProblem:

@@ -4,6 +4,11 @@ A random number would be issued again on every replay or redelivery, and two con
 handling the same completion would disagree. Hashing (booking id, winning payment id)
 instead means the number is a property of the facts, like every other derived column.
 
+It lives in `common` because two services show it: voyage stores it on the booking, and
+notification prints it on the receipt, each computing it from the completion's ids (no
+service imports another). Numbers are stored, so the function must never change
+(tests/unit/test_confirmation.py pins a few).
+
 Format `DS-XXXXX-XXXXX`: 50 bits of SHA-256 in Crockford base32 (no I, L, O, U, so it reads
 back unambiguously over the phone). With a million bookings the chance that any two share a
 number is about 0.04 %; the number is for humans, the booking id remains the key.
