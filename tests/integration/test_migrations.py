@@ -180,7 +180,8 @@ def test_instances_migrating_at_once_do_not_race(database_url: str) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert sorted(len(a) for a in applied) == [0, 0, 0, 1]
+    revisions = len(list(ANALYTICS.script().walk_revisions()))
+    assert sorted(len(a) for a in applied) == [0, 0, 0, revisions]
     with engines[0].connect() as connection:
         versions = connection.execute(text(f"SELECT * FROM {ANALYTICS.version_table}")).all()
     assert len(versions) == 1
