@@ -6,6 +6,7 @@
 | `PermanentError` | a handler says this record can never work | dead-letter at once                   |
 | `TransientError` | a dependency is unreachable (DB, SMTP...) | pause, back off, retry without limit  |
 | `CriticalError`  | carrying on would do harm                | stop without storing the offset       |
+| `FatalClientError` | the consumer or the DLQ producer failed for good (a `CriticalError`) | stop, commit what is durable, exit 1 |
 | anything else    | a bug or a surprise                      | retry a bounded number of times, then dead-letter |
 
 Services may also declare their own exception types as transient (for instance SQLAlchemy's
@@ -65,3 +66,27 @@ class ProduceRefusedError(Exception):
 
 class CriticalError(Exception):
     """Stop the consumer without committing: continuing could lose or corrupt data."""
+
+
+class FatalClientError(CriticalError):
+    """The consumer or the DLQ producer failed for good: only a new process recovers.
+
+    librdkafka makes some errors fatal (an idempotent producer refused its producer id, a
+    static member fenced by another with its `group.instance.id`); the client then does
+    nothing useful until it is recreated. `code` is the cause read from the client
+    (`CLUSTER_AUTHORIZATION_FAILED`, `FENCED_INSTANCE_ID`...), not librdkafka's umbrella
+    `_FATAL`; a `SystemError` out of the client is one too (`CLIENT_FAILURE`), never one
+    record's bug.
+    """
+
+    def __init__(self, client: str, code: str, detail: str) -> None:
+        self.client = client
+        self.code = code
+        self.detail = detail
+        kind = "authorization failed" if self.authorization else "fatal error"
+        super().__init__(f"{client}: {kind}: {code}: {detail}")
+
+    @property
+    def authorization(self) -> bool:
+        """The cause is a refused permission (an ACL): granting it and restarting fixes it."""
+        return "AUTHORIZATION" in self.code or "authorization" in self.detail.lower()

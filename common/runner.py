@@ -34,9 +34,10 @@ from datetime import UTC, datetime, timedelta
 from common import dlq
 from common.decisions import Decision, decide
 from common.dlq_writer import DlqWriter, letter
-from common.errors import CriticalError, InvalidEvent
+from common.errors import CriticalError, FatalClientError, InvalidEvent
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
+from common.kafka.consumer import CONSUMER
 from common.lifecycle import (
     BatchHandled,
     Bus,
@@ -69,12 +70,17 @@ class Runner(RebalanceListener):
         *,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         heartbeat: Callable[[], None] = lambda: None,
+        client_check: Callable[[], None] = lambda: None,
     ) -> None:
+        """`client_check` runs between polls and raises `FatalClientError` once a client the
+        loop needs (the DLQ producer) failed for good."""
         self._spec = spec
         self._settings = settings
         self._bus = bus
         self._wall_clock = wall_clock
         self._heartbeat = heartbeat
+        self._client_check = client_check
+        self._fatal: FatalClientError | None = None
         self._topics = Topics(settings.topic_prefix)
         self._skew = timedelta(seconds=settings.max_clock_skew_seconds)
         self._stop = threading.Event()
@@ -121,6 +127,11 @@ class Runner(RebalanceListener):
         """
         return self._retry.outage
 
+    @property
+    def fatal(self) -> FatalClientError | None:
+        """The fatal client error that ended the loop, or None: liveness fails once it is set."""
+        return self._fatal
+
     def run(self) -> str:
         """Consume until stopped; returns why it stopped. Raises nothing but CriticalError."""
         self._consumer.subscribe([self._topics.for_event(t) for t in self._spec.event_types])
@@ -128,6 +139,7 @@ class Runner(RebalanceListener):
         try:
             while not self._stop.is_set():
                 self._heartbeat()
+                self._client_check()
                 records, errors = self._consumer.poll_batch(
                     self._settings.batch_size, self._settings.poll_timeout_seconds
                 )
@@ -136,6 +148,13 @@ class Runner(RebalanceListener):
                     self._process(records)
         except Stopping:
             reason = "stop requested during retry"
+        except FatalClientError as exc:
+            # Only a new process recovers the client: say why once, and commit what is
+            # stored (durable outcomes only), unless the consumer itself is what failed.
+            self._fatal = exc
+            self._bus.emit(ConsumerError(exc.code, str(exc), fatal=True))
+            reason, commit = "fatal client error", exc.client != CONSUMER
+            raise
         except CriticalError as exc:
             reason, commit = f"critical error: {exc}", False
             raise
@@ -241,6 +260,7 @@ class Runner(RebalanceListener):
             if self._stop.is_set():
                 raise Stopping
             self._heartbeat()
+            self._client_check()
             records, errors = self._consumer.poll_batch(
                 self._settings.batch_size, min(remaining, self._settings.poll_timeout_seconds)
             )
@@ -280,12 +300,12 @@ class Runner(RebalanceListener):
 
     def _report(self, errors: list[ClientError]) -> None:
         for error in errors:
+            if error.fatal:  # announced once, by `run`
+                raise FatalClientError("consumer", error.code, error.message)
             if error.unknown_topic and error.topic:
                 self._bus.emit(TopicMissing(error.topic))
             else:
                 self._bus.emit(ConsumerError(error.code, error.message, error.fatal))
-                if error.fatal:
-                    raise CriticalError(f"fatal client error {error.code}: {error.message}")
 
     def _close(self, *, commit: bool, reason: str) -> None:
         committed = self._offsets.commit("shutdown") if commit else {}

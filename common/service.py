@@ -5,7 +5,9 @@ Every service's entry point is `run_service(...)` with a function that builds it
 engines) is created here or in that function, at start-up, never at import.
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for invalid configuration or a database
-schema this release cannot run on (one line on stderr, no traceback), 1 after a critical error or a shutdown that overran its deadline.
+schema this release cannot run on (one line on stderr, no traceback), 1 after a critical error,
+a fatal client error (the consumer or the DLQ producer failed for good: `/healthz` fails at
+once, and a new process is what recovers it) or a shutdown that overran its deadline.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import TypeVar
 import structlog
 from prometheus_client import CollectorRegistry
 
+from common.errors import FatalClientError
 from common.handlers import ConsumerSpec
 from common.health import HealthServer, Liveness
 from common.kafka import KafkaConfigError, KafkaConsumer, KafkaProducer
+from common.kafka.admin import dlq_write_problem
 from common.lifecycle import Bus
 from common.logs import LogSubscriber, configure_logging
 from common.metrics import RuntimeMetrics
@@ -67,22 +71,81 @@ def run_service(
     except Exception as exc:  # e.g. the database unreachable at start: say so in one line
         log.error("service.start_failed", error_type=type(exc).__name__, error=str(exc)[:500])
         return EXIT_FAILURE
-    health = _health(runner, spec, settings, registry, liveness)
+    dlq_path = DlqPathCheck(settings.producer_config(), runner.dlq_topic)
+    health = health_server(runner, spec, settings, registry, liveness, dlq_path=dlq_path.problem)
     health.start()
     log.info(
         "service.started", group=spec.group_id, http_port=health.port, dlq_topic=runner.dlq_topic
     )
     _on_signals(lambda: _request_stop(runner, settings.shutdown_timeout_seconds))
     tune_gc()
+    dlq_path.start()
+    try:
+        return run_loop(runner)
+    finally:
+        dlq_path.stop()
+        health.stop()
+
+
+def run_loop(runner: Runner) -> int:
+    """Run the loop to its end; returns the exit code, having logged why it ended."""
+    log = structlog.get_logger("common.service")
     try:
         reason = runner.run()
+    except FatalClientError:  # named once already (consumer.error); no traceback to add
+        log.error("service.stopped", reason="fatal client error", exit_code=EXIT_FAILURE)
+        return EXIT_FAILURE
     except Exception as exc:
         log.error("service.stopped", reason=str(exc), exc_info=True)
         return EXIT_FAILURE
-    finally:
-        health.stop()
     log.info("service.stopped", reason=reason)
     return EXIT_OK
+
+
+class DlqPathCheck:
+    """Whether the DLQ can be written (`dlq_write_problem`), checked in the background.
+
+    Checked once at start, then again every `interval_s` for as long as it fails, so
+    readiness turns green once the topic is created or the ACL granted; a failure later on
+    shows in the DLQ writes themselves (retried, or fatal).
+    """
+
+    def __init__(
+        self,
+        producer_config: dict[str, str],
+        topic: str,
+        *,
+        interval_s: float = 15.0,
+        check: Callable[[dict[str, str], str], str | None] = dlq_write_problem,
+    ) -> None:
+        self._config = producer_config
+        self._topic = topic
+        self._interval_s = interval_s
+        self._check = check
+        self._problem: str | None = f"checking that DLQ topic {topic} can be written"
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dlq-path-check", daemon=True)
+
+    def problem(self) -> str | None:
+        """Why the DLQ cannot be written, or None once it was shown it can."""
+        return self._problem
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def check_once(self) -> str | None:
+        try:
+            self._problem = self._check(self._config, self._topic)
+        except Exception as exc:  # the check itself failed: say which way, not its text
+            self._problem = f"DLQ check failed: {type(exc).__name__}"
+        return self._problem
+
+    def _run(self) -> None:
+        while self.check_once() is not None and not self._stopped.wait(self._interval_s):
+            pass
 
 
 def tune_gc() -> None:
@@ -106,13 +169,15 @@ def _runner(
 ) -> Runner:
     bus = Bus([LogSubscriber(), RuntimeMetrics(registry, spec.name)])
     consumer_config = settings.consumer_config(spec.group_id)
+    producer = KafkaProducer(settings.producer_config() | _bootstrap(consumer_config))
     return Runner(
         spec,
         settings,
         lambda listener: KafkaConsumer(consumer_config, listener),
-        KafkaProducer(settings.producer_config() | _bootstrap(consumer_config)),
+        producer,
         bus,
         heartbeat=heartbeat,
+        client_check=producer.check,
     )
 
 
@@ -120,17 +185,28 @@ def _bootstrap(consumer_config: dict[str, str]) -> dict[str, str]:
     return {"bootstrap.servers": consumer_config["bootstrap.servers"]}
 
 
-def _health(
+def health_server(
     runner: Runner,
     spec: ConsumerSpec,
     settings: RunnerSettings,
     registry: CollectorRegistry,
     liveness: Liveness,
+    *,
+    dlq_path: Callable[[], str | None] = lambda: None,
 ) -> HealthServer:
+    """The health server of `runner`: alive while the loop beats and no client is fatal;
+    ready when every check passes, `/readyz` naming each one that does not."""
+
+    def alive() -> bool:
+        return runner.fatal is None and liveness()
+
     def readiness() -> tuple[bool, dict[str, str]]:
+        fatal, dlq_problem = runner.fatal, dlq_path()
         checks = {
             "partitions_assigned": "ok" if runner.ready else "waiting for assignment",
             "processing": "ok" if runner.outage is None else f"retrying {runner.outage}",
+            "client": "ok" if fatal is None else f"fatal: {fatal.client} {fatal.code}",
+            "dlq_path": "ok" if dlq_problem is None else dlq_problem,
         }
         for name, check in spec.readiness_checks.items():
             checks[name] = "ok" if _safe(check) else "failing"
@@ -139,7 +215,7 @@ def _health(
     return HealthServer(
         settings.http_port,
         registry,
-        liveness=liveness,
+        liveness=alive,
         readiness=readiness,
         host=settings.http_host,
     )

@@ -1,12 +1,13 @@
-"""Reading without joining a group: committed offsets, whole topics; creating topics."""
+"""Reading without joining a group: committed offsets, whole topics; creating topics; proving
+the DLQ can be written."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicCollection
 from confluent_kafka import TopicPartition as KafkaTopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AclOperation, AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from common.errors import TransientError
 from common.kafka.client import build_client, log, to_kafka_tp, to_record
@@ -61,6 +62,43 @@ def create_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+
+
+#: Producer properties an admin client must not take: idempotence would make it ask for a
+#: producer id of its own.
+_PRODUCER_ONLY = ("acks", "enable.idempotence", "linger.ms")
+_MAY_WRITE = {AclOperation.WRITE, AclOperation.ALL}
+
+
+def dlq_write_problem(
+    producer_config: Mapping[str, str], topic: str, timeout_s: float = 10.0
+) -> str | None:
+    """Why the DLQ producer could not write to `topic`, or None when it can.
+
+    One DescribeTopics request asking for the operations this principal may perform on the
+    topic (KIP-430), a cheap proof of write access that writes nothing: it needs DESCRIBE
+    on the topic, and tells a missing topic, a missing DESCRIBE and a missing WRITE apart.
+    A broker that leaves the operations out is trusted once the topic exists. The answer
+    names error codes and the topic, never a client message or a setting.
+    """
+    config = {k: v for k, v in producer_config.items() if k not in _PRODUCER_ONLY}
+    admin = build_client(AdminClient, {**config, "logger": log})
+    futures = admin.describe_topics(
+        TopicCollection([topic]), include_authorized_operations=True, request_timeout=timeout_s
+    )
+    try:
+        description = futures[topic].result()
+    except KafkaException as exc:
+        error = exc.args[0]
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            return f"DLQ topic {topic} does not exist"
+        if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            return f"authorization: no DESCRIBE permission on DLQ topic {topic}"
+        return f"DLQ topic {topic} could not be described: {error.name()}"
+    operations = description.authorized_operations
+    if operations is not None and not _MAY_WRITE & set(operations):
+        return f"authorization: no WRITE permission on DLQ topic {topic}"
+    return None
 
 
 def read_all(config: Mapping[str, str], topic: str, idle_timeout_s: float = 2.0) -> list[Record]:

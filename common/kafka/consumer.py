@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from common.errors import TransientError
+from common.kafka import fatal
 from common.kafka.client import (
     ClientError,
     build_client,
@@ -19,6 +20,8 @@ from common.kafka.client import (
     to_record,
 )
 from common.records import Record, TopicPartition
+
+CONSUMER = "consumer"
 
 
 class RebalanceListener:
@@ -66,13 +69,26 @@ class KafkaConsumer:
     def poll_batch(
         self, max_records: int, timeout_s: float
     ) -> tuple[list[Record], list[ClientError]]:
-        """Up to `max_records` records, waiting at most `timeout_s`; errors come back separately."""
+        """Up to `max_records` records, waiting at most `timeout_s`; errors come back separately.
+
+        A fatal error comes back with `fatal` set and its cause as `code`
+        (`FENCED_INSTANCE_ID`...): librdkafka reports it as `_FATAL` with `fatal()` false.
+        """
         records: list[Record] = []
         errors: list[ClientError] = []
-        for message in self._consumer.consume(max_records, timeout_s):
+        try:
+            messages = self._consumer.consume(max_records, timeout_s)
+        except (KafkaException, SystemError) as exc:
+            if (found := fatal.from_exception(CONSUMER, exc)) is None:
+                raise
+            raise found from exc
+        for message in messages:
             error = message.error()
             if error is None:
                 records.append(to_record(message))
+            elif fatal.is_fatal(error):
+                cause = fatal.from_error(CONSUMER, error)
+                errors.append(ClientError(cause.code, cause.detail, True, message.topic()))
             elif error.code() != KafkaError._PARTITION_EOF:
                 errors.append(
                     ClientError(error.name(), error.str(), error.fatal(), message.topic())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from common.errors import ProduceRefusedError, TransientError
+from common.errors import FatalClientError, ProduceRefusedError, TransientError
+from common.kafka import fatal
 from common.kafka.client import build_client, log
 from common.records import OutboundRecord, TopicPartition
 
@@ -24,6 +25,7 @@ PERMANENT_PRODUCE_ERRORS: frozenset[int] = frozenset(
 
 
 _MAX_CARRIED = 10_000
+DLQ_PRODUCER = "DLQ producer"
 
 
 class KafkaProducer:
@@ -33,6 +35,10 @@ class KafkaProducer:
     records: the ones already acknowledged are not produced again, and the ones still in
     flight are waited for rather than produced a second time, so a retry never writes a
     record twice.
+
+    A fatal error of the client (`common.kafka.fatal`: an idempotent producer refused its
+    producer id...) raises `FatalClientError` naming its cause, from then on at every call:
+    only a new process recovers.
     """
 
     def __init__(self, config: Mapping[str, str]) -> None:
@@ -40,6 +46,20 @@ class KafkaProducer:
         #: From calls that did not succeed entirely, for their retries: per record, the
         #: outcome cells of its copies still "pending" (in flight) or "delivered".
         self._carried: dict[OutboundRecord, list[list[Any]]] = {}
+        self._fatal: FatalClientError | None = None
+
+    def check(self) -> None:
+        """Serve the client's queue; raises `FatalClientError` once the producer is fatal.
+
+        The run loop calls it between polls, so a producer made fatal at start (no producer
+        id without a WRITE ACL) ends the process before the first letter needs it.
+        """
+        if self._fatal is not None:
+            raise self._fatal
+        try:
+            self._producer.poll(0)
+        except (KafkaException, SystemError) as exc:
+            self._fail(exc)
 
     def send_confirmed(
         self, records: Sequence[OutboundRecord], timeout_s: float = 30.0
@@ -53,6 +73,8 @@ class KafkaProducer:
         acknowledged nor refused in time: the caller retries, it never assumes the write
         happened.
         """
+        if self._fatal is not None:
+            raise self._fatal
         carried = self._carried
         if len(carried) > _MAX_CARRIED:  # retries abandoned (partitions moved on): forget them
             carried.clear()
@@ -70,7 +92,12 @@ class KafkaProducer:
                 self._produce(record, _reporter(cell))
             except _Refused as local:
                 cell[:] = ["refused", local.code]
-        remaining = self._producer.flush(timeout_s)
+        try:
+            remaining = self._producer.flush(timeout_s)
+        except (KafkaException, SystemError) as exc:
+            self._fail(exc)
+        if any(c[0] == "fatal" for c in cells):  # reported fatal (the cause not said)
+            self._fail(KafkaException(KafkaError(KafkaError._FATAL)))
         unfinished = [c for c in cells if c[0] in ("pending", "failed")]
         refused = {n: str(c[1]) for n, c in enumerate(cells) if c[0] == "refused"}
         if remaining or unfinished or refused:
@@ -114,11 +141,33 @@ class KafkaProducer:
                 if time.monotonic() > deadline:
                     raise TransientError("the producer's queue stayed full for 60 s") from None
                 self._producer.poll(0.1)
+            except SystemError as exc:
+                self._fail(exc)
             except KafkaException as exc:
                 error = exc.args[0]
+                if fatal.is_fatal(error):
+                    self._fail(exc)
                 if error.code() in PERMANENT_PRODUCE_ERRORS:
                     raise _Refused(error.name()) from exc
                 raise TransientError(f"produce to {record.topic} failed: {exc}") from exc
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Raise the producer's fatal error if `exc` is one (reading its cause), else `exc`."""
+        found = fatal.from_exception(DLQ_PRODUCER, exc)
+        if found is None:
+            raise exc
+        if self._fatal is None and found.code == "_FATAL":  # the cause waits in the queue
+            self._fatal = self._served_fatal()
+        self._fatal = self._fatal or found
+        raise self._fatal from exc
+
+    def _served_fatal(self) -> FatalClientError | None:
+        """The fatal cause librdkafka queued for `error_cb`, which a poll raises."""
+        try:
+            self._producer.poll(0)
+        except (KafkaException, SystemError) as exc:
+            return fatal.from_exception(DLQ_PRODUCER, exc)
+        return None
 
 
 def _reporter(cell: list[Any]) -> Callable[[KafkaError | None, Message], None]:
@@ -128,6 +177,8 @@ def _reporter(cell: list[Any]) -> Callable[[KafkaError | None, Message], None]:
         if error is None:
             tp = TopicPartition(str(message.topic()), int(message.partition() or 0))
             cell[:] = ["delivered", tp, int(message.offset() or 0) + 1]
+        elif fatal.is_fatal(error):
+            cell[:] = ["fatal", error.str()]
         elif error.code() in PERMANENT_PRODUCE_ERRORS:
             cell[:] = ["refused", error.name()]
         else:

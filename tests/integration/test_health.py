@@ -6,6 +6,7 @@ import json
 import socket
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -13,7 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from common.health import HealthServer, Liveness
+from common.service import DlqPathCheck
 from common.settings import RunnerSettings
+from dreamscape_dev.testing.broker import create_topics
 from dreamscape_dev.testing.running import wait_until
 
 
@@ -229,3 +232,20 @@ class TestResourceLimits:
         ) as running:
             assert running.host == "127.0.0.1"
         assert RunnerSettings(kafka={}).http_host == "0.0.0.0"
+
+
+@pytest.mark.integration
+class TestDlqPathReadiness:
+    def test_a_missing_dlq_topic_keeps_the_service_unready_until_it_is_created(
+        self, kafka_bootstrap_servers: str
+    ) -> None:
+        """The DLQ path check names a DLQ topic that does not exist, and passes once it exists and the broker allows WRITE (issue 22, finding 5)."""
+        topic = f"dlq-{uuid.uuid4().hex[:8]}"
+        config = {"bootstrap.servers": kafka_bootstrap_servers, "enable.idempotence": "true"}
+        check = DlqPathCheck(config, topic)
+
+        assert check.problem() is not None  # unproven until checked
+        assert check.check_once() == f"DLQ topic {topic} does not exist"
+        create_topics(kafka_bootstrap_servers, [topic], partitions=1)
+        assert check.check_once() is None
+        assert check.problem() is None

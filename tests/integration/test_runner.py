@@ -7,6 +7,7 @@ bus and through what lands in the topics.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import uuid
@@ -17,8 +18,8 @@ import pytest
 from confluent_kafka import Producer
 
 from common import dlq
-from common.errors import TransientError
-from common.lifecycle import OffsetsStored, RecordDeadLettered, TopicMissing
+from common.errors import FatalClientError, TransientError
+from common.lifecycle import ConsumerError, OffsetsStored, RecordDeadLettered, TopicMissing
 from common.records import Inbound, OutboundRecord
 from common.topics import Topics
 from dreamscape_dev.testing.broker import ProxiedBroker, create_topics
@@ -514,6 +515,42 @@ class TestGroupMembership:
 
         assert moved
         assert a.recorder.dead_lettered() == b.recorder.dead_lettered() == []
+
+
+class TestFatalClientErrors:
+    def test_a_member_fenced_by_a_second_instance_with_its_group_instance_id_stops_naming_the_cause(
+        self, kafka_bootstrap_servers: str, topics: Topics
+    ) -> None:
+        """Two runners with one group.instance.id: the fenced one's loop ends with FatalClientError(FENCED_INSTANCE_ID) and one fatal ConsumerError, instead of living on with every commit failing (issue 22, finding 4)."""
+        settings = runner_settings(
+            topics,
+            kafka_bootstrap_servers,
+            kafka={"group.protocol": "classic", "group.instance.id": f"static-{_group()}"},
+        )
+        group = _group()
+        first = ObservedRunner(_accept, settings, group=group, name="first").start()
+        try:
+            wait_until(
+                lambda: len(first.recorder.assignment()) == 12,
+                TIMEOUT_S,
+                "the first static member to hold every partition",
+                abort=first.died,
+            )
+            with ObservedRunner(_accept, settings, group=group, name="second") as second:
+                wait_until(
+                    lambda: not first.alive,
+                    TIMEOUT_S,
+                    "the fenced member's loop to end",
+                    abort=second.died,
+                )
+        finally:
+            with contextlib.suppress(FatalClientError):
+                first.stop()
+
+        assert isinstance(first.error, FatalClientError), first.error
+        assert first.error.code == "FENCED_INSTANCE_ID"
+        [fatal] = [e for e in first.recorder.of(ConsumerError) if e.fatal]
+        assert fatal.code == "FENCED_INSTANCE_ID"
 
 
 class TestMissingTopics:
