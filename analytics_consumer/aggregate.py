@@ -34,7 +34,14 @@ METHOD: Final = "method"  # key: paymentMethod; n = initiated payments
 INITIATED: Final = "initiated"  # key: currency; n, units = initiated payments and amounts
 REVENUE: Final = "revenue"  # key: currency; n, units = completed payments and amounts
 REFUNDED: Final = "refunded"  # key: currency; n, units = refunds and refunded amounts
-FAILURE: Final = "failure"  # key: errorCode; n = failed payments
+FAILURE: Final = "failure"  # key: errorCode; n = failed attempts
+REFUND_REASON: Final = "refund_reason"  # key: the refund's reason; n = refunds
+OUTCOME_MINUTE: Final = "outcome_minute"
+"""key: `MMMM completed` or `MMMM failed:<errorCode>` (MMMM: the minute of the UTC day);
+n = attempts. What the gateway alert reads for a window shorter than a day (`reading`)."""
+
+KEY_LENGTH: Final = 256
+"""The longest counter key (`analytics_daily.key`); longer producer text is cut to it."""
 
 CounterKey = tuple[int, str, str]
 """(day number, metric, key)."""
@@ -63,7 +70,11 @@ class CompletedFact(NamedTuple):
 
 
 class FailedFact(NamedTuple):
-    """A payment.failed event, as counted: by error code."""
+    """A payment.failed event: one failed *attempt*, counted by error code.
+
+    Several attempts of one payment (another card, under the same paymentId) are several
+    facts; the inbox's business key (`common.business`) collapses only a redelivery.
+    """
 
     event_id: str
     payment_id: str
@@ -74,7 +85,8 @@ class FailedFact(NamedTuple):
 
 
 class RefundedFact(NamedTuple):
-    """A payment.refunded event, as counted: refunded amounts by currency, one row per refund."""
+    """A payment.refunded event, as counted: refunded amounts by currency, one row per refund,
+    and its reason."""
 
     event_id: str
     payment_id: str
@@ -82,6 +94,7 @@ class RefundedFact(NamedTuple):
     units: int
     currency: str
     refund_id: str
+    reason: str
 
 
 Fact = InitiatedFact | CompletedFact | FailedFact | RefundedFact
@@ -109,7 +122,7 @@ def extract(event: PaymentEvent) -> Fact:
         r = event.payload
         return RefundedFact(
             event.event_id, r.payment_id, epoch_ms(r.refunded_at), to_units(r.refund_amount),
-            r.currency, r.refund_id,
+            r.currency, r.refund_id, r.reason,
         )  # fmt: skip
     assert type(event) is PaymentCompleted, f"unknown event {type(event).__name__}"
     c = event.payload
@@ -180,7 +193,8 @@ def fold(facts: Iterable[Fact]) -> BatchDelta:
     """Add up `facts` (each counted once: the caller removed duplicates) into one delta.
 
     Per payment the first value seen wins, as in the database's merge, so a batch and the
-    database agree whatever order a payment's events come in.
+    database agree whatever order a payment's events come in; the failure time is the
+    earliest of the batch's failed attempts.
     """
     delta = BatchDelta()
     count, payments = delta.count, delta.payments
@@ -200,21 +214,30 @@ def fold(facts: Iterable[Fact]) -> BatchDelta:
         elif type(fact) is CompletedFact:
             count((day, EVENTS, PAYMENT_COMPLETED))
             count((day, REVENUE, currency), units)
+            count((day, OUTCOME_MINUTE, f"{_minute(at)} completed"))
             payment.completions += 1
             if payment.completed_ms is None:
                 payment.completed_currency, payment.completed_units = currency, units
                 payment.completed_ms, payment.transaction_id = at, fact.transaction_id
         elif type(fact) is FailedFact:
             count((day, EVENTS, PAYMENT_FAILED))
-            count((day, FAILURE, fact.error_code))
-            if payment.failed_ms is None:
+            code = fact.error_code[:KEY_LENGTH]
+            count((day, FAILURE, code))
+            count((day, OUTCOME_MINUTE, f"{_minute(at)} failed:{code}"[:KEY_LENGTH]))
+            if payment.failed_ms is None or at < payment.failed_ms:
                 payment.failed_ms = at
         elif type(fact) is RefundedFact:
             count((day, EVENTS, PAYMENT_REFUNDED))
             count((day, REFUNDED, currency), units)
+            count((day, REFUND_REASON, fact.reason[:KEY_LENGTH]))
             delta.refunds.append(
                 RefundRow(fact.event_id, fact.refund_id, payment_id, currency, units, at)
             )
             if payment.first_refund_ms is None or at < payment.first_refund_ms:
                 payment.first_refund_ms = at
     return delta
+
+
+def _minute(at_ms: int) -> str:
+    """The minute of the UTC day of `at_ms`, as four digits (`0000`..`1439`)."""
+    return f"{at_ms % DAY_MS // 60_000:04d}"

@@ -9,9 +9,16 @@ something (a single failure among two payments is not a 50% failure rate worth a
 * `high_failure_rate`: failed / initiated * 100 > ALERT_FAILURE_RATE_PERCENT (5).
 * `high_refund_rate`: refunded payments / completed * 100 > ALERT_REFUND_RATE_PERCENT (10).
 * `processing_delay`: the longest time from initiated to outcome, or of a payment still
-  without outcome at the latest event time, > ALERT_PROCESSING_DELAY_SECONDS (120).
+  without outcome at the latest event time but inside its method's abandonment window,
+  > ALERT_PROCESSING_DELAY_SECONDS (120); abandoned payments and asynchronous methods
+  (ALERT_PROCESSING_DELAY_EXEMPT_METHODS) are left out.
 * `unusual_amounts`: initiated payments above their currency's limit, the lower of
   ALERT_AMOUNT_LIMITS and ALERT_AMOUNT_MEDIAN_FACTOR * the median completed amount.
+* `gateway_unavailable`: failed attempts with a gateway-side errorCode
+  (ALERT_GATEWAY_ERROR_CODES) / outcomes (completions and failed attempts) * 100 >
+  ALERT_GATEWAY_ERROR_PERCENT (50), over at least ALERT_GATEWAY_MIN_OUTCOMES (5) outcomes
+  of the last ALERT_GATEWAY_WINDOW_SECONDS (600) live. Silence (no event at all) cannot be
+  seen in event time; Prometheus watches it with the wall clock (deploy/prometheus).
 """
 
 from __future__ import annotations
@@ -21,7 +28,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from analytics_consumer.figures import Delays, Figures, rate
-from analytics_consumer.settings import AnalyticsSettings
+from analytics_consumer.settings import (
+    ABANDONED_AFTER_SECONDS,
+    GATEWAY_ERROR_CODES,
+    AnalyticsSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,15 @@ class AlertRules:
     amount_median_factor: Decimal = Decimal(10)
     amount_min_samples: int = 20
     window_ms: int = 3_600_000
+    delay_exempt_methods: frozenset[str] = frozenset({"bank_transfer"})
+    abandoned_after_ms: Mapping[str, int] = field(
+        default_factory=lambda: {m: s * 1000 for m, s in ABANDONED_AFTER_SECONDS.items()}
+    )
+    abandoned_default_ms: int = 86_400_000
+    gateway_window_ms: int = 600_000
+    gateway_error_percent: Decimal = Decimal(50)
+    gateway_min_outcomes: int = 5
+    gateway_error_codes: frozenset[str] = GATEWAY_ERROR_CODES
 
     @classmethod
     def from_settings(cls, settings: AnalyticsSettings) -> AlertRules:
@@ -48,7 +68,21 @@ class AlertRules:
             amount_median_factor=settings.alert_amount_median_factor,
             amount_min_samples=settings.alert_amount_min_samples,
             window_ms=settings.alert_window_seconds * 1000,
+            delay_exempt_methods=settings.alert_processing_delay_exempt_methods,
+            abandoned_after_ms={
+                method: seconds * 1000
+                for method, seconds in settings.analytics_abandoned_after_seconds.items()
+            },
+            abandoned_default_ms=settings.analytics_abandoned_default_seconds * 1000,
+            gateway_window_ms=settings.alert_gateway_window_seconds * 1000,
+            gateway_error_percent=settings.alert_gateway_error_percent,
+            gateway_min_outcomes=settings.alert_gateway_min_outcomes,
+            gateway_error_codes=settings.alert_gateway_error_codes,
         )
+
+    def abandoned_after(self, method: str) -> int:
+        """Milliseconds after which a payment of `method` without any outcome is abandoned."""
+        return self.abandoned_after_ms.get(method, self.abandoned_default_ms)
 
     def amount_limits_for(
         self, medians: Mapping[str, Decimal], samples: Mapping[str, int]
@@ -71,15 +105,30 @@ class AlertRules:
 
 
 @dataclass(frozen=True)
+class Outcomes:
+    """Attempts that reached an outcome: completions, and failed attempts by errorCode."""
+
+    completed: int = 0
+    failures: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.completed + sum(self.failures.values())
+
+
+@dataclass(frozen=True)
 class AlertInputs:
     """The figures the rules look at, for one scope or window."""
 
     initiated: int
     completed: int
     failed: int
+    """Failed payments (a payment failing on two cards counts once)."""
     refunded_payments: int
     delays: Delays
     unusual_amounts: Mapping[str, int]
+    outcomes: Outcomes = Outcomes()
+    """What the gateway rule looks at (live: its own, shorter, window)."""
 
     @classmethod
     def of(cls, figures: Figures) -> AlertInputs:
@@ -90,6 +139,7 @@ class AlertInputs:
             figures.refunded_payments,
             figures.delays,
             figures.unusual_amounts,
+            Outcomes(figures.completed, figures.failure_reasons),
         )
 
 
@@ -101,7 +151,13 @@ class Alert:
     message: str
 
 
-ALERT_NAMES = ("high_failure_rate", "high_refund_rate", "processing_delay", "unusual_amounts")
+ALERT_NAMES = (
+    "high_failure_rate",
+    "high_refund_rate",
+    "processing_delay",
+    "unusual_amounts",
+    "gateway_unavailable",
+)
 
 
 def evaluate(inputs: AlertInputs, rules: AlertRules) -> list[Alert]:
@@ -143,7 +199,28 @@ def evaluate(inputs: AlertInputs, rules: AlertRules) -> list[Alert]:
         alerts.append(
             Alert("unusual_amounts", Decimal(unusual), Decimal(0), f"unusual amounts: {detail}")
         )
+    gateway = _gateway(inputs.outcomes, rules)
+    if gateway is not None:
+        alerts.append(gateway)
     return alerts
+
+
+def _gateway(outcomes: Outcomes, rules: AlertRules) -> Alert | None:
+    """`gateway_unavailable` when gateway-side errors dominate enough outcomes."""
+    codes = {c: n for c, n in outcomes.failures.items() if c in rules.gateway_error_codes and n}
+    errors = sum(codes.values())
+    share = rate(errors, outcomes.total)
+    if (
+        share is None
+        or outcomes.total < rules.gateway_min_outcomes
+        or share <= rules.gateway_error_percent
+    ):
+        return None
+    detail = ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
+    message = (
+        f"{errors} of {outcomes.total} payment outcomes were gateway errors ({share}%: {detail})"
+    )
+    return Alert("gateway_unavailable", share, rules.gateway_error_percent, message)
 
 
 def changes(before: Iterable[Alert], after: Iterable[Alert]) -> tuple[list[Alert], list[Alert]]:

@@ -59,6 +59,62 @@ class Delays:
 
 
 @dataclass(frozen=True)
+class Abandonment:
+    """Payments initiated and never finished (no completion, no failure) past the abandonment
+    threshold of their payment method, as of the latest event time."""
+
+    count: int = 0
+    by_method: dict[str, int] = field(default_factory=dict)
+    amount: dict[str, int] = field(default_factory=dict)
+    """Currency → units of the abandoned payments' initiated amounts."""
+
+
+@dataclass(frozen=True)
+class RefundsVsOriginal:
+    """The refunds of a scope against the completed amount of the payments they refund.
+
+    Per refunded payment, the sum of its refunds in scope compared with its completed
+    amount: `full` (equal), `partial` (less), `exceeding` (more: look at it), or
+    `without_original` (no completion seen for it, or in another currency).
+    """
+
+    payments: int = 0
+    full: int = 0
+    partial: int = 0
+    exceeding: int = 0
+    without_original: int = 0
+    refunded: dict[str, int] = field(default_factory=dict)
+    """Currency → units refunded, of the payments whose completion is known."""
+    original: dict[str, int] = field(default_factory=dict)
+    """Currency → units those payments completed with."""
+
+    def percent(self) -> dict[str, Decimal | None]:
+        """Currency → refunded / original * 100 (2 decimals)."""
+        return {
+            currency: rate(units, self.original.get(currency, 0))
+            for currency, units in sorted(self.refunded.items())
+        }
+
+
+@dataclass(frozen=True)
+class Initiation:
+    """Payments initiated over a span of event time (the initiation rate)."""
+
+    count: int = 0
+    span_ms: int = 0
+    """All time: the first initiation to the latest event; a day: its 24 hours, or up to
+    the latest event on the latest day."""
+
+    @property
+    def per_hour(self) -> Decimal | None:
+        """Initiations per hour (2 decimals), None over an empty span."""
+        if self.span_ms <= 0:
+            return None
+        per_hour = Decimal(self.count) * 3_600_000 / Decimal(self.span_ms)
+        return per_hour.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
 class DaySummary:
     """One UTC day's counters (the dashboard's series, the report's `days`)."""
 
@@ -66,8 +122,11 @@ class DaySummary:
     initiated: int
     completed: int
     failed: int
+    """Payments whose first failed attempt falls on this day."""
     refunded_payments: int
     revenue: dict[str, int]
+    failed_attempts: int = 0
+    """payment.failed events (attempts) of this day."""
 
     @property
     def success_rate(self) -> Decimal | None:
@@ -103,6 +162,19 @@ class Figures:
     unusual_amounts: dict[str, int]
     """Currency → initiated payments whose amount is unusual (see `alerts`)."""
     days: list[DaySummary] = field(default_factory=list)
+    failed_payments: int | None = None
+    """Payments with at least one failed attempt, counted once, when their first failure is
+    in scope (None: taken as the failed attempts, for figures built without it)."""
+    recovered_payments: int = 0
+    """Of `failed_payments`, those that completed after all (another card)."""
+    initiated_amount: dict[str, int] = field(default_factory=dict)
+    """Currency → units of initiated payments."""
+    initiated_by_currency: dict[str, int] = field(default_factory=dict)
+    initiation: Initiation = Initiation()
+    refund_reasons: dict[str, int] = field(default_factory=dict)
+    """The refunds' `reason` → refunds."""
+    refunds_vs_original: RefundsVsOriginal = RefundsVsOriginal()
+    abandoned: Abandonment = Abandonment()
 
     @property
     def initiated(self) -> int:
@@ -113,8 +185,14 @@ class Figures:
         return self.events.get(PAYMENT_COMPLETED, 0)
 
     @property
-    def failed(self) -> int:
+    def failed_attempts(self) -> int:
+        """payment.failed events: every failed attempt (a payment may fail several times)."""
         return self.events.get(PAYMENT_FAILED, 0)
+
+    @property
+    def failed(self) -> int:
+        """Failed payments: each payment with at least one failed attempt, once."""
+        return self.failed_attempts if self.failed_payments is None else self.failed_payments
 
     @property
     def success_rate(self) -> Decimal | None:

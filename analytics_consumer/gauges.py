@@ -16,9 +16,9 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from analytics_consumer import money
-from analytics_consumer.alerts import ALERT_NAMES, Alert
+from analytics_consumer.alerts import ALERT_NAMES, Alert, AlertInputs
 from analytics_consumer.figures import Figures
-from analytics_consumer.report import averages
+from analytics_consumer.report import averages, initiated_averages
 from common.events import KNOWN_PAYMENT_METHODS
 
 PREFIX: Final = "dreamscape_analytics_"
@@ -71,7 +71,42 @@ class AnalyticsGauges:
         self.revenue_by_method = gauge(
             "revenue_by_method", "Completed amounts by method", ["method", "currency"]
         )
-        self.failures = gauge("failure_reasons", "Failed payments by errorCode", ["error_code"])
+        self.failures = gauge(
+            "failure_reasons", "Failed attempts by errorCode (each attempt once)", ["error_code"]
+        )
+        self.failed_payments = gauge(
+            "payments_failed", "Payments with at least one failed attempt (each once)"
+        )
+        self.recovered = gauge(
+            "payments_recovered", "Payments that failed at least once, then completed"
+        )
+        self.initiated_amount = gauge("initiated_amount", "Sum of initiated amounts", ["currency"])
+        self.average_initiated = gauge(
+            "average_initiated_amount", "Mean initiated amount", ["currency"]
+        )
+        self.initiations_per_hour = gauge(
+            "initiations_per_hour",
+            "Payments initiated per hour over the alert window (ALERT_WINDOW_SECONDS of event time)",
+        )
+        self.refund_reasons = gauge("refund_reasons", "Refunds by reason", ["reason"])
+        self.refunds_by_kind = gauge(
+            "refunded_payments_by_kind",
+            "Refunded payments by their refunds against the original amount",
+            ["kind"],
+        )
+        self.refunded_percent = gauge(
+            "refunded_percent_of_original",
+            "Refunded amount / completed amount of the refunded payments, in percent",
+            ["currency"],
+        )
+        self.abandoned = gauge(
+            "abandoned_payments",
+            "Payments initiated and never finished past their method's abandonment threshold",
+            ["method"],
+        )
+        self.abandoned_amount = gauge(
+            "abandoned_amount", "Initiated amount of the abandoned payments", ["currency"]
+        )
         self.time_to_complete = gauge(
             "time_to_complete_seconds", "Initiated to completed (nearest rank)", ["quantile"]
         )
@@ -90,8 +125,15 @@ class AnalyticsGauges:
         for name in ALERT_NAMES:
             self.alert_active.labels(name).set(0)
 
-    def publish(self, figures: Figures, alerts: Sequence[Alert], now_s: float) -> None:
-        """Set every gauge from one consistent reading."""
+    def publish(
+        self,
+        figures: Figures,
+        alerts: Sequence[Alert],
+        now_s: float,
+        window: AlertInputs | None = None,
+        window_s: float = 3600,
+    ) -> None:
+        """Set every gauge from one consistent reading (`window`: the alert window's)."""
         for event_type, n in figures.events.items():
             self.events.labels(event_type).set(n)
         self.refunded_payments.set(figures.refunded_payments)
@@ -111,6 +153,9 @@ class AnalyticsGauges:
             self.median.labels(currency).set(float(median))
         self._methods(figures)
         self.failures_from(figures.failure_reasons)
+        self._issue_21(figures)
+        if window is not None:
+            self.initiations_per_hour.set(window.initiated * 3600 / window_s)
         durations = figures.durations
         for quantile, ms in (
             ("0.5", durations.p50_ms),
@@ -130,6 +175,41 @@ class AnalyticsGauges:
             failure_reasons, known=KNOWN_ERROR_CODES, cap=self.label_cap
         ).items():
             self.failures.labels(code).set(n)
+
+    def _issue_21(self, figures: Figures) -> None:
+        """Failed payments, initiated amounts, refunds against their payment, abandonment."""
+        self.failed_payments.set(figures.failed)
+        self.recovered.set(figures.recovered_payments)
+        for currency, units in figures.initiated_amount.items():
+            self.initiated_amount.labels(currency).set(float(money.from_units(units)))
+        for currency, mean in initiated_averages(figures).items():
+            self.average_initiated.labels(currency).set(float(mean))
+        self.refund_reasons.clear()
+        for reason, n in bounded(
+            figures.refund_reasons, known=frozenset(), cap=self.label_cap
+        ).items():
+            self.refund_reasons.labels(reason).set(n)
+        refunds = figures.refunds_vs_original
+        for kind, n in (
+            ("full", refunds.full),
+            ("partial", refunds.partial),
+            ("exceeding", refunds.exceeding),
+            ("without_original", refunds.without_original),
+        ):
+            self.refunds_by_kind.labels(kind).set(n)
+        for currency, percent in refunds.percent().items():
+            self.refunded_percent.labels(currency).set(
+                math.nan if percent is None else float(percent)
+            )
+        abandoned = figures.abandoned
+        self.abandoned.clear()
+        for method, n in bounded(
+            abandoned.by_method, known=KNOWN_PAYMENT_METHODS, cap=self.label_cap
+        ).items():
+            self.abandoned.labels(method).set(n)
+        self.abandoned_amount.clear()
+        for currency, units in abandoned.amount.items():
+            self.abandoned_amount.labels(currency).set(float(money.from_units(units)))
 
     def _methods(self, figures: Figures) -> None:
         """Payments and revenue by paymentMethod, the same methods kept for both."""

@@ -77,4 +77,6 @@ class Monitor:
         for alert in cleared:
             self._log.info("alert.cleared", alert=alert.name, threshold=float(alert.threshold))
         self.active = alerts
-        self._gauges.publish(figures, alerts, self._wall_clock())
+        self._gauges.publish(
+            figures, alerts, self._wall_clock(), window, self._rules.window_ms / 1000
+        )

@@ -10,7 +10,8 @@ before the latest event" are the same code. Functions take a keyword-only `sessi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -18,11 +19,52 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from analytics_consumer import money
-from analytics_consumer.figures import DURATION_BUCKETS_S, Delays, Durations, nearest_rank
+from analytics_consumer.figures import (
+    DURATION_BUCKETS_S,
+    Abandonment,
+    Delays,
+    Durations,
+    RefundsVsOriginal,
+    nearest_rank,
+)
 
 Range = tuple[int, int]
 
 _P = "analytics_payment"
+_NO_OUTCOME = "completed_ms IS NULL AND failed_ms IS NULL"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How long a payment may wait for its outcome: by method, before it is abandoned; and
+    the methods whose wait is the customer's, never a processing delay."""
+
+    after_ms: Mapping[str, int] = field(default_factory=dict)
+    default_ms: int | None = None
+    """None: nothing is ever abandoned (every wait counts as a delay)."""
+    exempt: Collection[str] = ()
+
+    def abandoned(self, params: dict[str, object]) -> str:
+        """SQL true for a payment initiated past its abandonment threshold before :latest."""
+        if self.default_ms is None:
+            return "1 = 0"
+        cases = []
+        for index, (method, ms) in enumerate(sorted(self.after_ms.items())):
+            params[f"am{index}"], params[f"at{index}"] = method, ms
+            cases.append(f"WHEN :am{index} THEN :at{index}")
+        params["adefault"] = self.default_ms
+        threshold = f"CASE method {' '.join(cases)} ELSE :adefault END" if cases else ":adefault"
+        return f"initiated_ms < :latest - ({threshold})"
+
+    def counted(self, params: dict[str, object]) -> str:
+        """SQL true for a payment whose wait may be a processing delay (method not exempt)."""
+        if not self.exempt:
+            return "1 = 1"
+        names = []
+        for index, method in enumerate(sorted(self.exempt)):
+            params[f"ex{index}"] = method
+            names.append(f":ex{index}")
+        return f"(method IS NULL OR method NOT IN ({', '.join(names)}))"
 
 
 def _one(session: Session, sql: str, **params: object) -> Any:
@@ -121,13 +163,25 @@ def durations(*, session: Session, span: Range) -> Durations:
     return Durations(int(count), at_rank(50), at_rank(95), int(longest), tuple(histogram))
 
 
-def delays(*, session: Session, span: Range, threshold_ms: int, latest_ms: int | None) -> Delays:
-    """Payments of `span` slower than `threshold_ms`, and the longest wait seen."""
-    params = {"lo": span[0], "hi": span[1], "t": threshold_ms}
+def delays(
+    *,
+    session: Session,
+    span: Range,
+    threshold_ms: int,
+    latest_ms: int | None,
+    waiting: Waiting = Waiting(),
+) -> Delays:
+    """Payments of `span` slower than `threshold_ms`, and the longest wait seen.
+
+    Pending payments count only while inside their abandonment window (`waiting`); methods
+    it exempts count neither as slow nor as pending.
+    """
+    params: dict[str, object] = {"lo": span[0], "hi": span[1], "t": threshold_ms}
+    counted = waiting.counted(params)
     slow_done, longest_done = session.execute(
         text(
             "SELECT SUM(CASE WHEN duration_ms > :t THEN 1 ELSE 0 END), MAX(duration_ms) "  # noqa: S608
-            f"FROM {_P} WHERE completed_ms >= :lo AND completed_ms < :hi"
+            f"FROM {_P} WHERE completed_ms >= :lo AND completed_ms < :hi AND {counted}"
         ),
         params,
     ).one()
@@ -135,19 +189,21 @@ def delays(*, session: Session, span: Range, threshold_ms: int, latest_ms: int |
         text(
             "SELECT SUM(CASE WHEN failed_ms - initiated_ms > :t THEN 1 ELSE 0 END), "  # noqa: S608
             f"MAX(failed_ms - initiated_ms) FROM {_P} "
-            "WHERE failed_ms >= :lo AND failed_ms < :hi AND initiated_ms IS NOT NULL"
+            f"WHERE failed_ms >= :lo AND failed_ms < :hi AND initiated_ms IS NOT NULL AND {counted}"
         ),
         params,
     ).one()
     pending, oldest = 0, None
     if latest_ms is not None:
+        params |= {"cutoff": latest_ms - threshold_ms, "latest": latest_ms}
+        abandoned = waiting.abandoned(params)
         pending, oldest = session.execute(
             text(
                 "SELECT SUM(CASE WHEN initiated_ms < :cutoff THEN 1 ELSE 0 END), MIN(initiated_ms) "  # noqa: S608
                 f"FROM {_P} WHERE initiated_ms >= :lo AND initiated_ms < :hi "
-                "AND completed_ms IS NULL AND failed_ms IS NULL"
+                f"AND {_NO_OUTCOME} AND {counted} AND NOT ({abandoned})"
             ),
-            params | {"cutoff": latest_ms - threshold_ms},
+            params,
         ).one()
     waits = [longest_done, longest_failed, None if oldest is None else latest_ms - oldest]
     known = [int(w) for w in waits if w is not None]
@@ -156,6 +212,81 @@ def delays(*, session: Session, span: Range, threshold_ms: int, latest_ms: int |
         slow=int(slow_done or 0) + int(slow_failed or 0),
         pending=int(pending or 0),
         longest_ms=max(known, default=None),
+    )
+
+
+def abandoned(
+    *, session: Session, span: Range, latest_ms: int | None, waiting: Waiting
+) -> Abandonment:
+    """Payments initiated in `span`, without any outcome, past their method's threshold."""
+    if latest_ms is None:
+        return Abandonment()
+    params: dict[str, object] = {"lo": span[0], "hi": span[1], "latest": latest_ms}
+    condition = waiting.abandoned(params)
+    rows = session.execute(
+        text(
+            f"SELECT method, currency, COUNT(*), SUM(initiated_units) FROM {_P} "  # noqa: S608
+            f"WHERE initiated_ms >= :lo AND initiated_ms < :hi AND {_NO_OUTCOME} AND {condition} "
+            "GROUP BY method, currency"
+        ),
+        params,
+    )
+    by_method: dict[str, int] = {}
+    amount: dict[str, int] = {}
+    for method, currency, n, units in rows:
+        by_method[str(method)] = by_method.get(str(method), 0) + int(n)
+        amount[str(currency)] = amount.get(str(currency), 0) + int(units or 0)
+    return Abandonment(
+        sum(by_method.values()), dict(sorted(by_method.items())), dict(sorted(amount.items()))
+    )
+
+
+def recovered(*, session: Session, span: Range) -> int:
+    """Payments whose first failure is in `span` and that completed all the same."""
+    sql = (
+        f"SELECT COUNT(*) FROM {_P} WHERE failed_ms >= :lo AND failed_ms < :hi "  # noqa: S608
+        "AND completed_ms IS NOT NULL"
+    )
+    return int(_one(session, sql, lo=span[0], hi=span[1]))
+
+
+def first_initiated_ms(*, session: Session, span: Range) -> int | None:
+    """The earliest initiation time in `span`."""
+    sql = f"SELECT MIN(initiated_ms) FROM {_P} WHERE initiated_ms >= :lo AND initiated_ms < :hi"  # noqa: S608
+    found = _one(session, sql, lo=span[0], hi=span[1])
+    return None if found is None else int(found)
+
+
+def refunds_vs_original(*, session: Session, span: Range) -> RefundsVsOriginal:
+    """Each payment's refunds in `span` summed, against the amount it completed with."""
+    rows = session.execute(
+        text(
+            "SELECT r.payment_id, r.currency, SUM(r.units), "  # noqa: S608
+            "MAX(p.completed_units), MAX(p.completed_currency) "
+            f"FROM analytics_refund r LEFT JOIN {_P} p ON p.payment_id = r.payment_id "
+            "WHERE r.refunded_ms >= :lo AND r.refunded_ms < :hi GROUP BY r.payment_id, r.currency"
+        ),
+        {"lo": span[0], "hi": span[1]},
+    )
+    kinds = {"full": 0, "partial": 0, "exceeding": 0, "without_original": 0}
+    refunded: dict[str, int] = {}
+    original: dict[str, int] = {}
+    payments = 0
+    for _payment, currency, units, completed, completed_currency in rows:
+        payments += 1
+        if completed is None or completed_currency != currency:
+            kinds["without_original"] += 1
+            continue
+        units, completed = int(units), int(completed)
+        kind = "full" if units == completed else "partial" if units < completed else "exceeding"
+        kinds[kind] += 1
+        refunded[currency] = refunded.get(currency, 0) + units
+        original[currency] = original.get(currency, 0) + completed
+    return RefundsVsOriginal(
+        payments,
+        **kinds,
+        refunded=dict(sorted(refunded.items())),
+        original=dict(sorted(original.items())),
     )
 
 

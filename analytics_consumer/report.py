@@ -38,12 +38,22 @@ def averages(figures: Figures) -> dict[str, Decimal]:
     }
 
 
+def initiated_averages(figures: Figures) -> dict[str, Decimal]:
+    """Mean initiated amount per currency (initiated amounts / initiated payments)."""
+    return {
+        currency: money.mean(units, figures.initiated_by_currency[currency], currency)
+        for currency, units in sorted(figures.initiated_amount.items())
+        if figures.initiated_by_currency.get(currency)
+    }
+
+
 def day_json(day: DaySummary) -> dict[str, Any]:
     return {
         "day": day.day,
         "payments_initiated": day.initiated,
         "payments_completed": day.completed,
         "payments_failed": day.failed,
+        "failed_attempts": day.failed_attempts,
         "payments_refunded": day.refunded_payments,
         "success_rate": _number(day.success_rate),
         "failure_rate": _number(day.failure_rate),
@@ -65,6 +75,7 @@ def report_json(figures: Figures, alerts: Sequence[Alert]) -> dict[str, Any]:
     """The report as one JSON-serialisable object (schema: docs/analytics.md)."""
     durations, delays = figures.durations, figures.delays
     latest = figures.latest_event_ms
+    refunds, abandoned = figures.refunds_vs_original, figures.abandoned
     return {
         "day": figures.day,
         "latest_event_at": None if latest is None else iso(latest),
@@ -73,6 +84,8 @@ def report_json(figures: Figures, alerts: Sequence[Alert]) -> dict[str, Any]:
         "payments_completed": figures.completed,
         "payments_failed": figures.failed,
         "payments_refunded": figures.refunded_payments,
+        "failed_attempts": figures.failed_attempts,
+        "payments_recovered": figures.recovered_payments,
         "success_rate": _number(figures.success_rate),
         "failure_rate": _number(figures.failure_rate),
         "refund_rate": _number(figures.refund_rate),
@@ -80,12 +93,32 @@ def report_json(figures: Figures, alerts: Sequence[Alert]) -> dict[str, Any]:
         "refunded_amount": _amounts(figures.refunded),
         "average_amount": {c: money.text(v) for c, v in averages(figures).items()},
         "median_amount": {c: money.text(v) for c, v in sorted(figures.medians.items())},
+        "initiated_amount": _amounts(figures.initiated_amount),
+        "average_initiated_amount": {
+            c: money.text(v) for c, v in initiated_averages(figures).items()
+        },
+        "initiation_rate": {
+            "per_hour": _number(figures.initiation.per_hour),
+            "payments": figures.initiation.count,
+            "over_seconds": _seconds(figures.initiation.span_ms) or None,
+        },
         "payment_methods": dict(sorted(figures.methods.items())),
         "revenue_by_method": {
             method: _amounts(by_currency)
             for method, by_currency in sorted(figures.revenue_by_method.items())
         },
         "failure_reasons": dict(sorted(figures.failure_reasons.items())),
+        "refund_reasons": dict(sorted(figures.refund_reasons.items())),
+        "refund_vs_original": {
+            "payments": refunds.payments,
+            "full": refunds.full,
+            "partial": refunds.partial,
+            "exceeding": refunds.exceeding,
+            "without_original": refunds.without_original,
+            "refunded": _amounts(refunds.refunded),
+            "original": _amounts(refunds.original),
+            "percent": {c: _number(v) for c, v in refunds.percent().items()},
+        },
         "time_to_complete_seconds": {
             "count": durations.count,
             "p50": _seconds(durations.p50_ms),
@@ -103,6 +136,11 @@ def report_json(figures: Figures, alerts: Sequence[Alert]) -> dict[str, Any]:
             "longest_seconds": _seconds(delays.longest_ms),
         },
         "unusual_amounts": dict(sorted(figures.unusual_amounts.items())),
+        "abandoned_payments": {
+            "count": abandoned.count,
+            "by_method": dict(abandoned.by_method),
+            "amount": _amounts(abandoned.amount),
+        },
         "days": [day_json(day) for day in figures.days],
         "alerts": [alert_json(alert) for alert in alerts],
     }

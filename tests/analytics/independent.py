@@ -88,6 +88,14 @@ def figures(events: list[dict[str, Any]], only_day: str | None = None) -> dict[s
         ):
             first_refund[pid] = event
     refunded_payments = sum(1 for e in first_refund.values() if in_scope(e))
+    first_failure: dict[str, dict[str, Any]] = {}
+    for event in by_type["payment.failed"]:
+        pid = event["payload"]["paymentId"]
+        if pid not in first_failure or ms(event["payload"]["failedAt"]) < ms(
+            first_failure[pid]["payload"]["failedAt"]
+        ):
+            first_failure[pid] = event
+    failed_payments = sum(1 for e in first_failure.values() if in_scope(e))
 
     amounts: dict[str, list[Decimal]] = defaultdict(list)
     for event in completed:
@@ -117,11 +125,12 @@ def figures(events: list[dict[str, Any]], only_day: str | None = None) -> dict[s
     return {
         "payments_initiated": len(initiated),
         "payments_completed": len(completed),
-        "payments_failed": len(failed),
+        "payments_failed": failed_payments,
+        "failed_attempts": len(failed),
         "payments_refunded": refunded_payments,
         "events": dict(Counter(e["eventType"] for e in events if in_scope(e))),
         "success_rate": percent(len(completed), len(initiated)),
-        "failure_rate": percent(len(failed), len(initiated)),
+        "failure_rate": percent(failed_payments, len(initiated)),
         "refund_rate": percent(refunded_payments, len(completed)),
         "revenue": {c: quantized(sum(v, Decimal(0)), c) for c, v in sorted(amounts.items())},
         "refunded_amount": {c: quantized(v, c) for c, v in sorted(refunded.items())},

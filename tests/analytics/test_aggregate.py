@@ -8,7 +8,17 @@ from decimal import Decimal
 import pytest
 
 from analytics_consumer import money
-from analytics_consumer.aggregate import EVENTS, METHOD, REVENUE, FailedFact, extract, fold
+from analytics_consumer.aggregate import (
+    EVENTS,
+    FAILURE,
+    METHOD,
+    OUTCOME_MINUTE,
+    REFUND_REASON,
+    REVENUE,
+    FailedFact,
+    extract,
+    fold,
+)
 from analytics_consumer.days import day_number, day_of, day_range, epoch_ms, parse_day
 from common.events import PaymentEvent
 from dreamscape_dev.testing.builders import event, inbound
@@ -109,3 +119,40 @@ class TestFold:
         assert isinstance(fact, FailedFact)
         assert isinstance(fact, tuple)
         assert fact.error_code == "card_declined"
+
+
+class TestAttemptsAndReasons:
+    def test_each_failed_attempt_of_one_payment_is_counted_and_the_earliest_failure_kept(
+        self,
+    ) -> None:
+        """Two failed attempts of one payment (two errorCodes) count one failure each; the payment's failure time is the earlier one, whatever the order."""
+        late = extract(
+            _event(
+                "payment.failed", errorCode="insufficient_funds", failedAt="2025-12-18T10:33:00Z"
+            )
+        )
+        early = extract(
+            _event("payment.failed", errorCode="card_declined", failedAt="2025-12-18T10:31:00Z")
+        )
+        delta = fold([late, early])
+        day = day_number(early.at_ms)
+        assert delta.counters[(day, FAILURE, "card_declined")] == [1, 0]
+        assert delta.counters[(day, FAILURE, "insufficient_funds")] == [1, 0]
+        assert delta.counters[(day, EVENTS, "payment.failed")] == [2, 0]
+        assert delta.payments["pay_abc123xyz"].failed_ms == early.at_ms
+
+    def test_outcomes_are_counted_per_minute_of_the_day_for_the_gateway_alert(self) -> None:
+        """A completion at 10:32:15 and a failure at 10:31:45 count under minutes 0632 and 0631."""
+        completed = extract(_event("payment.completed"))
+        failed = extract(_event("payment.failed"))
+        delta = fold([completed, failed])
+        day = day_number(completed.at_ms)
+        assert delta.counters[(day, OUTCOME_MINUTE, "0632 completed")] == [1, 0]
+        assert delta.counters[(day, OUTCOME_MINUTE, "0631 failed:card_declined")] == [1, 0]
+
+    def test_refunds_are_counted_by_their_reason(self) -> None:
+        """The spec's refund counts once under its reason "Customer requested cancellation"."""
+        fact = extract(_event("payment.refunded"))
+        delta = fold([fact])
+        key = (day_number(fact.at_ms), REFUND_REASON, "Customer requested cancellation")
+        assert delta.counters[key] == [1, 0]

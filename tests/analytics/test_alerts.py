@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from analytics_consumer.alerts import Alert, AlertInputs, AlertRules, changes, evaluate
+from analytics_consumer.alerts import Alert, AlertInputs, AlertRules, Outcomes, changes, evaluate
 from analytics_consumer.figures import Delays
 from analytics_consumer.settings import AnalyticsSettings
 from common.settings import ConfigurationError, load_settings
+from tests.analytics.test_report import sample
 
 QUIET = Delays(threshold_ms=120_000)
 
@@ -87,6 +88,45 @@ class TestRules:
         assert "USD" not in rules.amount_limits_for({"USD": Decimal(300)}, {"USD": 5})
 
 
+class TestGatewayUnavailable:
+    def test_gateway_errors_dominating_the_outcomes_raise_it_with_their_share(self) -> None:
+        """6 processing_error and 1 api_connection_error among 10 outcomes is 70% > 50%: gateway_unavailable, naming the codes."""
+        outcomes = Outcomes(3, {"processing_error": 6, "api_connection_error": 1})
+        [alert] = evaluate(inputs(outcomes=outcomes), AlertRules())
+        assert (alert.name, alert.value, alert.threshold) == (
+            "gateway_unavailable",
+            Decimal("70.00"),
+            Decimal(50),
+        )
+        assert "7 of 10" in alert.message
+        assert "processing_error 6" in alert.message
+
+    def test_customer_side_declines_are_not_the_gateway(self) -> None:
+        """Ten card_declined failures and no completion are the customers' cards, not an outage."""
+        outcomes = Outcomes(0, {"card_declined": 10})
+        assert "gateway_unavailable" not in names(evaluate(inputs(outcomes=outcomes), AlertRules()))
+
+    def test_half_or_too_few_outcomes_raise_nothing(self) -> None:
+        """5 gateway errors of 10 outcomes is at the threshold; 4 of 4 is below the minimum sample."""
+        rules = AlertRules()
+        half = Outcomes(5, {"processing_error": 5})
+        few = Outcomes(0, {"processing_error": 4})
+        assert evaluate(inputs(outcomes=half), rules) == []
+        assert evaluate(inputs(outcomes=few), rules) == []
+
+    def test_the_gateway_codes_are_a_setting(self) -> None:
+        """With ALERT_GATEWAY_ERROR_CODES naming card_declined, card declines count as the gateway's."""
+        rules = AlertRules(gateway_error_codes=frozenset({"card_declined"}))
+        outcomes = Outcomes(0, {"card_declined": 10})
+        assert names(evaluate(inputs(outcomes=outcomes), rules)) == ["gateway_unavailable"]
+
+    def test_a_report_scope_judges_its_completions_and_failed_attempts(self) -> None:
+        """AlertInputs.of(figures) takes the completions and the failure reasons (per attempt) as the outcomes."""
+        figures = sample(failure_reasons={"processing_error": 40}, failed_payments=10)
+        assert AlertInputs.of(figures).outcomes == Outcomes(30, {"processing_error": 40})
+        assert "gateway_unavailable" in names(evaluate(AlertInputs.of(figures), AlertRules()))
+
+
 class TestTransitions:
     def test_changes_name_what_was_raised_and_what_cleared(self) -> None:
         """Between two evaluations, new alerts are raised and vanished ones cleared; unchanged ones are neither."""
@@ -110,6 +150,41 @@ class TestSettings:
         assert rules.failure_rate_percent == Decimal("2.5")
         assert rules.amount_limits == {"EUR": Decimal(10000), "JPY": Decimal(1500000)}
         assert rules.processing_delay_ms == 60_000
+
+    def test_abandonment_and_gateway_settings_come_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """ANALYTICS_ABANDONED_AFTER_SECONDS overrides the named methods and keeps the others; the gateway's codes and the exempt methods are comma lists."""
+        monkeypatch.setenv(
+            "ANALYTICS_ABANDONED_AFTER_SECONDS", "credit_card=600, sepa_debit=432000"
+        )
+        monkeypatch.setenv("ANALYTICS_ABANDONED_DEFAULT_SECONDS", "7200")
+        monkeypatch.setenv("ALERT_GATEWAY_ERROR_CODES", "processing_error, api_error")
+        monkeypatch.setenv("ALERT_PROCESSING_DELAY_EXEMPT_METHODS", "bank_transfer,sepa_debit")
+        monkeypatch.setenv("ALERT_GATEWAY_WINDOW_SECONDS", "300")
+        rules = AlertRules.from_settings(AnalyticsSettings())
+        assert rules.abandoned_after("credit_card") == 600_000
+        assert rules.abandoned_after("sepa_debit") == 432_000_000
+        assert rules.abandoned_after("bank_transfer") == 604_800_000
+        assert rules.abandoned_after("gift_card") == 7_200_000
+        assert rules.gateway_error_codes == {"processing_error", "api_error"}
+        assert rules.delay_exempt_methods == {"bank_transfer", "sepa_debit"}
+        assert rules.gateway_window_ms == 300_000
+
+    def test_the_default_abandonment_thresholds_fit_the_method(self) -> None:
+        """By default a card payment is abandoned after 15 minutes, a bank transfer after 7 days."""
+        rules = AlertRules.from_settings(AnalyticsSettings())
+        assert rules.abandoned_after("credit_card") == 15 * 60_000
+        assert rules.abandoned_after("bank_transfer") == 7 * 86_400_000
+        assert rules.delay_exempt_methods == {"bank_transfer"}
+
+    def test_malformed_abandonment_thresholds_are_a_configuration_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """ANALYTICS_ABANDONED_AFTER_SECONDS that are not method=seconds pairs stop start-up."""
+        monkeypatch.setenv("ANALYTICS_ABANDONED_AFTER_SECONDS", "credit_card:15m")
+        with pytest.raises(ConfigurationError, match="ANALYTICS_ABANDONED_AFTER_SECONDS"):
+            load_settings(AnalyticsSettings)
 
     def test_malformed_amount_limits_are_a_configuration_error(
         self, monkeypatch: pytest.MonkeyPatch

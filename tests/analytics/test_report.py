@@ -6,7 +6,17 @@ import json
 from decimal import Decimal
 
 from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
-from analytics_consumer.figures import DaySummary, Delays, Durations, Figures, nearest_rank, rate
+from analytics_consumer.figures import (
+    Abandonment,
+    DaySummary,
+    Delays,
+    Durations,
+    Figures,
+    Initiation,
+    RefundsVsOriginal,
+    nearest_rank,
+    rate,
+)
 from analytics_consumer.report import report_json, report_text
 
 DOCUMENTED_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -17,6 +27,8 @@ DOCUMENTED_KEYS: dict[str, type | tuple[type, ...]] = {
     "payments_completed": int,
     "payments_failed": int,
     "payments_refunded": int,
+    "failed_attempts": int,
+    "payments_recovered": int,
     "success_rate": (float, type(None)),
     "failure_rate": (float, type(None)),
     "refund_rate": (float, type(None)),
@@ -24,12 +36,18 @@ DOCUMENTED_KEYS: dict[str, type | tuple[type, ...]] = {
     "refunded_amount": dict,
     "average_amount": dict,
     "median_amount": dict,
+    "initiated_amount": dict,
+    "average_initiated_amount": dict,
+    "initiation_rate": dict,
     "payment_methods": dict,
     "revenue_by_method": dict,
     "failure_reasons": dict,
+    "refund_reasons": dict,
+    "refund_vs_original": dict,
     "time_to_complete_seconds": dict,
     "processing_delays": dict,
     "unusual_amounts": dict,
+    "abandoned_payments": dict,
     "days": list,
     "alerts": list,
 }
@@ -54,7 +72,17 @@ def sample(**changes: object) -> Figures:
         "durations": Durations(3, 12_000, 150_000, 150_000, (0, 0, 2, 0, 0, 0, 1, 0)),
         "delays": Delays(120_000, slow=1, pending=2, longest_ms=150_000),
         "unusual_amounts": {"EUR": 0},
-        "days": [DaySummary("2025-12-18", 40, 30, 10, 4, {"EUR": 20_000_000})],
+        "days": [DaySummary("2025-12-18", 40, 30, 8, 4, {"EUR": 20_000_000}, 10)],
+        "failed_payments": 8,
+        "recovered_payments": 3,
+        "initiated_amount": {"EUR": 30_010_000},
+        "initiated_by_currency": {"EUR": 3},
+        "initiation": Initiation(40, 7_200_000),
+        "refund_reasons": {"Customer requested cancellation": 3, "Voyage cancelled": 1},
+        "refunds_vs_original": RefundsVsOriginal(
+            4, 2, 1, 0, 1, refunded={"EUR": 12_500_000}, original={"EUR": 20_000_000}
+        ),
+        "abandoned": Abandonment(2, {"bank_transfer": 1, "credit_card": 1}, {"EUR": 5_000_000}),
     }
     return Figures(**(values | changes))  # type: ignore[arg-type]
 
@@ -82,6 +110,30 @@ class TestJson:
             "pending",
             "longest_seconds",
         }
+        assert set(document["initiation_rate"]) == {"per_hour", "payments", "over_seconds"}
+        assert set(document["refund_vs_original"]) == {
+            "payments",
+            "full",
+            "partial",
+            "exceeding",
+            "without_original",
+            "refunded",
+            "original",
+            "percent",
+        }
+        assert set(document["abandoned_payments"]) == {"count", "by_method", "amount"}
+        assert set(document["days"][0]) == {
+            "day",
+            "payments_initiated",
+            "payments_completed",
+            "payments_failed",
+            "failed_attempts",
+            "payments_refunded",
+            "success_rate",
+            "failure_rate",
+            "refund_rate",
+            "revenue",
+        }
         for alert in document["alerts"]:
             assert set(alert) == {"name", "value", "threshold", "message"}
             assert isinstance(alert["value"], float)
@@ -97,20 +149,77 @@ class TestJson:
         assert document["revenue_by_method"]["(unknown)"] == {"JPY": "48200"}
 
     def test_rates_are_percentages_rounded_to_two_decimals(self) -> None:
-        """30 of 40 is 75.0, 10 of 40 is 25.0, 4 of 30 is 13.33."""
+        """30 of 40 is 75.0, 8 failed payments of 40 is 20.0, 4 of 30 is 13.33."""
         document = report_json(sample(), [])
         assert (document["success_rate"], document["failure_rate"], document["refund_rate"]) == (
             75.0,
-            25.0,
+            20.0,
             13.33,
         )
+
+    def test_the_failure_rate_counts_payments_and_the_reasons_count_attempts(self) -> None:
+        """10 failed attempts of 8 payments: payments_failed 8 and the rate over them, failed_attempts 10 as the reasons sum."""
+        document = report_json(sample(), [])
+        assert (document["payments_failed"], document["failed_attempts"]) == (8, 10)
+        assert sum(document["failure_reasons"].values()) == document["failed_attempts"]
+        assert document["payments_recovered"] == 3
+        assert (document["days"][0]["payments_failed"], document["days"][0]["failed_attempts"]) == (
+            8,
+            10,
+        )
+
+    def test_initiated_amounts_and_the_initiation_rate(self) -> None:
+        """3 initiated EUR payments of 3001.00 in all average 1000.33; 40 initiations over two hours are 20 per hour."""
+        document = report_json(sample(), [])
+        assert document["initiated_amount"] == {"EUR": "3001.00"}
+        assert document["average_initiated_amount"] == {"EUR": "1000.33"}
+        assert document["initiation_rate"] == {
+            "per_hour": 20.0,
+            "payments": 40,
+            "over_seconds": 7200.0,
+        }
+
+    def test_refunds_against_the_original_and_their_reasons(self) -> None:
+        """1250.00 refunded of 2000.00 is 62.5%, with the payments by kind and the reasons as given."""
+        document = report_json(sample(), [])
+        assert document["refund_vs_original"] == {
+            "payments": 4,
+            "full": 2,
+            "partial": 1,
+            "exceeding": 0,
+            "without_original": 1,
+            "refunded": {"EUR": "1250.00"},
+            "original": {"EUR": "2000.00"},
+            "percent": {"EUR": 62.5},
+        }
+        assert document["refund_reasons"] == {
+            "Customer requested cancellation": 3,
+            "Voyage cancelled": 1,
+        }
+
+    def test_abandoned_payments_are_reported_by_method_with_their_amount(self) -> None:
+        """Two abandoned payments, one per method, 500.00 EUR initiated."""
+        assert report_json(sample(), [])["abandoned_payments"] == {
+            "count": 2,
+            "by_method": {"bank_transfer": 1, "credit_card": 1},
+            "amount": {"EUR": "500.00"},
+        }
 
     def test_undefined_figures_are_null(self) -> None:
         """With no payment at all, rates and durations are null, not zero."""
         empty = sample(
-            events={}, refunded_payments=0, durations=Durations(), days=[], latest_event_ms=None
+            events={},
+            refunded_payments=0,
+            durations=Durations(),
+            days=[],
+            latest_event_ms=None,
+            failed_payments=0,
+            initiation=Initiation(),
+            refunds_vs_original=RefundsVsOriginal(),
         )
         document = report_json(empty, [])
+        assert document["initiation_rate"]["per_hour"] is None
+        assert document["refund_vs_original"]["percent"] == {}
         assert document["success_rate"] is None
         assert document["refund_rate"] is None
         assert document["time_to_complete_seconds"]["p95"] is None
