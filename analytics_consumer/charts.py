@@ -8,9 +8,10 @@ says.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from itertools import count
+from math import ceil, floor, log10
 from typing import Final
 
 WIDTH: Final = 760
@@ -106,6 +107,39 @@ def stacked_bars(
     return _svg(title, height, "".join(parts))
 
 
+def nice_top(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above `value` (an axis top)."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** floor(log10(value))
+    return float(next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value))
+
+
+def _percent(value: float) -> str:
+    return f"{value:g}%"
+
+
+def _legend(
+    x0: int, y0: int, items: Sequence[tuple[str, str, bool]], *, width: int
+) -> tuple[str, int]:
+    """Swatches and names (name, colour, dashed line?) wrapped to `width`; the svg and its height."""
+    parts, x, y = [], x0, y0
+    for name, colour, dashed in items:
+        item_w = 30 + 7 * len(name)
+        if x > x0 and x + item_w > x0 + width:
+            x, y = x0, y + 20
+        if dashed:
+            parts.append(
+                f'<line x1="{x}" x2="{x + 14}" y1="{y + 6}" y2="{y + 6}" stroke="{colour}" '
+                'stroke-width="2" stroke-dasharray="4 3"/>'
+            )
+        else:
+            parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" fill="{colour}"/>')
+        parts.append(_text(x + 18, y + 11, name))
+        x += item_w
+    return "".join(parts), y - y0 + 20
+
+
 def line_chart(
     title: str,
     labels: Sequence[str],
@@ -113,12 +147,17 @@ def line_chart(
     thresholds: Sequence[tuple[str, float, str]] = (),
     *,
     top: float = 100.0,
-    unit: str = "%",
+    shown: Callable[[float], str] = _percent,
 ) -> str:
-    """Lines over `labels` (name, colour, values; None breaks a line) on a 0..`top` axis."""
+    """Lines over `labels` (name, colour, values; None breaks a line) on a 0..`top` axis.
+
+    Every label has its point; the axis names every label when they fit and otherwise every
+    k-th one counted back from the last, so the last label is always named. `shown` formats
+    the axis ticks and the points' tooltips; dashed `thresholds` are named in the legend.
+    """
     if not labels:
         return _empty(title)
-    left, right, upper, plot_h, inset = 50, 20, 12, 220, 40
+    left, right, upper, plot_h, inset = 56, 20, 12, 220, 40
     plot_w = WIDTH - left - right
     step = (plot_w - 2 * inset) / max(1, len(labels) - 1)
 
@@ -134,17 +173,17 @@ def line_chart(
         parts.append(
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="{GRID}"/>'
         )
-        parts.append(_text(left - 6, y(value) + 4, f"{value:g}{unit}", anchor="end", size=11))
-    for index, (name, value, colour) in enumerate(thresholds):
+        parts.append(_text(left - 6, y(value) + 4, shown(value), anchor="end", size=11))
+    for name, value, colour in thresholds:
         parts.append(
             f'<line x1="{left}" x2="{WIDTH - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
-            f'stroke="{colour}" stroke-dasharray="6 4"/>'
+            f'stroke="{colour}" stroke-dasharray="6 4"><title>{escape(name)}</title></line>'
         )
-        label_x = WIDTH - right - 4 - index * 130  # side by side, so close lines stay legible
-        parts.append(_text(label_x, y(value) - 4, name, anchor="end", size=11, fill=colour))
-    every = max(1, len(labels) // 8)
+    label_w = 7 * max(len(label) for label in labels)
+    every = max(1, ceil(label_w / step)) if len(labels) > 1 else 1
+    last = len(labels) - 1
     for i, label in enumerate(labels):
-        if i % every == 0:
+        if (last - i) % every == 0:
             parts.append(_text(x(i), upper + plot_h + 18, label, anchor="middle", size=11))
     for name, colour, values in series:
         run: list[str] = []
@@ -154,19 +193,18 @@ def line_chart(
                 run.append(f"{x(i):.1f},{y(value):.1f}")
                 parts.append(
                     f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="3.5" fill="{colour}">'
-                    f"<title>{escape(f'{labels[i]} {name}: {value:g}{unit}')}</title></circle>"
+                    f"<title>{escape(f'{labels[i]} {name}: {shown(value)}')}</title></circle>"
                 )
             elif run:
                 parts.append(
                     f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="2"/>'
                 )
                 run = []
-    legend_y = upper + plot_h + 40
-    for index, (name, colour, _) in enumerate(series):
-        lx = left + index * 170
-        parts.append(f'<rect x="{lx}" y="{legend_y}" width="12" height="12" fill="{colour}"/>')
-        parts.append(_text(lx + 18, legend_y + 11, name))
-    return _svg(title, legend_y + 22, "".join(parts))
+    items = [(name, colour, False) for name, colour, _ in series]
+    items += [(name, colour, True) for name, _, colour in thresholds]
+    legend, legend_h = _legend(left, upper + plot_h + 32, items, width=plot_w)
+    parts.append(legend)
+    return _svg(title, upper + plot_h + 32 + legend_h + 4, "".join(parts))
 
 
 def histogram(
@@ -185,7 +223,7 @@ def histogram(
         colour = "#e67e22" if alarm_from is not None and index >= alarm_from else PALETTE[0]
         parts.append(
             f'<rect x="{bx:.1f}" y="{upper + plot_h - height:.1f}" width="{slot - 12:.1f}" '
-            f'height="{height:.1f}" rx="2" fill="{colour}"><title>{escape(f"{label}: {n}")}</title></rect>'
+            f'height="{height:.1f}" rx="2" fill="{colour}"><title>{escape(f"{label}: {n:,}")}</title></rect>'
         )
         parts.append(
             _text(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, NamedTuple
 
-from analytics_consumer import money
+from analytics_consumer import formats, money
 from analytics_consumer.alerts import Alert
 from analytics_consumer.days import iso
 from analytics_consumer.figures import DURATION_BUCKETS_S, DaySummary, Figures
@@ -146,9 +146,182 @@ def report_json(figures: Figures, alerts: Sequence[Alert]) -> dict[str, Any]:
     }
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+class Table(NamedTuple):
+    """Formatted cells under headers: the text report prints it, the dashboard draws it."""
+
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+def payments_table(figures: Figures) -> Table:
+    """Payments by outcome and the three rates, in one row."""
+    return Table(
+        (
+            "payments",
+            "initiated",
+            "completed",
+            "failed",
+            "refunded",
+            "success",
+            "failure",
+            "refund",
+        ),
+        [
+            (
+                "count",
+                formats.count(figures.initiated),
+                formats.count(figures.completed),
+                formats.count(figures.failed),
+                formats.count(figures.refunded_payments),
+                formats.percent(figures.success_rate),
+                formats.percent(figures.failure_rate),
+                formats.percent(figures.refund_rate),
+            )
+        ],
+    )
+
+
+def currency_table(figures: Figures) -> Table:
+    """Per currency: revenue, refunded amount, mean and median completed amount, completions."""
+    means = averages(figures)
+    currencies = sorted(set(figures.revenue) | set(figures.refunded))
+    return Table(
+        ("currency", "revenue", "refunded", "average", "median", "completed"),
+        [
+            (
+                c,
+                formats.amount(figures.revenue.get(c), c),
+                formats.amount(figures.refunded.get(c), c),
+                formats.money_value(means.get(c), c),
+                formats.money_value(figures.medians.get(c), c),
+                formats.count(figures.completed_by_currency.get(c, 0)),
+            )
+            for c in currencies
+        ],
+    )
+
+
+def method_table(figures: Figures) -> Table:
+    """Per payment method: initiated payments, their share, and the revenue completed."""
+    methods = sorted(set(figures.methods) | set(figures.revenue_by_method))
+    total = sum(figures.methods.values())
+    return Table(
+        ("payment method", "initiated", "share", "revenue"),
+        [
+            (
+                m,
+                formats.count(figures.methods.get(m, 0)),
+                formats.share(figures.methods.get(m, 0), total),
+                formats.amounts(figures.revenue_by_method.get(m, {})),
+            )
+            for m in methods
+        ],
+    )
+
+
+def failure_table(figures: Figures) -> Table:
+    """Failure reasons, most frequent first, with their share of the failures."""
+    total = sum(figures.failure_reasons.values())
+    ranked = sorted(figures.failure_reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    return Table(
+        ("failure reason", "failed", "share"),
+        [(code, formats.count(n), formats.share(n, total)) for code, n in ranked],
+    )
+
+
+def day_table(days: Sequence[DaySummary]) -> Table:
+    """One row per UTC day: payments by outcome and the day's rates."""
+    return Table(
+        ("day", "initiated", "completed", "failed", "refunded", "success", "failure", "refund"),
+        [
+            (
+                d.day,
+                formats.count(d.initiated),
+                formats.count(d.completed),
+                formats.count(d.failed),
+                formats.count(d.refunded_payments),
+                formats.percent(d.success_rate),
+                formats.percent(d.failure_rate),
+                formats.percent(d.refund_rate),
+            )
+            for d in days
+        ],
+    )
+
+
+def time_to_complete_line(figures: Figures) -> str:
+    """`p50 12.5 s · p95 1 min 44 s · max 3 min over 1,840 completed payments`."""
+    d = figures.durations
+    if not d.count:
+        return "no completed payment with its initiation seen yet"
+    return (
+        f"p50 {formats.duration(d.p50_ms)} · p95 {formats.duration(d.p95_ms)} · "
+        f"max {formats.duration(d.max_ms)} over {formats.count(d.count)} completed payments"
+    )
+
+
+def delay_counts(figures: Figures) -> str:
+    """What the processing-delay alert counts: payments that completed *or failed* late, and waits.
+
+    The time-to-complete histogram shows completed payments only, so its buckets past the
+    threshold hold fewer payments than this count: the failed ones are here too.
+    """
+    delays = figures.delays
+    limit = formats.duration(delays.threshold_ms)
+    return (
+        f"{formats.count(delays.slow)} payments took longer than {limit} to complete or to fail, "
+        f"{formats.count(delays.pending)} are still waiting for an outcome after {limit}"
+    )
+
+
+def delay_line(figures: Figures) -> str:
+    """`delay_counts` and the longest wait seen."""
+    longest = formats.duration(figures.delays.longest_ms)
+    return f"{delay_counts(figures)} (longest wait {longest})"
+
+
+ALERT_TITLES: Final = {
+    "high_failure_rate": "failure rate",
+    "high_refund_rate": "refund rate",
+    "processing_delay": "longest wait for an outcome",
+    "unusual_amounts": "payments with an unusual amount",
+    "gateway_unavailable": "gateway errors among the outcomes",
+}
+
+
+def alert_headline(alert: Alert) -> str:
+    """`failure rate 14.31% above 5%`: the value against its threshold, in its unit."""
+    title = ALERT_TITLES.get(alert.name, alert.name.replace("_", " "))
+    value = formats.alert_value(alert.name, alert.value)
+    if not alert.threshold and formats.ALERT_UNITS.get(alert.name) == "count":
+        return f"{value} {title}"
+    return f"{title} {value} above {formats.alert_value(alert.name, alert.threshold)}"
+
+
+def alert_detail(alert: Alert, figures: Figures) -> str:
+    """What the alert counted, from `figures` (the scope it was evaluated on), formatted."""
+    if alert.name == "high_failure_rate":
+        return (
+            f"{formats.count(figures.failed)} of {formats.count(figures.initiated)} payments failed"
+        )
+    if alert.name == "high_refund_rate":
+        refunded, completed = figures.refunded_payments, figures.completed
+        return (
+            f"{formats.count(refunded)} of {formats.count(completed)} completed payments refunded"
+        )
+    if alert.name == "processing_delay":
+        return delay_counts(figures)
+    if alert.name == "unusual_amounts":
+        found = [(c, n) for c, n in sorted(figures.unusual_amounts.items()) if n]
+        return "above their currency's limit: " + (
+            ", ".join(f"{formats.count(n)} in {c}" for c, n in found) or alert.message
+        )
+    return alert.message
+
+
+def _table(table: Table) -> list[str]:
+    cells = [list(table.headers), *(list(row) for row in table.rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(table.headers))]
     lines = []
     for number, row in enumerate(cells):
         first, rest = (
@@ -161,100 +334,25 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str
     return lines
 
 
-def _percent(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value}%"
-
-
 def report_text(figures: Figures, alerts: Sequence[Alert]) -> str:
-    """The report as tables a person reads in a terminal."""
-    data = report_json(figures, alerts)
+    """The report as tables a person reads in a terminal, in the dashboard's formats (`formats`)."""
     scope = figures.day or "all days"
-    lines = [f"Payments report: {scope} (latest event {data['latest_event_at'] or '-'})", ""]
-    lines += _table(
-        [
-            "payments",
-            "initiated",
-            "completed",
-            "failed",
-            "refunded",
-            "success",
-            "failure",
-            "refund",
-        ],
-        [
-            [
-                "count",
-                figures.initiated,
-                figures.completed,
-                figures.failed,
-                figures.refunded_payments,
-                _percent(figures.success_rate),
-                _percent(figures.failure_rate),
-                _percent(figures.refund_rate),
-            ]
-        ],
-    )
-    currencies = sorted(set(data["revenue"]) | set(data["refunded_amount"]))
+    latest = formats.DASH if figures.latest_event_ms is None else iso(figures.latest_event_ms)
+    lines = [f"Payments report: {scope} (latest event {latest})", ""]
+    for table in (
+        payments_table(figures),
+        currency_table(figures),
+        method_table(figures),
+        failure_table(figures),
+    ):
+        lines += [*_table(table), ""]
     lines += [
+        f"Time to complete: {time_to_complete_line(figures)}",
+        f"Processing delays: {delay_line(figures)}",
         "",
-        *_table(
-            ["currency", "revenue", "refunded", "average", "median", "completed"],
-            [
-                [
-                    c,
-                    data["revenue"].get(c),
-                    data["refunded_amount"].get(c),
-                    data["average_amount"].get(c),
-                    data["median_amount"].get(c),
-                    figures.completed_by_currency.get(c),
-                ]
-                for c in currencies
-            ],
-        ),
-    ]
-    methods = sorted(set(figures.methods) | set(figures.revenue_by_method))
-    lines += [
+        *_table(day_table(figures.days)),
         "",
-        *_table(
-            ["payment method", "initiated", "revenue"],
-            [
-                [
-                    m,
-                    figures.methods.get(m, 0),
-                    ", ".join(f"{c} {a}" for c, a in data["revenue_by_method"].get(m, {}).items())
-                    or None,
-                ]
-                for m in methods
-            ],
-        ),
+        "Alerts:" if alerts else "Alerts: none",
     ]
-    lines += ["", *_table(["failure reason", "failed"], sorted(figures.failure_reasons.items()))]
-    ttc, delays = data["time_to_complete_seconds"], data["processing_delays"]
-    lines += [
-        "",
-        f"Time to complete: p50 {ttc['p50']} s, p95 {ttc['p95']} s, max {ttc['max']} s "
-        f"over {ttc['count']} payments; {delays['slow']} slower than "
-        f"{delays['threshold_seconds']} s, {delays['pending']} still pending",
-    ]
-    lines += [
-        "",
-        *_table(
-            ["day", "initiated", "completed", "failed", "refunded", "success", "failure", "refund"],
-            [
-                [
-                    d.day,
-                    d.initiated,
-                    d.completed,
-                    d.failed,
-                    d.refunded_payments,
-                    _percent(d.success_rate),
-                    _percent(d.failure_rate),
-                    _percent(d.refund_rate),
-                ]
-                for d in figures.days
-            ],
-        ),
-    ]
-    lines += ["", "Alerts:" if alerts else "Alerts: none"]
-    lines += [f"  ! {a.name}: {a.value} > {a.threshold} ({a.message})" for a in alerts]
+    lines += [f"  ! {a.name}: {alert_headline(a)}: {alert_detail(a, figures)}" for a in alerts]
     return "\n".join(lines) + "\n"

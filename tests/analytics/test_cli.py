@@ -139,6 +139,7 @@ class TestDashboard:
         assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
         with chromium.open(page_path) as rendered:
             titles = [
+                "Payments by day",
                 "Success, failure and refund rates by day",
                 "Revenue by currency and payment method",
                 "Payment methods (initiated payments)",

@@ -254,8 +254,8 @@ class TestText:
             figures, evaluate(AlertInputs.of(figures), AlertRules(failure_min_initiated=1))
         )
         assert "Payments report: all days" in text
-        assert "2000.00" in text
-        assert "48200" in text
+        assert "2,000.00 EUR" in text
+        assert "48,200 JPY" in text
         assert "credit_card" in text
         assert "2025-12-18" in text
         assert "! high_failure_rate" in text

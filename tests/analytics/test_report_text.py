@@ -1,0 +1,100 @@
+"""The text report reads like the dashboard: separators, currency decimals, durations, no raw seconds."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from analytics_consumer import dashboard
+from analytics_consumer.alerts import Alert
+from analytics_consumer.figures import DaySummary, Delays, Durations, Figures
+from analytics_consumer.report import report_text
+
+RAW_SECONDS = re.compile(r"\d{4,}\.\d{3}")
+
+
+def operator_figures() -> Figures:
+    """Figures shaped like the demo's: big JPY totals, days of refunds only, a long wait."""
+    return Figures(
+        day=None,
+        latest_event_ms=1_766_880_432_728,
+        events={"payment.initiated": 2188, "payment.completed": 1840, "payment.failed": 313},
+        refunded_payments=212,
+        revenue={"EUR": 5_464_809_500, "JPY": 70_586_900_000},
+        completed_by_currency={"EUR": 1266, "JPY": 86},
+        refunded={"EUR": 516_240_900, "JPY": 7_149_730_000},
+        medians={"EUR": Decimal("310.50"), "JPY": Decimal("61200")},
+        methods={"credit_card": 992, "bank_transfer": 138},
+        revenue_by_method={"credit_card": {"EUR": 3_000_000_000, "JPY": 40_000_000_000}},
+        failure_reasons={"card_declined": 141, "insufficient_funds": 64},
+        durations=Durations(1840, 12_500, 103_700, 179_990, (256, 442, 870, 23, 68, 123, 58, 0)),
+        delays=Delays(120_000, slow=70, pending=35, longest_ms=825_911_929),
+        unusual_amounts={"EUR": 6, "JPY": 1},
+        days=[
+            DaySummary("2025-12-18", 1200, 1000, 170, 20, {"EUR": 3_000_000_000}),
+            DaySummary("2025-12-21", 988, 840, 143, 52, {"JPY": 70_586_900_000}),
+            DaySummary("2025-12-24", 0, 0, 0, 80, {}),
+            DaySummary("2025-12-28", 0, 0, 0, 60, {}),
+        ],
+    )
+
+
+def operator_alerts() -> list[Alert]:
+    """The alerts of `operator_figures`, with the alert module's own messages."""
+    return [
+        Alert(
+            "high_failure_rate",
+            Decimal("14.31"),
+            Decimal(5),
+            "313 of 2188 payments failed (14.31%)",
+        ),
+        Alert(
+            "processing_delay",
+            Decimal("825911.929"),
+            Decimal(120),
+            "70 payments took longer than 120 s, 35 are still waiting for an outcome",
+        ),
+        Alert("unusual_amounts", Decimal(7), Decimal(0), "unusual amounts: 6 in EUR, 1 in JPY"),
+        Alert("a_future_alert", Decimal("2.5"), Decimal(1), "something new happened"),
+    ]
+
+
+class TestReportText:
+    def test_counts_and_amounts_have_separators_and_currency_decimals(self) -> None:
+        """Counts and money read `2,188` and `7,058,690 JPY` / `546,480.95 EUR`, as on the dashboard."""
+        text = report_text(operator_figures(), operator_alerts())
+        assert "2,188" in text
+        assert "7,058,690 JPY" in text
+        assert "546,480.95 EUR" in text
+        assert "310.50 EUR" in text
+        assert "61,200 JPY" in text
+        assert "7058690" not in text
+
+    def test_durations_read_in_units_never_raw_seconds(self) -> None:
+        """The time to complete and the delay alert read `1 min 44 s`, `9 d 13 h`, `2 min`, never `825911.929`."""
+        text = report_text(operator_figures(), operator_alerts())
+        assert RAW_SECONDS.search(text) is None, RAW_SECONDS.search(text)
+        assert "1 min 44 s" in text
+        assert "9 d 13 h" in text
+        assert "2 min" in text
+
+    def test_alerts_read_in_their_unit_with_their_counts(self) -> None:
+        """Each alert line names the alert, its value against its threshold in its unit, and formatted counts."""
+        text = report_text(operator_figures(), operator_alerts())
+        lines = [line for line in text.splitlines() if line.lstrip().startswith("!")]
+        assert len(lines) == 4
+        assert "high_failure_rate" in lines[0]
+        for shown in ("14.31%", "above 5%", "313 of 2,188"):
+            assert shown in lines[0], shown
+        for shown in ("9 d 13 h", "70 payments", "35 are still waiting"):
+            assert shown in lines[1], shown
+        assert "complete or to fail" in lines[1]
+        assert "something new happened" in lines[3]
+
+    def test_the_report_and_the_dashboard_show_the_same_texts(self) -> None:
+        """Every amount, count and duration of the text report's money and timing lines appears verbatim on the dashboard."""
+        figures, alerts = operator_figures(), operator_alerts()
+        text, page = report_text(figures, alerts), dashboard.render(figures, alerts)
+        for shown in ("546,480.95 EUR", "7,058,690 JPY", "61,200 JPY", "1 min 44 s", "9 d 13 h"):
+            assert shown in text, shown
+            assert shown in page, shown
