@@ -1,4 +1,4 @@
-"""`analytics-consumer [run | report | dashboard | reconcile]`: the service and its read-side tools.
+"""`analytics-consumer [run | report | dashboard | reconcile | audit]`: the service and its tools.
 
 `run` (also with no arguments) consumes payment events. The other commands only read the
 database named by `DATABASE_URL` (same default as the service) and need no Kafka:
@@ -6,6 +6,8 @@ database named by `DATABASE_URL` (same default as the service) and need no Kafka
     analytics-consumer report [--json] [--day YYYY-MM-DD]
     analytics-consumer dashboard --out FILE.html [--day YYYY-MM-DD]
     analytics-consumer reconcile --gateway-report FILE.csv [--day YYYY-MM-DD] [--json]
+    analytics-consumer audit export --from YYYY-MM-DD --to YYYY-MM-DD [--out FILE.jsonl]
+    analytics-consumer audit prune [--older-than-years 7] [--dry-run]
     analytics-consumer migrate [--sql]
 
 Exit codes: 0 success; 1 reconciliation found discrepancies, or the database failed;
@@ -24,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from analytics_consumer import dashboard, reconcile
 from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
+from analytics_consumer.audit_cli import add_audit_command, run_audit_command
 from analytics_consumer.days import parse_day
 from analytics_consumer.reading import read_figures, snapshot
 from analytics_consumer.report import report_json, report_text
@@ -58,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--gateway-report", type=Path, required=True, help="CSV (docs/analytics.md)")
     check.add_argument("--day", type=_day, help="only payments and refunds of this UTC day")
     check.add_argument("--json", action="store_true", help="one JSON object")
+    add_audit_command(commands)
     add_migrate_command(commands)
     return parser
 
@@ -74,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
+        if args.command == "audit":
+            return run_audit_command(open_database(SCHEMA, settings), args, prog=PROG)
         if args.command == "reconcile":
             return _reconcile(settings, args.gateway_report, args.day, as_json=args.json)
         return _report(settings, args)

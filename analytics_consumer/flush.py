@@ -1,4 +1,4 @@
-"""The batch's writes: counters, payment facts and refunds, one statement per table.
+"""The batch's writes: counters, payment facts, refunds and audit rows, one statement per table.
 
 Rows are sorted by key before they are written so that two instances touching the same rows
 (a payment whose halves they share) lock them in the same order and cannot deadlock.
@@ -10,10 +10,12 @@ go through `common.bulk`; every column here is text or an integer, so rows need 
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 from sqlmodel import Session
 
+from analytics_consumer import audit
 from analytics_consumer.aggregate import BatchDelta, RefundRow
 from analytics_consumer.days import day_text
 from analytics_consumer.schema import AnalyticsDaily, AnalyticsPayment, AnalyticsRefund
@@ -23,6 +25,7 @@ from common.db import table_of
 _DAILY: Final = table_of(AnalyticsDaily)
 _PAYMENT: Final = table_of(AnalyticsPayment)
 _REFUND: Final = table_of(AnalyticsRefund)
+_AUDIT: Final = table_of(audit.AnalyticsAudit)
 
 _COUNTERS: Final = ("day", "metric", "key", "writer", "n", "units")
 _PAYMENTS: Final = (
@@ -86,6 +89,20 @@ class Writer:
                 rows=sorted(delta.refunds),
                 on_conflict="DO NOTHING",
             )
+
+    def append_audit(self, session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append audit rows (`audit.rows`, sorted by key); a row already there is kept.
+
+        The inbox already lets each eventId through once; DO NOTHING only makes sure the
+        first stored copy of a row is never overwritten.
+        """
+        bulk.insert_rows(
+            session=session,
+            table=_AUDIT,
+            columns=audit.COLUMNS,
+            rows=rows,
+            on_conflict="DO NOTHING",
+        )
 
 
 def _payment_merge(dialect: bulk.Dialect) -> str:

@@ -12,6 +12,8 @@
   revenue by method and pending payments are computed from it.
 * `analytics_refund`: one row per refund event. With the payments' transaction ids, this
   is what reconciliation compares with the gateway's report.
+* `analytics_audit` (`audit`): every accepted event with its envelope and Kafka
+  coordinates, append-only, partitioned by month on PostgreSQL.
 
 Money is in integer units of 10^-4 (`money`), times in epoch milliseconds (`days`).
 """
@@ -23,6 +25,7 @@ from typing import Final
 from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
+from analytics_consumer.audit import AnalyticsAudit
 from common import business
 from common.db import ProcessedEvent
 from common.schema import Schema
@@ -107,6 +110,7 @@ MODELS: Final = (
     AnalyticsDaily,
     AnalyticsPayment,
     AnalyticsRefund,
+    AnalyticsAudit,
 )
 
 SCHEMA: Final = Schema("analytics", "analytics_consumer.migrations", MODELS)

@@ -10,7 +10,11 @@ Per batch, in one database transaction:
    redelivered webhook) is collapsed, one stated with different content is an anomaly, and
    neither is counted;
 3. the new events' facts are added up in memory (`aggregate`) and written set-based
-   (`flush`).
+   (`flush`);
+4. every new event (counted or not: a business-key duplicate or anomaly is an accepted
+   event too) is appended to the audit trail with its envelope and Kafka coordinates
+   (`audit`), so it is there exactly once, as the figures are. On PostgreSQL the month
+   partitions its rows need are made beforehand, in their own transaction (`audit_trail`).
 
 Any failure rolls the whole transaction back, positions included, so a retry or a restart
 starts from a state where effects and offsets agree.
@@ -26,7 +30,10 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from analytics_consumer import audit
 from analytics_consumer.aggregate import Fact, extract, fold
+from analytics_consumer.audit_trail import Partitions
+from analytics_consumer.days import epoch_ms
 from analytics_consumer.flush import Writer
 from analytics_consumer.money import UnrepresentableAmountError, to_units
 from analytics_consumer.offsets import OffsetBook, spans_of
@@ -82,6 +89,7 @@ class AnalyticsStore:
         self._book = OffsetBook()
         self.writer = writer or uuid.uuid4().hex[:12]
         self._writer = Writer(bulk.dialect_of(engine), writer=self.writer)
+        self._partitions = Partitions(engine, now=now)
 
     def starting_offsets(
         self, partitions: Sequence[TopicPartition]
@@ -115,19 +123,25 @@ class AnalyticsStore:
         batch; this is the backstop.)
         """
         spans = spans_of(inbound.record for inbound in batch)
+        self._partitions.ensure(audit.occurred_months(inbound.event for inbound in batch))
         with transaction(self._engine) as session:
             counted = self._book.advance(session, spans)
-            facts, rejected = _facts(batch, counted)
+            facts, accepted, rejected = _facts(batch, counted)
             if rejected:
                 raise next(iter(rejected.values()))
             now = self._now()
             new = claim_events(session=session, consumer=self._consumer, event_ids=facts, now=now)
-            events = {i.event.event_id: i.event for i in batch}
-            fresh = [events[e] for e in facts if e in new]
-            claimed = claim_facts(session=session, consumer=self._consumer, events=fresh, now=now)
-            self._writer.write(
-                session, fold(facts[e.event_id] for e in fresh if claimed.applies(e.event_id))
+            fresh = [(accepted[e], facts[e]) for e in facts if e in new]
+            claimed = claim_facts(
+                session=session,
+                consumer=self._consumer,
+                events=[inbound.event for inbound, _ in fresh],
+                now=now,
             )
+            self._writer.write(
+                session, fold(fact for _, fact in fresh if claimed.applies(fact.event_id))
+            )
+            self._writer.append_audit(session, audit.rows(fresh, claimed.verdicts, epoch_ms(now)))
             self._before_commit()
         self._book.committed(spans, counted)
         self._on_claimed(claimed)
@@ -135,9 +149,11 @@ class AnalyticsStore:
 
 def _facts(
     batch: Sequence[Inbound], counted: Mapping[TopicPartition, int]
-) -> tuple[dict[str, Fact], dict[Inbound, PermanentError]]:
-    """Facts of the records to count (first occurrence per eventId), and the rejected ones."""
+) -> tuple[dict[str, Fact], dict[str, Inbound], dict[Inbound, PermanentError]]:
+    """Facts of the records to count (first occurrence per eventId), those records, and the
+    rejected ones."""
     facts: dict[str, Fact] = {}
+    accepted: dict[str, Inbound] = {}
     rejected: dict[Inbound, PermanentError] = {}
     # Keyed by plain (topic, partition) tuples, which a TopicPartition equals: each record then
     # looks its partition up without building one.
@@ -151,4 +167,6 @@ def _facts(
             facts[inbound.event.event_id] = extract(inbound.event)
         except UnrepresentableAmountError as exc:
             rejected[inbound] = PermanentError(str(exc), error_type=REJECTED_AMOUNT)
-    return facts, rejected
+        else:
+            accepted[inbound.event.event_id] = inbound
+    return facts, accepted, rejected
