@@ -3,7 +3,8 @@
 Logging is a subscriber to the run loop's lifecycle events (`common.lifecycle`) rather than
 calls sprinkled through the loop, so every outcome gets exactly one canonical line with the
 same fields. Lines are JSON when stderr is not a terminal (collectors parse them) and a
-readable console format on a terminal. Lines about a record carry its coordinates and
+readable console format on a terminal. Tracebacks never show the frames' locals, in either
+format: a frame can hold the settings (passwords) or a record (a payload). Lines about a record carry its coordinates and
 envelope ids (`record_context`), never its payload: payloads hold personal data, and email
 addresses that slip into free text (error messages, correlation ids) are masked.
 
@@ -54,11 +55,14 @@ def configure_logging(*, level: str = "INFO", fmt: str | None = None, service: s
     """
     threshold = _level_number(level)
     as_json = _wants_json(fmt)
+    colors = sys.stderr.isatty()
     shared = _shared_processors(service, as_json=as_json)
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=colors, exception_formatter=_traceback_without_locals(colors=colors)
+        )
     )
     structlog.configure(
         processors=[*shared, renderer],
@@ -67,6 +71,22 @@ def configure_logging(*, level: str = "INFO", fmt: str | None = None, service: s
         cache_logger_on_first_use=True,
     )
     _route_stdlib(shared, renderer, max(threshold, logging.WARNING))
+
+
+def _traceback_without_locals(*, colors: bool) -> structlog.typing.ExceptionRenderer:
+    """The console's traceback: rich's when installed, never with the frames' locals.
+
+    structlog's default console formatter is rich's traceback *with* locals (or
+    better-exceptions, which prints them too): a crash would print the settings (a Kafka
+    password) and the records in hand (payloads). Source lines are shown, values never.
+    """
+    try:
+        import rich  # noqa: F401 - only whether it is installed
+    except ImportError:
+        return structlog.dev.plain_traceback
+    return structlog.dev.RichTracebackFormatter(
+        color_system="truecolor" if colors else None, show_locals=False
+    )
 
 
 def _level_number(level: str) -> int:

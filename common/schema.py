@@ -52,7 +52,7 @@ from tenacity import (
 )
 
 from common.db import TRANSIENT_DB_ERRORS, make_engine, normalise_url, table_of
-from common.settings import ConfigurationError, RunnerSettings, load_settings
+from common.settings import ConfigurationError, RunnerSettings, load_settings, secret_value
 
 HEAD: Final = "head"
 _log = structlog.get_logger("common.schema")
@@ -84,7 +84,7 @@ class Schema:
 
     def url(self, settings: RunnerSettings) -> str:
         """The database URL of `settings`, or the default one when it is blank."""
-        return settings.database_url or self.default_url
+        return secret_value(settings.database_url) or self.default_url
 
     def metadata(self) -> MetaData:
         """The models' tables, alone in a MetaData (for comparing with a migrated database)."""

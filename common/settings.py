@@ -10,22 +10,38 @@ Two kinds of settings:
   when the client is built, so a misspelt property fails at start-up with a clear line.
 
 Services extend `RunnerSettings` with their own fields (SMTP, templates...).
+
+Secrets never render. The Kafka properties are a `KafkaProperties` mapping whose repr masks
+every secret property (`sasl.password`, `ssl.key.password`, `sasl.oauthbearer.client.secret`,
+a private key in PEM...), while the client still receives the value; `DATABASE_URL` is a
+`DatabaseURL` (a `SecretStr` shown with its password masked) and a service's passwords are
+`SecretStr`s. So neither `repr(settings)`, a log line nor a traceback can print one.
+
+Every secret can instead come from a file, the Docker and Kubernetes secrets convention:
+`<VARIABLE>_FILE` names the file holding the value (`DATABASE_URL_FILE`,
+`SMTP_PASSWORD_FILE`, `KAFKA_SASL_PASSWORD_FILE`); one trailing newline is dropped. Setting
+both the variable and its `_FILE` is a configuration error.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+import types
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, GetCoreSchemaHandler, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
+from pydantic_core import core_schema
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 KAFKA_ENV_PREFIX = "KAFKA_"
 
@@ -70,13 +86,114 @@ class ConfigurationError(Exception):
     """The environment does not describe a runnable configuration; the message says why."""
 
 
-def kafka_properties(environ: Mapping[str, str]) -> dict[str, str]:
-    """The librdkafka properties named by `KAFKA_*` variables in `environ`."""
-    return {
-        name[len(KAFKA_ENV_PREFIX) :].lower().replace("_", "."): value
-        for name, value in environ.items()
-        if name.startswith(KAFKA_ENV_PREFIX) and len(name) > len(KAFKA_ENV_PREFIX)
-    }
+MASK = "**********"
+"""What a secret shows instead of its value (pydantic's `SecretStr` shows the same)."""
+
+FILE_SUFFIX = "_FILE"
+
+_SECRET_WORDS = ("password", "secret", "passphrase")
+_SECRET_PROPERTIES = frozenset({"sasl.oauthbearer.config", "sasl.jaas.config"})
+
+
+def is_secret_property(name: str) -> bool:
+    """Whether the librdkafka property `name` holds a secret: a password, a client secret, a
+    private key in PEM, or a free-form configuration that may carry one."""
+    return (
+        any(word in name for word in _SECRET_WORDS)
+        or name.endswith("key.pem")
+        or name in _SECRET_PROPERTIES
+    )
+
+
+class KafkaProperties(dict[str, str]):
+    """librdkafka properties whose repr (and so str, logs, tracebacks) masks every secret.
+
+    A `dict`, so the client is built from it as before; only its rendering differs. Serialised
+    to JSON (`model_dump_json`), the secrets are masked too.
+    """
+
+    def masked(self) -> dict[str, str]:
+        """A plain copy with each secret property's value replaced by `MASK`."""
+        return {k: MASK if is_secret_property(k) else v for k, v in self.items()}
+
+    def __repr__(self) -> str:
+        return repr(self.masked())
+
+    def __rich_repr__(self) -> Iterator[tuple[str, str]]:
+        yield from self.masked().items()
+
+    def copy(self) -> KafkaProperties:
+        return KafkaProperties(self)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls,
+            handler.generate_schema(dict[str, str]),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value: KafkaProperties(value).masked(), when_used="json"
+            ),
+        )
+
+
+class DatabaseURL(SecretStr):
+    """A database URL shown with its password masked (`postgresql://app:***@db/pay`).
+
+    `get_secret_value()` gives the URL to connect with; a URL SQLAlchemy cannot read is
+    masked whole.
+    """
+
+    def _display(self) -> str:
+        value = self.get_secret_value()
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            return MASK if value else ""
+        if any(is_secret_property(key.lower()) for key in url.query):
+            url = url.set(query={})
+        return url.render_as_string(hide_password=True)
+
+
+def secret_value(value: SecretStr | str | None) -> str | None:
+    """The plain value of a secret setting (a subclass may redeclare one as a plain `str`)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def read_secret_file(variable: str, path: str) -> str:
+    """The secret in the file `variable` names, without one trailing newline."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"{variable}: cannot read the secret file {path}: {why}") from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _property(variable: str) -> str:
+    return variable[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")
+
+
+def kafka_properties(environ: Mapping[str, str]) -> KafkaProperties:
+    """The librdkafka properties named by `KAFKA_*` variables in `environ`.
+
+    `KAFKA_<SECRET>_FILE` (a secret property, e.g. `KAFKA_SASL_PASSWORD_FILE`) reads that
+    property's value from the file; other names ending in `_FILE` are properties of their own
+    (`KAFKA_SASL_OAUTHBEARER_ASSERTION_FILE`).
+    """
+    properties = KafkaProperties()
+    for variable, value in environ.items():
+        if not variable.startswith(KAFKA_ENV_PREFIX) or len(variable) == len(KAFKA_ENV_PREFIX):
+            continue
+        inline = variable.removesuffix(FILE_SUFFIX)
+        if inline != variable and is_secret_property(_property(inline)):
+            if inline in environ:
+                raise ConfigurationError(f"{inline} and {variable} are both set: set one of them")
+            properties[_property(inline)] = read_secret_file(variable, value)
+        else:
+            properties[_property(variable)] = value
+    return properties
 
 
 class RunnerSettings(BaseSettings):
@@ -84,7 +201,7 @@ class RunnerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    database_url: str | None = None
+    database_url: DatabaseURL | None = None
     db_migrate_on_start: bool = True
     db_start_timeout_seconds: Annotated[float, Field(ge=0)] = 60.0
     http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
@@ -102,7 +219,7 @@ class RunnerSettings(BaseSettings):
     retry_max_seconds: Annotated[float, Field(gt=0)] = 30.0
     liveness_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     max_clock_skew_seconds: Annotated[float, Field(ge=0)] = 86_400.0
-    kafka: dict[str, str] = Field(default_factory=dict)
+    kafka: KafkaProperties = Field(default_factory=KafkaProperties)
 
     @classmethod
     def settings_customise_sources(
@@ -113,7 +230,21 @@ class RunnerSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _KafkaProperties(settings_cls), env_settings)
+        return (
+            init_settings,
+            _KafkaProperties(settings_cls),
+            _SecretFiles(settings_cls),
+            env_settings,
+        )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Fields as pydantic shows them, the Kafka properties masked even when a copy made
+        with `model_copy(update=...)` holds them in a plain dict."""
+        for name, value in super().__repr_args__():
+            if name == "kafka" and isinstance(value, Mapping):
+                yield name, KafkaProperties(value)
+            else:
+                yield name, value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -143,14 +274,14 @@ class RunnerSettings(BaseSettings):
         _log.warning("%s is deprecated: set KAFKA_GROUP_ID=%s instead", variable, value)
         self.kafka["group.id"] = value
 
-    def consumer_config(self, group_id: str) -> dict[str, str]:
+    def consumer_config(self, group_id: str) -> KafkaProperties:
         """librdkafka consumer properties: defaults, then the environment, then pinned ones.
 
         Under `group.protocol=consumer` the classic-only properties are left out, so one
         environment (the tests' fast group timings, say) works under both protocols; ones the
         environment set explicitly are named in a warning.
         """
-        config = {**CONSUMER_DEFAULTS, "group.id": group_id, **self.kafka}
+        config = KafkaProperties({**CONSUMER_DEFAULTS, "group.id": group_id, **self.kafka})
         protocol = config.get("group.protocol", "classic")
         if protocol not in GROUP_PROTOCOLS:
             raise ConfigurationError(
@@ -174,16 +305,18 @@ class RunnerSettings(BaseSettings):
             config[name] = required
         return config
 
-    def producer_config(self) -> dict[str, str]:
+    def producer_config(self) -> KafkaProperties:
         """librdkafka producer properties for DLQ writes: durable, idempotent, confirmed."""
         shared = {k: v for k, v in self.kafka.items() if not _consumer_only(k)}
-        return {
-            "bootstrap.servers": CONSUMER_DEFAULTS["bootstrap.servers"],
-            **shared,
-            "acks": "all",
-            "enable.idempotence": "true",
-            "linger.ms": "5",
-        }
+        return KafkaProperties(
+            {
+                "bootstrap.servers": CONSUMER_DEFAULTS["bootstrap.servers"],
+                **shared,
+                "acks": "all",
+                "enable.idempotence": "true",
+                "linger.ms": "5",
+            }
+        )
 
 
 _CONSUMER_ONLY_PREFIXES = (
@@ -218,6 +351,37 @@ class _KafkaProperties(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return {"kafka": kafka_properties(os.environ)}
+
+
+def _is_secret(annotation: Any) -> bool:
+    """Whether a field's type is a secret (`SecretStr`, `DatabaseURL`, optional or not)."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, SecretStr)
+    if get_origin(annotation) in (Union, types.UnionType, Annotated):
+        return any(_is_secret(arg) for arg in get_args(annotation))
+    return False
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """A settings source reading each secret field `X` from the file `X_FILE` names."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            variable = name.upper()
+            path = environ.get(variable + FILE_SUFFIX)
+            if path is None or not _is_secret(field.annotation):
+                continue
+            if variable in environ:
+                raise ConfigurationError(
+                    f"{variable} and {variable}{FILE_SUFFIX} are both set: set one of them"
+                )
+            values[name] = read_secret_file(variable + FILE_SUFFIX, path)
+        return values
 
 
 def load_settings(cls: type[S]) -> S:

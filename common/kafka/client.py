@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from common.records import Record, TopicPartition
+from common.settings import MASK, is_secret_property
 
 log = logging.getLogger("librdkafka")
 T = TypeVar("T")
@@ -64,9 +65,14 @@ def from_kafka_tps(tps: Iterable[KafkaTopicPartition]) -> list[TopicPartition]:
 
 
 def build_client(factory: Callable[[dict[str, Any]], T], config: Mapping[str, Any]) -> T:
+    """The client `factory` builds from `config`; a refusal is a `KafkaConfigError` whose
+    message never holds a secret property's value, even if librdkafka quoted it."""
     try:
         return factory(dict(config))
     except (KafkaException, ValueError, TypeError) as exc:
         detail = exc.args[0] if exc.args else exc
         message = detail.str() if isinstance(detail, KafkaError) else str(detail)
+        for name, value in config.items():
+            if is_secret_property(name) and isinstance(value, str) and value:
+                message = message.replace(value, MASK)
         raise KafkaConfigError(f"{message} (KAFKA_* settings name librdkafka properties)") from None

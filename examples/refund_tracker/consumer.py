@@ -10,13 +10,13 @@ from sqlmodel import Field, SQLModel
 
 from common import db, handlers, records, topics
 from common.events import PaymentRefunded
-from common.settings import RunnerSettings
+from common.settings import DatabaseURL, RunnerSettings
 
 NAME = "refund-tracker"  # the consumer group (DLQ: dreamscape.dlq.refund-tracker), the inbox key
 
 
 class RefundTrackerSettings(RunnerSettings):  # every field is an environment variable
-    database_url: str = "sqlite:///data/refund-tracker.db"
+    database_url: DatabaseURL = DatabaseURL("sqlite:///data/refund-tracker.db")
 
 
 class RefundTotal(SQLModel, table=True):
@@ -37,7 +37,7 @@ def apply(engine: Engine, batch: Sequence[records.Inbound]) -> None:
 
 
 def build(settings: RefundTrackerSettings, _registry: CollectorRegistry) -> handlers.ConsumerSpec:
-    engine = db.make_engine(settings.database_url)
+    engine = db.make_engine(settings.database_url.get_secret_value())
     db.create_schema(engine, [db.ProcessedEvent, RefundTotal])
     return handlers.ConsumerSpec(
         name=NAME,

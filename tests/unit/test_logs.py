@@ -397,3 +397,28 @@ class TestConfigureLogging:
             configure_logging(level="verbose", service="voyage")
         with pytest.raises(ValueError, match="log format"):
             configure_logging(fmt="xml", service="voyage")
+
+
+@pytest.mark.usefixtures("restore_logging")
+class TestTracebacksWithoutLocals:
+    @staticmethod
+    def fail(password: str) -> None:
+        secret_in_a_frame = password  # a local, as run_service's settings are
+        raise RuntimeError(f"boom after {len(secret_in_a_frame)} characters")
+
+    @pytest.mark.parametrize("fmt", ["json", "console"])
+    def test_a_logged_traceback_shows_no_frame_locals(
+        self, fmt: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A traceback logged through structlog or stdlib logging names the frames but never a local's value."""
+        configure_logging(fmt=fmt, service="voyage")
+        password = "-".join(("pw", "in", "a", "local", "4711"))  # the source never holds it whole
+        for logger in (structlog.get_logger(), logging.getLogger("some.library")):
+            try:
+                self.fail(password)
+            except RuntimeError:
+                logger.exception("crashed")
+        err = capsys.readouterr().err
+        assert err.count("boom after 18 characters") == 2
+        assert "secret_in_a_frame = password" in err or fmt == "json"  # the source, not values
+        assert "pw-in-a-local-4711" not in err
