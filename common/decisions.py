@@ -3,6 +3,7 @@
 | error | decision |
 |---|---|
 | `CriticalError` | stop without storing the offset |
+| `FatalClientError` (a `CriticalError`: the consumer or DLQ producer failed for good) | stop, commit only what is stored, exit 1 |
 | `InvalidEvent`, `PermanentError` | dead-letter at once |
 | `TransientError`, `ConnectionError`, `TimeoutError`, a service's `transient_errors` | retry without limit, partitions paused |
 | anything else | retry the record alone a bounded number of times, then dead-letter it |
