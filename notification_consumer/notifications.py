@@ -1,8 +1,9 @@
 """What to do about each event of a batch: send an email, or why not. Pure: no I/O.
 
 The spec's notification-service reactions: `payment.completed` → receipt, `payment.failed` →
-failure notice with a retry link, `payment.refunded` → refund confirmation; `initiated`
-sends nothing (its facts are kept to enrich later emails).
+failure notice with a retry link (one per failed attempt: each is its own business fact,
+`common.business`), `payment.refunded` → refund confirmation; `initiated` sends nothing
+(its facts are kept to enrich later emails).
 
 A batch is planned against a `Knowledge` snapshot read from the database *after* the
 batch's own facts were recorded, so a failure and the booking's later completion arriving

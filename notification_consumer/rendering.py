@@ -34,6 +34,7 @@ from jinja2 import (
     select_autoescape,
 )
 
+from common.confirmation import confirmation_number
 from common.events import PaymentEvent
 from notification_consumer.formatting import FILTERS, resolve_locale
 from notification_consumer.notifications import Kind, PaymentSummary, Recipient
@@ -132,6 +133,11 @@ class Renderer:
             "kind": context.kind,
             "event": event,
             "payload": payload,
+            "confirmation_number": (
+                confirmation_number(payload.booking_id, payload.payment_id)
+                if context.kind == "receipt"
+                else None
+            ),
             "payment": context.payment,
             "recipient_name": context.recipient.display_name,
             "retry_url": retry_url,

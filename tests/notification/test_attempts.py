@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from common.business import BusinessFact, fingerprint, legacy_key
+from common.confirmation import confirmation_number
 from common.db import transaction
 from common.topics import GROUP_NOTIFICATION
 from dreamscape_dev.testing.builders import Document, event, inbound
@@ -72,11 +73,15 @@ class TestOneNoticePerAttempt:
     def test_two_failures_then_the_completion_send_two_notices_and_a_receipt(
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
-        """Declined, declined again with another card, then paid, all under one paymentId: two failure notices and one receipt."""
+        """Declined, declined again with another card, then paid, all under one paymentId: two failure notices and one receipt with the booking's confirmation number."""
         service.handle([failure(DECLINED)])
         service.handle([failure(NO_FUNDS)])
         service.handle([event("payment.completed", paymentId="pay_1")])
-        assert kinds(smtp_server.wait_for(3)) == ["payment_failed", "payment_failed", "receipt"]
+
+        received = smtp_server.wait_for(3)
+        assert kinds(received) == ["payment_failed", "payment_failed", "receipt"]
+        number = confirmation_number("booking_456def", "pay_1")
+        assert f"Confirmation number: {number}" in parts(received[2])[0]
 
 
 class TestStaleAttempts:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from common.confirmation import confirmation_number
 from dreamscape_dev.testing.browser import HeadlessChromium
 from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import EmailContext, Renderer
@@ -46,3 +47,19 @@ def test_the_html_email_shows_its_amount_without_console_errors(
         assert rendered.errors == []
 
     assert shot.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_the_receipt_shows_its_confirmation_number(
+    chromium: HeadlessChromium, tmp_path: Path, locale: str
+) -> None:
+    """The receipt's HTML shows the booking's confirmation number (the one voyage stores) in Chromium, with no console or page errors (issue 21)."""
+    event = sample_event("receipt")
+    number = confirmation_number(event.payload.booking_id, event.payload.payment_id)
+    context = EmailContext("receipt", Recipient("zoe@example.test", "Zoé", locale))
+    page = tmp_path / f"receipt.{locale}.html"
+    page.write_text(Renderer(retry_url=RETRY_URL).render(event, context).html, encoding="utf-8")
+
+    with chromium.open(page) as rendered:
+        assert rendered.visible(number)
+        assert rendered.errors == []

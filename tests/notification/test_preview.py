@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.confirmation import confirmation_number
 from dreamscape_dev.testing.builders import spec_path
 from notification_consumer.__main__ import main
 
@@ -39,6 +40,15 @@ def test_preview_writes_the_eml_html_and_text(
     assert "1\u202f250,00\xa0€" in (tmp_path / "payment_failed.txt").read_text()
     assert "<html" in (tmp_path / "payment_failed.html").read_text()
     assert "n'a pas abouti" in capsys.readouterr().out
+
+
+def test_previewing_a_receipt_shows_its_confirmation_number(tmp_path: Path) -> None:
+    """The preview of the spec's completed event shows the confirmation number voyage would store for it."""
+    code = main(["preview", str(spec_path("payment.completed")), "--out", str(tmp_path)])
+    assert code == 0
+    number = confirmation_number("booking_456def", "pay_abc123xyz")
+    assert f"Confirmation number: {number}" in (tmp_path / "receipt.txt").read_text()
+    assert number in (tmp_path / "receipt.html").read_text()
 
 
 def test_previewing_an_initiated_event_writes_nothing(

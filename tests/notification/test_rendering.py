@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.confirmation import confirmation_number
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from dreamscape_dev.testing.builders import encode, event
@@ -15,6 +16,8 @@ from notification_consumer.message import compose
 from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import Email, EmailContext, Renderer, one_line
 from tests.notification.support import RETRY_URL
+from voyage_consumer.derivation import derive
+from voyage_consumer.facts import to_fact
 
 RECIPIENT = Recipient("zoe@example.test", "Zoé", "en")
 FR = Recipient("claire@example.test", "Claire", "fr")
@@ -104,6 +107,36 @@ class TestContent:
         first, second = _render(event, "receipt"), _render(event, "receipt")
         assert first.headers["Message-ID"] == second.headers["Message-ID"]
         assert first.headers["Message-ID"] == f"<{event.event_id}.receipt@notifications.dreamscape>"
+
+
+class TestConfirmationNumber:
+    def test_the_receipt_shows_the_number_voyage_stores(self) -> None:
+        """The receipt (text and HTML, English and French) shows the confirmation number voyage derives for the same booking and payment (issue 21)."""
+        event = _event("payment.completed", bookingId="bk_77", paymentId="pay_77")
+        booking = derive("bk_77", [to_fact(event)])
+        assert booking is not None
+        number = booking.booking.confirmation_number
+        assert number is not None
+        for recipient in (RECIPIENT, FR):
+            email = _render(event, "receipt", recipient)
+            assert number in email.text
+            assert number in email.html
+
+    def test_the_receipt_names_the_number_in_the_readers_language(self) -> None:
+        """English readers see "Confirmation number", French readers "Numéro de confirmation"."""
+        event = _event("payment.completed")
+        number = confirmation_number("booking_456def", "pay_abc123xyz")
+        assert f"Confirmation number: {number}" in " ".join(_render(event, "receipt").text.split())
+        french = " ".join(_render(event, "receipt", FR).text.split())
+        assert f"Numéro de confirmation : {number}" in french
+
+    @pytest.mark.parametrize("kind", ["payment_failed", "refund"])
+    def test_only_the_receipt_carries_a_number(self, kind: Kind) -> None:
+        """A failure notice (nothing is confirmed) and a refund show no confirmation number."""
+        event_type = {"payment_failed": "payment.failed", "refund": "payment.refunded"}[kind]
+        email = _render(_event(event_type), kind)
+        assert "DS-" not in email.text
+        assert "DS-" not in email.html
 
 
 class TestSubjects:
