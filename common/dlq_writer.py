@@ -12,6 +12,8 @@ records (a later record's effect, an offset), so:
   position, size and SHA-256, so the record stays findable;
 * letters of partitions no longer owned are not written: their new owner reads the
   records again;
+* a fatal error of the DLQ producer (`FatalClientError`: no producer id without a WRITE
+  ACL...) is not retried: it ends the process, naming its cause (docs/architecture.md);
 * any other failure to write is a bug, and stops the loop (`CriticalError`).
 """
 

@@ -169,7 +169,9 @@ def _runner(
 ) -> Runner:
     bus = Bus([LogSubscriber(), RuntimeMetrics(registry, spec.name)])
     consumer_config = settings.consumer_config(spec.group_id)
-    producer = KafkaProducer(settings.producer_config() | _bootstrap(consumer_config))
+    producer = KafkaProducer(
+        settings.producer_config() | _bootstrap(consumer_config), name="DLQ producer"
+    )
     return Runner(
         spec,
         settings,

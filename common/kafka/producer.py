@@ -25,7 +25,6 @@ PERMANENT_PRODUCE_ERRORS: frozenset[int] = frozenset(
 
 
 _MAX_CARRIED = 10_000
-DLQ_PRODUCER = "DLQ producer"
 
 
 class KafkaProducer:
@@ -38,10 +37,11 @@ class KafkaProducer:
 
     A fatal error of the client (`common.kafka.fatal`: an idempotent producer refused its
     producer id...) raises `FatalClientError` naming its cause, from then on at every call:
-    only a new process recovers.
+    only a new process recovers. `name` says which producer it is in that error.
     """
 
-    def __init__(self, config: Mapping[str, str]) -> None:
+    def __init__(self, config: Mapping[str, str], *, name: str = "producer") -> None:
+        self._name = name
         self._producer = build_client(Producer, {**config, "logger": log})
         #: From calls that did not succeed entirely, for their retries: per record, the
         #: outcome cells of its copies still "pending" (in flight) or "delivered".
@@ -153,7 +153,7 @@ class KafkaProducer:
 
     def _fail(self, exc: BaseException) -> NoReturn:
         """Raise the producer's fatal error if `exc` is one (reading its cause), else `exc`."""
-        found = fatal.from_exception(DLQ_PRODUCER, exc)
+        found = fatal.from_exception(self._name, exc)
         if found is None:
             raise exc
         if self._fatal is None and found.code == "_FATAL":  # the cause waits in the queue
@@ -166,7 +166,7 @@ class KafkaProducer:
         try:
             self._producer.poll(0)
         except (KafkaException, SystemError) as exc:
-            return fatal.from_exception(DLQ_PRODUCER, exc)
+            return fatal.from_exception(self._name, exc)
         return None
 
 

@@ -35,7 +35,7 @@ from common.errors import FatalClientError
 from common.handlers import ConsumerSpec
 from common.health import Liveness
 from common.kafka import ClientError, KafkaConsumer, KafkaProducer, RebalanceListener
-from common.lifecycle import Bus, ConsumerError, LifecycleEvent, LoopStopped
+from common.lifecycle import Bus, ConsumerError, LifecycleEvent, LoopStopped, RecordDeadLettered
 from common.logs import LogSubscriber
 from common.records import OutboundRecord
 from common.runner import Runner
@@ -144,7 +144,7 @@ def fake_producer(
         return clients[0]
 
     monkeypatch.setattr("common.kafka.producer.Producer", build)
-    return KafkaProducer({"bootstrap.servers": "unused:9092"}), clients[0]
+    return KafkaProducer({"bootstrap.servers": "unused:9092"}, name="DLQ producer"), clients[0]
 
 
 LETTER = OutboundRecord(topic="dlq", key=b"k", value=b"v", headers=())
@@ -162,7 +162,7 @@ class TestTheProducerAdapter:
 
         assert raised.value.code == "CLUSTER_AUTHORIZATION_FAILED"
         assert raised.value.authorization
-        assert "authorization" in str(raised.value)
+        assert str(raised.value).startswith("DLQ producer: authorization failed")
 
     def test_a_producer_fatal_before_the_write_names_the_cause_not_local_fatal_error(
         self, monkeypatch: pytest.MonkeyPatch
@@ -302,6 +302,7 @@ class TestTheRunLoop:
         [error] = loop.of(ConsumerError)
         assert (error.code, error.fatal) == ("CLUSTER_AUTHORIZATION_FAILED", True)
         assert "authorization" in error.message
+        assert loop.of(RecordDeadLettered) == []
         [stopped] = loop.of(LoopStopped)
         assert stopped.reason == "fatal client error"
 
