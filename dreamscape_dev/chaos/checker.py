@@ -107,7 +107,8 @@ class Deferred:
     exact: int
     """Receipts and refunds: each ends in the notification DLQ as `smtp_deferred`."""
     failures: int
-    """Failure notices for the recipient: at most this many more letters."""
+    """Failure notices for the recipient (one per failed attempt: paymentId, errorCode and
+    errorMessage, as `common.business` keys them): at most this many more letters."""
     repeats: int = 0
     """Records repeating the eventId of one of the recipient's notifying records (the
     simulator's duplicates): a notification still deferred is tried again on the copy, so
@@ -115,10 +116,11 @@ class Deferred:
 
 
 def deferred_for(records: Sequence[OutboundRecord], user_id: str, domain: str) -> Deferred:
-    """Count, from the records, the emails `user_id` is owed (distinct payments and refunds)."""
+    """Count, from the records, the emails `user_id` is owed (distinct payments, failed
+    attempts and refunds)."""
     completed: set[str] = set()
     refunds: set[str] = set()
-    failed: set[str] = set()
+    failed: set[tuple[str, str, str]] = set()
     copies: Counter[str] = Counter()
     for record in records:
         document = _document(record)
@@ -133,7 +135,8 @@ def deferred_for(records: Sequence[OutboundRecord], user_id: str, domain: str) -
         elif kind == "payment.refunded":
             refunds.add(str(payload.get("refundId")))
         elif kind == "payment.failed":
-            failed.add(str(payload.get("paymentId")))
+            code, message = str(payload.get("errorCode")), str(payload.get("errorMessage"))
+            failed.add((str(payload.get("paymentId")), code, message))
         else:
             continue
         copies[str(document.get("eventId"))] += 1

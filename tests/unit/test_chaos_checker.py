@@ -18,6 +18,7 @@ from dreamscape_dev.chaos.checker import (
 )
 from dreamscape_dev.chaos.scenarios import SERVICES, by_name, crash, full_suite
 from dreamscape_dev.simulator import Expectations, SimulationConfig, generate
+from dreamscape_dev.testing.builders import event, outbound
 
 SIMULATION = generate(SimulationConfig(flows=120, seed=5, poison=16, republish_rate=0.05))
 EXPECTED = SIMULATION.expected
@@ -184,6 +185,14 @@ class TestJudge:
         assert [c.name for c in judge(EXPECTED, too_many, deferred).checks if not c.ok] == [
             "DLQ notification"
         ]
+
+    def test_each_failed_attempt_of_the_deferred_recipient_may_add_a_letter(self) -> None:
+        """Two failed attempts under one paymentId (another errorCode) are two failure notices owed to the deferred recipient; a redelivered failure (same code and message, new eventId) is not a third (issue 21)."""
+        declined = event("payment.failed", userId="usr_d", paymentId="pay_d")
+        again = event(declined, failedAt="2025-12-18T10:39:00.000Z")
+        other_card = event(declined, errorCode="insufficient_funds", errorMessage="No funds.")
+        records = [outbound(d) for d in (declined, again, other_card)]
+        assert deferred_for(records, "usr_d", "example.test").failures == 2
 
 
 def _deferred_run(deferred: Deferred, *, letters: int) -> Observed:
