@@ -93,8 +93,8 @@ class AnalyticsSettings(RunnerSettings):
     alert_amount_median_factor: Annotated[Decimal, Field(ge=0)] = Decimal(10)
     """An amount above this many times its currency's median is unusual (0 turns it off)."""
     alert_amount_min_samples: Annotated[int, Field(ge=1)] = 20
-    alert_processing_delay_exempt_methods: Annotated[frozenset[str], NoDecode] = frozenset(
-        {"bank_transfer"}
+    alert_processing_delay_exempt_methods: Annotated[frozenset[str], NoDecode] = Field(
+        default_factory=lambda: frozenset({"bank_transfer"})
     )
     """Asynchronous methods (the customer sends the money): never slow, never pending for
     `processing_delay`; only their abandonment is counted."""
@@ -113,7 +113,10 @@ class AnalyticsSettings(RunnerSettings):
     """Share of the window's outcomes (completions and failed attempts) with a gateway-side
     errorCode above which `gateway_unavailable` is raised."""
     alert_gateway_min_outcomes: Annotated[int, Field(ge=1)] = 5
-    alert_gateway_error_codes: Annotated[frozenset[str], NoDecode] = GATEWAY_ERROR_CODES
+    alert_gateway_error_codes: Annotated[frozenset[str], NoDecode] = Field(
+        default_factory=lambda: GATEWAY_ERROR_CODES
+    )
+    """Comma list of the errorCodes that are the gateway's, not the customer's card."""
 
     @model_validator(mode="after")
     def _deprecated_group(self) -> AnalyticsSettings:
