@@ -52,26 +52,54 @@ def _empty(title: str) -> str:
     return _svg(title, 60, _text(WIDTH / 2, 35, "No data yet", anchor="middle", fill="#888"))
 
 
+CHAR_W: Final = 7.2
+"""A generous width of one character of 12 px text, to size label columns without a font."""
+
+
+def _lines(label: str, width: int) -> list[str]:
+    """`label` broken at spaces into lines of at most `width` characters (a longer word stays whole)."""
+    lines: list[str] = []
+    for word in label.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def bar_chart(
     title: str, items: Sequence[tuple[str, float, str]], *, color: str = PALETTE[0]
 ) -> str:
-    """Horizontal bars: (label, value, shown text) per row, longest first as given."""
+    """Horizontal bars: (label, value, shown text) per row, longest first as given.
+
+    The label column is as wide as the longest label, up to 40% of the chart; a longer label
+    wraps onto more lines (free-text refund reasons), so no label is cut off.
+    """
     if not items:
         return _empty(title)
-    label_w, text_w, row_h = 180, 150, 28
+    widest = max(len(label) for label, _, _ in items)
+    label_w = int(min(max(120, widest * CHAR_W + 16), WIDTH * 0.4))
+    text_w = int(max(150, max(len(shown) for _, _, shown in items) * CHAR_W + 12))
+    per_line = int((label_w - 12) / CHAR_W)
     area = WIDTH - label_w - text_w
     top = max(value for _, value, _ in items) or 1
     parts = []
-    for index, (label, value, shown) in enumerate(items):
-        y = 8 + index * row_h
+    y = 8
+    for label, value, shown in items:
+        lines = _lines(label, per_line)
+        row_h = max(28, 15 * len(lines) + 10)
+        bar_y = y + (row_h - 28) / 2
         length = max(1.0, area * value / top)
-        parts.append(_text(label_w - 10, y + 15, label, anchor="end"))
+        first = bar_y + 15 - 7.5 * (len(lines) - 1)
+        for number, line in enumerate(lines):
+            parts.append(_text(label_w - 10, first + 15 * number, line, anchor="end"))
         parts.append(
-            f'<rect x="{label_w}" y="{y}" width="{length:.1f}" height="20" rx="3" fill="{color}">'
-            f"<title>{escape(f'{label}: {shown}')}</title></rect>"
+            f'<rect x="{label_w}" y="{bar_y:.1f}" width="{length:.1f}" height="20" rx="3" '
+            f'fill="{color}"><title>{escape(f"{label}: {shown}")}</title></rect>'
         )
-        parts.append(_text(label_w + length + 6, y + 15, shown))
-    return _svg(title, 16 + len(items) * row_h, "".join(parts))
+        parts.append(_text(label_w + length + 6, bar_y + 15, shown))
+        y += row_h
+    return _svg(title, y + 8, "".join(parts))
 
 
 def stacked_bars(

@@ -24,11 +24,18 @@ from analytics_consumer.days import iso
 from analytics_consumer.figures import DURATION_BUCKETS_S, DaySummary, Figures
 from analytics_consumer.report import (
     Table,
+    abandonment_line,
+    abandonment_table,
     alert_detail,
     alert_headline,
     currency_table,
     day_table,
     delay_counts,
+    failures_line,
+    initiated_table,
+    initiation_line,
+    refund_line,
+    refund_table,
     time_to_complete_line,
 )
 
@@ -44,7 +51,8 @@ header p{margin:4px 0 0;color:#c9d3dd;font-size:13px}main{max-width:860px;margin
 .tile b{display:block;font-size:24px;margin-top:4px;font-variant-numeric:tabular-nums}
 .tile span{font-size:12px;color:#666}
 section{background:#fff;border-radius:8px;padding:14px 18px;margin-bottom:16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
-section h2{font-size:16px;margin:0 0 8px}section p{font-size:13px;margin:4px 0 8px;color:#444}
+section h2{font-size:16px;margin:0 0 8px}section h2+p{margin-top:0}
+section table+h2,section .wide+h2{margin-top:16px}section p{font-size:13px;margin:4px 0 8px;color:#444}
 svg.chart{width:100%;height:auto;display:block}
 table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{padding:4px 8px;border-bottom:1px solid #e3e6ec;text-align:right;white-space:nowrap}
@@ -78,11 +86,19 @@ def _tiles(figures: Figures) -> str:
             f"Waiting for an outcome > {formats.duration(delays.threshold_ms)}",
             formats.count(delays.pending),
         ),
+        ("Failed attempts", formats.count(figures.failed_attempts)),
+        ("Initiation rate", _per_hour(figures)),
+        ("Abandoned payments", formats.count(figures.abandoned.count)),
     ]
     cells = "".join(
         f'<div class="tile"><span>{escape(n)}</span><b>{escape(v)}</b></div>' for n, v in tiles
     )
     return f'<div class="tiles">{cells}</div>'
+
+
+def _per_hour(figures: Figures) -> str:
+    per_hour = figures.initiation.per_hour
+    return DASH if per_hour is None else f"{formats.number(per_hour)} per hour"
 
 
 def _alerts(figures: Figures, alerts: Sequence[Alert]) -> str:
@@ -169,13 +185,51 @@ def _revenue(figures: Figures) -> str:
     return _section(title, chart, _table(currency_table(figures)))
 
 
-def _counts(title: str, counts: dict[str, int], colour: str) -> str:
+def _bars(title: str, counts: dict[str, int], colour: str) -> str:
     total = sum(counts.values())
     items = [
         (k, float(n), f"{formats.count(n)} ({formats.share(n, total)})")
         for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    return _section(title, charts.bar_chart(title, items, color=colour))
+    return charts.bar_chart(title, items, color=colour)
+
+
+def _paragraph(text: str) -> str:
+    return f"<p>{escape(text)}</p>"
+
+
+def _initiated(figures: Figures) -> str:
+    return _section(
+        "Initiated payments",
+        _paragraph(f"Initiation rate: {initiation_line(figures)}."),
+        _table(initiated_table(figures)),
+    )
+
+
+def _failures(figures: Figures) -> str:
+    title = "Failure reasons (failed attempts)"
+    chart = _bars(title, figures.failure_reasons, FAILURE_COLOUR)
+    return _section(title, _paragraph(f"{failures_line(figures)}."), chart)
+
+
+def _refunds(figures: Figures) -> str:
+    reasons = _bars("Refund reasons", figures.refund_reasons, REFUND_COLOUR)
+    return _section(
+        "Refunds against the payments they refund",
+        _paragraph(f"{refund_line(figures)}."),
+        _table(refund_table(figures)),
+        "<h2>Refund reasons</h2>",
+        reasons,
+    )
+
+
+def _abandonment(figures: Figures) -> str:
+    table = abandonment_table(figures)
+    return _section(
+        "Abandoned payments",
+        _paragraph(f"Abandonment: {abandonment_line(figures)}."),
+        _table(table) if table.rows else "",
+    )
 
 
 def _durations(figures: Figures) -> str:
@@ -192,8 +246,8 @@ def _durations(figures: Figures) -> str:
     if alarm is not None and d.count:
         orange = sum(d.histogram[alarm:])
         lines.append(
-            f"Orange: {formats.count(orange)} completed in "
-            f"{formats.duration(bounds_ms[alarm])} or longer "
+            f"Orange: {formats.count(orange)} took {formats.duration(bounds_ms[alarm])} or "
+            "longer to complete "
             f"(processing-delay threshold {formats.duration(threshold_ms)}). "
             f"The delay alert also counts failures: {delay_counts(figures)}."
         )
@@ -226,8 +280,14 @@ def render(
             _payments_by_day(days),
             _rates(days, failure_limit, refund_limit),
             _revenue(figures),
-            _counts("Payment methods (initiated payments)", figures.methods, INITIATED_COLOUR),
-            _counts("Failure reasons", figures.failure_reasons, FAILURE_COLOUR),
+            _initiated(figures),
+            _section(
+                "Payment methods (initiated payments)",
+                _bars("Payment methods (initiated payments)", figures.methods, INITIATED_COLOUR),
+            ),
+            _failures(figures),
+            _refunds(figures),
+            _abandonment(figures),
             _durations(figures),
             _section("Days", _table(day_table(figures.days))),
         ]

@@ -40,6 +40,7 @@ ALERT_UNITS: Final = {
     "high_refund_rate": "percent",
     "processing_delay": "seconds",
     "unusual_amounts": "count",
+    "gateway_unavailable": "percent",
 }
 """How each alert's value and threshold read; an alert not listed shows its plain number."""
 

@@ -144,6 +144,7 @@ class TestDashboard:
                 "Revenue by currency and payment method",
                 "Payment methods (initiated payments)",
                 "Failure reasons",
+                "Refund reasons",
                 "Time to complete",
             ]
             for title in titles:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from html import escape
 
 from analytics_consumer import dashboard
 from analytics_consumer.alerts import Alert
-from analytics_consumer.figures import DaySummary, Delays, Durations, Figures
+from analytics_consumer.figures import (
+    Abandonment,
+    DaySummary,
+    Delays,
+    Durations,
+    Figures,
+    Initiation,
+    RefundsVsOriginal,
+)
 from analytics_consumer.report import report_text
 
 RAW_SECONDS = re.compile(r"\d{4,}\.\d{3}")
@@ -30,6 +39,24 @@ def operator_figures() -> Figures:
         durations=Durations(1840, 12_500, 103_700, 179_990, (256, 442, 870, 23, 68, 123, 58, 0)),
         delays=Delays(120_000, slow=70, pending=35, longest_ms=825_911_929),
         unusual_amounts={"EUR": 6, "JPY": 1},
+        failed_payments=300,
+        recovered_payments=20,
+        initiated_amount={"EUR": 6_100_000_000, "JPY": 80_000_000_000},
+        initiated_by_currency={"EUR": 1500, "JPY": 100},
+        initiation=Initiation(2188, 864_000_000),
+        refund_reasons={"requested_by_customer": 150, "duplicate": 40, "fraudulent": 22},
+        refunds_vs_original=RefundsVsOriginal(
+            212,
+            150,
+            58,
+            1,
+            3,
+            {"EUR": 516_240_900, "JPY": 7_149_730_000},
+            {"EUR": 700_000_000, "JPY": 9_000_000_000},
+        ),
+        abandoned=Abandonment(
+            17, {"bank_transfer": 9, "credit_card": 8}, {"EUR": 41_250_000, "JPY": 1_200_000_000}
+        ),
         days=[
             DaySummary("2025-12-18", 1200, 1000, 170, 20, {"EUR": 3_000_000_000}),
             DaySummary("2025-12-21", 988, 840, 143, 52, {"JPY": 70_586_900_000}),
@@ -44,9 +71,9 @@ def operator_alerts() -> list[Alert]:
     return [
         Alert(
             "high_failure_rate",
-            Decimal("14.31"),
+            Decimal("13.71"),
             Decimal(5),
-            "313 of 2188 payments failed (14.31%)",
+            "300 of 2188 payments failed (13.71%)",
         ),
         Alert(
             "processing_delay",
@@ -84,7 +111,7 @@ class TestReportText:
         lines = [line for line in text.splitlines() if line.lstrip().startswith("!")]
         assert len(lines) == 4
         assert "high_failure_rate" in lines[0]
-        for shown in ("14.31%", "above 5%", "313 of 2,188"):
+        for shown in ("13.71%", "above 5%", "300 of 2,188"):
             assert shown in lines[0], shown
         for shown in ("9 d 13 h", "70 payments", "35 are still waiting"):
             assert shown in lines[1], shown
@@ -98,3 +125,23 @@ class TestReportText:
         for shown in ("546,480.95 EUR", "7,058,690 JPY", "61,200 JPY", "1 min 44 s", "9 d 13 h"):
             assert shown in text, shown
             assert shown in page, shown
+
+    def test_abandonment_initiation_and_refunds_have_their_rows_in_both(self) -> None:
+        """Abandoned payments, the initiation rate, the average initiated amount, refunds against their payments and refund reasons read alike in the report and on the dashboard."""
+        figures, alerts = operator_figures(), operator_alerts()
+        text, page = report_text(figures, alerts), dashboard.render(figures, alerts)
+        for shown in (
+            "17 payments initiated and never finished",
+            "4,125.00 EUR \u00b7 120,000 JPY",
+            "9.12 payments per hour (2,188 over 10 d)",
+            "406.67 EUR",
+            "70,000.00 EUR",
+            "73.75%",
+            "150 in full, 58 in part, 1 beyond the amount paid, 3 without their completion",
+            "requested_by_customer",
+            "300 failed payments from 313 failed attempts; 20 of them completed after all",
+        ):
+            assert shown in text, shown
+            assert escape(shown) in page, shown
+        assert "Abandonment:" in text
+        assert "Abandoned payments" in page
