@@ -188,6 +188,41 @@ class TestShutdown:
         assert [i for i, n in counts.items() if n > 1] == []
 
 
+class TestFatalClientErrors:
+    def test_a_fenced_static_member_exits_1_with_one_line_naming_the_cause(
+        self, kafka_bootstrap_servers: str, topics: Topics, tmp_path: Path
+    ) -> None:
+        """A second event_log with the first's KAFKA_GROUP_INSTANCE_ID fences it: the first exits 1 on its own, one log line naming FENCED_INSTANCE_ID and no traceback, so an orchestrator restarts it (issue 22, finding 4)."""
+        group = f"fenced-{uuid.uuid4().hex[:8]}"
+        env = process_env(
+            kafka_bootstrap_servers,
+            topics,
+            EVENT_LOG_PATH=str(tmp_path / "events.jsonl"),
+            EVENT_LOG_GROUP=group,
+            KAFKA_GROUP_PROTOCOL="classic",
+            KAFKA_GROUP_INSTANCE_ID=f"static-{group}",
+            LOG_LEVEL="INFO",
+        )
+
+        with service_process(EVENT_LOG, env, tmp_path) as first:
+            wait_until(
+                lambda: "partitions.changed" in first.output.read_text(errors="replace"),
+                TIMEOUT_S,
+                "the first member to be assigned partitions",
+                abort=first.died,
+            )
+            with service_process(EVENT_LOG, env, tmp_path) as second:
+                assert first.wait(TIMEOUT_S) == 1
+                second.signal(signal.SIGTERM)
+                assert second.wait(10) == 0
+
+        lines = first.output.read_text(errors="replace").splitlines()
+        naming = [line for line in lines if "FENCED_INSTANCE_ID" in line]
+        assert len(naming) == 1, "\n".join(lines)
+        assert '"consumer.error"' in naming[0]
+        assert not any("Traceback" in line for line in lines)
+
+
 class TestInvalidConfiguration:
     @pytest.mark.parametrize(
         ("variable", "value", "named"),
