@@ -65,6 +65,15 @@ class TestBusinessKey:
         assert business_key(first) == business_key(again)
         assert fingerprint(first) == fingerprint(again)
 
+    def test_two_attempts_failing_alike_are_one_fact(self) -> None:
+        """The documented limit: the same card declined twice, with the same code and message, cannot be told from a redelivery."""
+        first = _event("payment.failed", failedAt="2025-12-18T10:31:45Z")
+        second = _event("payment.failed", failedAt="2025-12-18T10:45:00Z")
+        assert (business_key(first), fingerprint(first)) == (
+            business_key(second),
+            fingerprint(second),
+        )
+
     def test_keys_fit_the_column_whatever_the_identifiers(self) -> None:
         """With every identifier at its 256-character maximum and a long message, a key fits `business_fact.key` (300)."""
         long = "p" * 256
