@@ -249,7 +249,8 @@ def _durations(figures: Figures) -> str:
             f"Orange: {formats.count(orange)} took {formats.duration(bounds_ms[alarm])} or "
             "longer to complete "
             f"(processing-delay threshold {formats.duration(threshold_ms)}). "
-            f"The delay alert also counts failures: {delay_counts(figures)}."
+            "The delay alert counts failures too, and leaves out the methods exempt from it "
+            f"(bank transfers by default): {delay_counts(figures)}."
         )
     chart = charts.histogram(title, list(zip(labels, d.histogram, strict=True)), alarm_from=alarm)
     return _section(title, *(f"<p>{escape(line)}</p>" for line in lines), chart)

@@ -349,8 +349,9 @@ def time_to_complete_line(figures: Figures) -> str:
 def delay_counts(figures: Figures) -> str:
     """What the processing-delay alert counts: payments that completed *or failed* late, and waits.
 
-    The time-to-complete histogram shows completed payments only, so its buckets past the
-    threshold hold fewer payments than this count: the failed ones are here too.
+    The time-to-complete histogram shows completed payments of every method, while this
+    count also holds the payments that failed late and leaves out the methods exempt from the
+    alert (bank transfers by default): the two differ, and the dashboard says why.
     """
     delays = figures.delays
     limit = formats.duration(delays.threshold_ms)

@@ -106,7 +106,7 @@ class TestInChromium:
             assert "825911" not in text
             for title in ("Payments by day", "Success, failure and refund rates by day"):
                 assert _day_labels(rendered, title)[-1] == "2025-12-28", title
-            assert rendered.visible("The delay alert also counts failures")
+            assert rendered.visible("The delay alert counts failures too")
             rendered.page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         assert (tmp_path / "dashboard.png").stat().st_size > 10_000
 
