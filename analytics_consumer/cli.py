@@ -5,7 +5,8 @@ database named by `DATABASE_URL` (same default as the service) and need no Kafka
 
     analytics-consumer report [--json] [--day YYYY-MM-DD]
     analytics-consumer dashboard --out FILE.html [--day YYYY-MM-DD]
-    analytics-consumer reconcile --gateway-report FILE.csv [--day YYYY-MM-DD] [--json]
+    analytics-consumer reconcile --gateway-report FILE.csv [--day YYYY-MM-DD|yesterday]
+                                 [--margin-minutes N] [--record] [--json]
     analytics-consumer audit export --from YYYY-MM-DD --to YYYY-MM-DD [--out FILE.jsonl]
     analytics-consumer audit prune [--older-than-years 7] [--dry-run]
     analytics-consumer migrate [--sql]
@@ -19,12 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
-from analytics_consumer import dashboard, reconcile
+from analytics_consumer import dashboard, reconcile, reconciliation_runs
 from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
 from analytics_consumer.audit_cli import add_audit_command, run_audit_command
 from analytics_consumer.days import parse_day
@@ -41,6 +44,10 @@ PROG = "analytics-consumer"
 
 
 def _day(text: str) -> str:
+    """`YYYY-MM-DD`, or `today` / `yesterday` (UTC), for a scheduler that cannot compute dates."""
+    relative = {"today": 0, "yesterday": 1}.get(text)
+    if relative is not None:
+        return (datetime.now(UTC).date() - timedelta(days=relative)).isoformat()
     try:
         return parse_day(text)
     except ValueError as exc:
@@ -58,8 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     page.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     page.add_argument("--day", type=_day, help="one UTC day instead of all time")
     check = commands.add_parser("reconcile", help="compare with a payment gateway report")
-    check.add_argument("--gateway-report", type=Path, required=True, help="CSV (docs/analytics.md)")
-    check.add_argument("--day", type=_day, help="only payments and refunds of this UTC day")
+    check.add_argument(
+        "--gateway-report", required=True, help="CSV (docs/analytics.md); `{day}` is replaced"
+    )
+    check.add_argument("--day", type=_day, help="only this UTC day (YYYY-MM-DD, yesterday)")
+    check.add_argument(
+        "--margin-minutes",
+        type=int,
+        default=60,
+        help="with --day: also read this far into the days around it (default 60)",
+    )
+    check.add_argument(
+        "--record", action="store_true", help="store the outcome for the service's /metrics"
+    )
     check.add_argument("--json", action="store_true", help="one JSON object")
     add_audit_command(commands)
     add_migrate_command(commands)
@@ -81,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit":
             return run_audit_command(open_database(SCHEMA, settings), args, prog=PROG)
         if args.command == "reconcile":
-            return _reconcile(settings, args.gateway_report, args.day, as_json=args.json)
+            return _reconcile(settings, args)
         return _report(settings, args)
     except DBAPIError as exc:
         print(f"{PROG}: database error: {exc.orig}", file=sys.stderr)
@@ -112,18 +130,46 @@ def _report(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _reconcile(settings: AnalyticsSettings, path: Path, day: str | None, *, as_json: bool) -> int:
+def _reconcile(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
+    """Compare, print, and with --record store the outcome (a failed read too); exit 0, 1 or 2."""
+    started_ms = int(time.time() * 1000)
+    day: str | None = args.day
+    name = args.gateway_report.replace("{day}", day or "all")
     try:
-        gateway = reconcile.read_gateway_report(path)
+        gateway = reconcile.read_gateway_report(Path(name))
     except (OSError, reconcile.GatewayReportError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
+        if args.record:
+            failed = reconciliation_runs.failed_run(
+                str(exc), day=day, report=name, started_ms=started_ms, finished_ms=_now_ms()
+            )
+            reconciliation_runs.record(open_database(SCHEMA, settings), failed)
         return EXIT_CONFIG
+    margin_ms = max(0, args.margin_minutes) * 60_000
     engine = open_database(SCHEMA, settings)
     with snapshot(engine) as session:
-        recorded = reconcile.recorded_movements(session=session, day=day)
-    result = reconcile.compare(recorded, gateway.movements, day=day, ignored=gateway.ignored)
+        recorded = reconcile.recorded_movements(
+            session=session, day=day, match_by=gateway.match_by, margin_ms=margin_ms
+        )
+    result = reconcile.compare(
+        recorded,
+        gateway.movements,
+        day=day,
+        match_by=gateway.match_by,
+        ignored=gateway.ignored,
+        margin_ms=margin_ms,
+    )
+    if args.record:
+        run = reconciliation_runs.completed_run(
+            result, report=name, started_ms=started_ms, finished_ms=_now_ms()
+        )
+        reconciliation_runs.record(engine, run)
     print(
-        json.dumps(result.as_json(), indent=2) if as_json else result.as_text(),
-        end="\n" if as_json else "",
+        json.dumps(result.as_json(), indent=2) if args.json else result.as_text(),
+        end="\n" if args.json else "",
     )
     return EXIT_FAILURE if result.discrepancies else EXIT_OK
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

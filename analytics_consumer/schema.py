@@ -14,6 +14,8 @@
   is what reconciliation compares with the gateway's report.
 * `analytics_audit` (`audit`): every accepted event with its envelope and Kafka
   coordinates, append-only, partitioned by month on PostgreSQL.
+* `analytics_reconciliation_run` (`reconciliation_runs`): the outcome of each recorded
+  `reconcile` run, exported by the service as gauges.
 
 Money is in integer units of 10^-4 (`money`), times in epoch milliseconds (`days`).
 """
@@ -26,6 +28,7 @@ from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from analytics_consumer.audit import AnalyticsAudit
+from analytics_consumer.reconciliation_runs import ReconciliationRun
 from common import business
 from common.db import ProcessedEvent
 from common.schema import Schema
@@ -111,6 +114,7 @@ MODELS: Final = (
     AnalyticsPayment,
     AnalyticsRefund,
     AnalyticsAudit,
+    ReconciliationRun,
 )
 
 SCHEMA: Final = Schema("analytics", "analytics_consumer.migrations", MODELS)

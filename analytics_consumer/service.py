@@ -2,8 +2,9 @@
 
 The run loop (`common.runner`) owns Kafka; this module wires the pieces: the database
 engine and tables, the exactly-once store (`store`) as the batch handler and as the
-source of starting offsets, the live monitor (`monitor`) after each batch, and the
-database as a readiness check. The database is opened the way every service opens it
+source of starting offsets, the live monitor (`monitor`) after each batch, the latest
+reconciliation run as gauges read on scrape (`reconciliation_gauges`), and the database as a
+readiness check. The database is opened the way every service opens it
 (`common.schema.open_database`); once running, database errors are transient for the run
 loop: it pauses the partitions and retries the batch until the database is back.
 """
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from analytics_consumer.alerts import AlertRules
 from analytics_consumer.gauges import AnalyticsGauges
 from analytics_consumer.monitor import Monitor
+from analytics_consumer.reconciliation_gauges import ReconciliationCollector
 from analytics_consumer.schema import SCHEMA
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore, validate_amount
@@ -45,6 +47,7 @@ def build(
         AnalyticsGauges(registry, label_cap=settings.analytics_label_cap),
         interval_s=settings.analytics_refresh_seconds,
     )
+    registry.register(ReconciliationCollector(engine))  # the daily job's outcome, read on scrape
 
     def handle(batch: Sequence[Inbound]) -> None:
         store.apply(batch)

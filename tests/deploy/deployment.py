@@ -125,11 +125,17 @@ def argv(value: str | list[str] | None) -> list[str]:
 
 
 def consumers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services running one of the three consumers, by service name."""
+    """The services running one of the three consumers, by service name.
+
+    A consumer's command is its script alone or with `run`; the same script with another
+    subcommand is a job (compose's `reconcile` one-shot), not a consumer.
+    """
     return {
         name: service
         for name, service in services(compose).items()
-        if argv(service.get("command"))[:1] and argv(service["command"])[0] in CONSUMER_GROUPS
+        if (command := argv(service.get("command")))
+        and command[0] in CONSUMER_GROUPS
+        and command[1:] in ([], ["run"])
     }
 
 

@@ -200,9 +200,10 @@ class TestPrometheusConfig:
     def test_only_the_observability_services_are_in_a_profile(
         self, compose: dict[str, Any]
     ) -> None:
-        """`docker compose up` without a profile starts what it did before: only prometheus and grafana have one."""
+        """`docker compose up` without a profile starts what it did before: only prometheus and grafana have one, besides the reconcile job's own."""
         profiled = {name for name, s in services(compose).items() if s.get("profiles")}
-        assert profiled == {"prometheus", "grafana"}
+        assert profiled == {"prometheus", "grafana", "reconcile"}
+        assert services(compose)["reconcile"]["profiles"] == ["reconcile"]
 
 
 class TestGrafana:
