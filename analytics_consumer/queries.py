@@ -185,11 +185,14 @@ def delays(
         ),
         params,
     ).one()
+    # A payment that failed and then completed in `span` (another card) is one payment: its
+    # completion, always later than its first failure, already counts it.
     slow_failed, longest_failed = session.execute(
         text(
             "SELECT SUM(CASE WHEN failed_ms - initiated_ms > :t THEN 1 ELSE 0 END), "  # noqa: S608
             f"MAX(failed_ms - initiated_ms) FROM {_P} "
-            f"WHERE failed_ms >= :lo AND failed_ms < :hi AND initiated_ms IS NOT NULL AND {counted}"
+            f"WHERE failed_ms >= :lo AND failed_ms < :hi AND initiated_ms IS NOT NULL AND {counted} "
+            "AND (completed_ms IS NULL OR completed_ms < :lo OR completed_ms >= :hi)"
         ),
         params,
     ).one()
