@@ -126,12 +126,13 @@ def _whole(ms: int) -> str:
 
 
 def alert_value(name: str, value: Decimal) -> str:
-    """An alert's value or threshold in its unit (`ALERT_UNITS`): `"9 d 13 h"`, `"5%"`."""
+    """An alert's value or threshold in its unit (`ALERT_UNITS`), with the decimals it has:
+    `Decimal("825911.929")` seconds → `"9 d 13 h"`, `Decimal(5)` percent → `"5%"`."""
     unit = ALERT_UNITS.get(name)
     if unit == "percent":
-        return percent(value.normalize() if value == value.to_integral_value() else value)
+        return percent(value)
     if unit == "seconds":
         return seconds(value)
     if unit == "count":
         return count(int(value))
-    return number(value.normalize() if value == value.to_integral_value() else value)
+    return number(value)

@@ -6,8 +6,8 @@ import re
 from decimal import Decimal
 from html import escape
 
-from analytics_consumer import dashboard
-from analytics_consumer.alerts import Alert
+from analytics_consumer import dashboard, formats
+from analytics_consumer.alerts import ALERT_NAMES, Alert
 from analytics_consumer.figures import (
     Abandonment,
     DaySummary,
@@ -17,7 +17,7 @@ from analytics_consumer.figures import (
     Initiation,
     RefundsVsOriginal,
 )
-from analytics_consumer.report import report_text
+from analytics_consumer.report import ALERT_TITLES, report_text
 
 RAW_SECONDS = re.compile(r"\d{4,}\.\d{3}")
 
@@ -145,3 +145,20 @@ class TestReportText:
             assert escape(shown) in page, shown
         assert "Abandonment:" in text
         assert "Abandoned payments" in page
+
+    def test_every_alert_the_rules_raise_has_a_title_and_a_unit(self) -> None:
+        """Each name in `ALERT_NAMES` reads with its own title and unit, so a new alert is not shown as a bare number."""
+        assert set(ALERT_NAMES) <= set(ALERT_TITLES)
+        assert set(ALERT_NAMES) <= set(formats.ALERT_UNITS)
+
+    def test_the_gateway_alert_reads_as_a_share_of_the_outcomes(self) -> None:
+        """`gateway_unavailable` reads as a percentage against its threshold, with the rule's own message."""
+        alert = Alert(
+            "gateway_unavailable",
+            Decimal("60.00"),
+            Decimal(50),
+            "6 of 10 payment outcomes were gateway errors (60.00%: processing_error 6)",
+        )
+        text = report_text(operator_figures(), [alert])
+        assert "gateway errors among the outcomes 60.00% above 50%" in text
+        assert "processing_error 6" in text
