@@ -1,7 +1,8 @@
 """The latest reconciliation run as Prometheus gauges, read from the database when scraped.
 
 Registered by the analytics service in its registry. Each scrape reads the two newest rows of
-`analytics_reconciliation_run` (an index lookup), at most once per `ttl_s`: the job runs
+`analytics_reconciliation_run` (an index lookup), at most once per `ttl_s` (the service
+passes ANALYTICS_REFRESH_SECONDS): the job runs
 once a day, so the figures can be read lazily and need no refresh loop, and an idle service
 (no payment events at night) still exports fresh values. Every instance exports the same
 values: aggregate with `max`.

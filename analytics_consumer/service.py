@@ -47,7 +47,8 @@ def build(
         AnalyticsGauges(registry, label_cap=settings.analytics_label_cap),
         interval_s=settings.analytics_refresh_seconds,
     )
-    registry.register(ReconciliationCollector(engine))  # the daily job's outcome, read on scrape
+    # The daily job's outcome, read on scrape (at most every ANALYTICS_REFRESH_SECONDS).
+    registry.register(ReconciliationCollector(engine, ttl_s=settings.analytics_refresh_seconds))
 
     def handle(batch: Sequence[Inbound]) -> None:
         store.apply(batch)
