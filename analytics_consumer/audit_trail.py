@@ -4,8 +4,9 @@
   exists before the batch's transaction starts. Creating a partition locks the parent table
   against every writer, so it is done in its own short transaction (under an advisory lock,
   so two instances never race on one name) rather than inside the batch's, where the lock
-  would be held until the batch commits. Months found or made are remembered, except those
-  less than `MIN_RETENTION_YEARS` old, which retention may drop while this process runs.
+  would be held until the batch commits. Months made are remembered, except those more
+  than `MIN_RETENTION_YEARS` old, which retention may drop while this process runs: a batch
+  holding such old events (a replay) checks their months again.
 * `export` streams a range of UTC days in time order (a server-side cursor on PostgreSQL).
 * `prune` is the retention job: it drops the whole months older than the retention
   (`DROP TABLE` of their partitions on PostgreSQL, `DELETE` on SQLite) and, on PostgreSQL,
@@ -47,12 +48,12 @@ class Partitions:
         """Create the partitions of `months` that this process has not seen exist."""
         if not self._postgres:
             return
-        missing = sorted(set(months) - self._known)
+        stable = retained_from(self._now(), MIN_RETENTION_YEARS)
+        missing = sorted(m for m in set(months) if m not in self._known or m < stable)
         if not missing:
             return
         with transaction(self._engine) as session:
             _create(session, missing)
-        stable = retained_from(self._now(), MIN_RETENTION_YEARS)
         self._known.update(month for month in missing if month >= stable)
 
 

@@ -42,11 +42,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("occurred_ms", "event_id"),
         postgresql_partition_by="RANGE (occurred_ms)",
     )
-    op.create_index(
-        "ix_analytics_audit_payment_id", "analytics_audit", ["payment_id"], unique=False
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_analytics_audit_payment_id", table_name="analytics_audit")
     op.drop_table("analytics_audit")

@@ -134,6 +134,22 @@ class TestStored:
         [row] = _audit_rows(engine)
         assert row["envelope"] == value.decode()
 
+    def test_a_nul_in_an_envelope_field_is_stored_escaped_and_exact_in_the_envelope(
+        self, database_url: str
+    ) -> None:
+        """`\\u0000` in source or correlationId (text PostgreSQL refuses) is kept as `\\x00` in the search columns, as sent in the envelope."""
+        engine = engine_for(database_url)
+        document = event("payment.completed", paymentId="pay_1")
+        document["source"] = "payment\x00service"
+        document["correlationId"] = "\x00"
+        value = encode(document)
+        _store(engine).apply([_inbound(value, offset=0, key=b"pay\x00\xff")])
+        [row] = _audit_rows(engine)
+        assert (row["source"], row["correlation_id"]) == ("payment\\x00service", "\\x00")
+        assert row["record_key"] == "pay\\x00\\xff"
+        assert row["envelope"] == value.decode()
+        assert "\\u0000" in row["envelope"]
+
 
 def _days_stream() -> list[Inbound]:
     """Three events on 2025-12-17, 2025-12-18 (two, one at 23:59:59.999) and 2025-12-19."""
@@ -312,6 +328,18 @@ class TestPartitions:
         prune(engine, years=7, now=NOW, dry_run=False)
         names = set(inspect(engine).get_table_names())
         assert {"analytics_audit_m202612", "analytics_audit_m202701"} <= names
+
+    def test_a_month_dropped_by_the_retention_job_is_made_again_for_a_late_event(
+        self, postgres_url: str
+    ) -> None:
+        """A store that wrote into 2018-05 before the job dropped it makes the partition again for the next 2018-05 event."""
+        engine = engine_for(postgres_url)
+        store = _store(engine, now=lambda: NOW)
+        old = datetime(2018, 5, 10, tzinfo=UTC)
+        store.apply([_inbound(_completed(old, "pay_1"), offset=0)])
+        prune(engine, years=7, now=NOW, dry_run=False)
+        store.apply([_inbound(_completed(old, "pay_2"), offset=1)])
+        assert [row["payment_id"] for row in _audit_rows(engine)] == ["pay_2"]
 
 
 class TestMigration:
