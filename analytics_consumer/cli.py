@@ -132,7 +132,7 @@ def _report(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
 
 def _reconcile(settings: AnalyticsSettings, args: argparse.Namespace) -> int:
     """Compare, print, and with --record store the outcome (a failed read too); exit 0, 1 or 2."""
-    started_ms = int(time.time() * 1000)
+    started_ms = _now_ms()
     day: str | None = args.day
     name = args.gateway_report.replace("{day}", day or "all")
     try:
