@@ -1,4 +1,4 @@
-"""The daily reconciliation as a job: `reconcile --record` on SQLite, and its outcome on /metrics."""
+"""The daily reconciliation as a job: `reconcile --record` on SQLite and PostgreSQL, and its outcome on /metrics."""
 
 from __future__ import annotations
 
@@ -53,13 +53,13 @@ def _spec_webhook_events() -> list[Inbound]:
 
 
 @pytest.fixture
-def database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    """An analytics database holding what the spec's producer published for the fixture's day."""
-    engine = engine_for(sqlite_url)
+def database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """An analytics database (SQLite, then PostgreSQL) holding what the spec's producer published for the fixture's day."""
+    engine = engine_for(database_url)
     stream = _spec_webhook_events()
     store = store_for(engine, stream)
     store.apply(stream)
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
     yield engine
     engine.dispose()
 
