@@ -24,12 +24,13 @@ DAY_MS = 86_400_000
 def initialiser() -> dict[str, Any]:
     """compose.yaml's one-shot service that runs deploy/create-topics.sh."""
     services: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    [service] = [
+    found: list[dict[str, Any]] = [
         s
         for s in services.values()
         if "/deploy/create-topics.sh" in " ".join(s.get("entrypoint", []))
     ]
-    return service
+    assert len(found) == 1, "expected one service running create-topics.sh"
+    return found[0]
 
 
 def _stub(path: Path) -> Path:
