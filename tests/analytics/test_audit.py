@@ -8,6 +8,8 @@ writes a range of days as JSON lines; `audit prune` removes whole months past th
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +28,7 @@ from common.schema import downgrade, migrate
 from common.topics import DEFAULT_TOPICS
 from dreamscape_dev.testing.builders import encode, event, spec_bytes
 from tests.analytics.helpers import engine_for, report
+from tests.integration.helpers import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -151,6 +154,9 @@ class TestStored:
         assert "\\u0000" in row["envelope"]
 
 
+EXPORT_ALL = ("audit", "export", "--from", "2025-12-17", "--to", "2025-12-19")
+
+
 def _days_stream() -> list[Inbound]:
     """Three events on 2025-12-17, 2025-12-18 (two, one at 23:59:59.999) and 2025-12-19."""
     times = [
@@ -214,6 +220,24 @@ class TestExport:
         assert '"amount":1250.00' in line
         expected = json.loads(spec_bytes("payment.completed"), parse_float=Decimal)
         assert json.loads(line, parse_float=Decimal)["envelope"] == expected
+
+    def test_without_out_the_lines_go_to_standard_output_and_the_count_to_standard_error(
+        self, sqlite_url: str
+    ) -> None:
+        """`python -m analytics_consumer audit export` with no `--out` prints only JSON lines on stdout."""
+        engine = engine_for(sqlite_url)
+        _store(engine).apply(_days_stream())
+        done = subprocess.run(
+            [sys.executable, "-m", "analytics_consumer", *EXPORT_ALL],
+            cwd=ROOT,
+            env={"DATABASE_URL": sqlite_url, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        lines = done.stdout.decode().splitlines()
+        assert [json.loads(line)["paymentId"] for line in lines] == [f"pay_{n}" for n in range(4)]
+        assert "exported 4 events" in done.stderr.decode()
 
     def test_export_refuses_a_range_that_ends_before_it_starts(
         self, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
