@@ -22,7 +22,7 @@ from common.errors import FatalClientError, TransientError
 from common.lifecycle import ConsumerError, OffsetsStored, RecordDeadLettered, TopicMissing
 from common.records import Inbound, OutboundRecord
 from common.topics import Topics
-from dreamscape_dev.testing.broker import ProxiedBroker, create_topics
+from dreamscape_dev.testing.broker import BrokerChoice, ProxiedBroker, create_topics
 from tests.integration.helpers import (
     ObservedRunner,
     dlq_records,
@@ -521,14 +521,39 @@ class TestFatalClientErrors:
     def test_a_member_fenced_by_a_second_instance_with_its_group_instance_id_stops_naming_the_cause(
         self, kafka_bootstrap_servers: str, topics: Topics
     ) -> None:
-        """Two runners with one group.instance.id: the fenced one's loop ends with FatalClientError(FENCED_INSTANCE_ID) and one fatal ConsumerError, instead of living on with every commit failing (issue 22, finding 4)."""
+        """Two runners with one group.instance.id (classic protocol): the fenced first one's loop ends with FatalClientError(FENCED_INSTANCE_ID) and one fatal ConsumerError, instead of living on with every commit failing (issue 22, finding 4)."""
+        ended, survivor = self._two_static_members(kafka_bootstrap_servers, topics, "classic")
+
+        assert ended == "first", f"the {ended} member's loop ended"
+        self._assert_ended_naming(survivor, "FENCED_INSTANCE_ID")
+
+    def test_a_second_member_refused_its_group_instance_id_under_kip_848_stops_naming_the_cause(
+        self, kafka_bootstrap_servers: str, topics: Topics, broker_choice: BrokerChoice
+    ) -> None:
+        """Under group.protocol=consumer the broker refuses the newcomer instead (UNRELEASED_INSTANCE_ID, fatal): its loop ends naming that, rather than waiting for an assignment forever (issue 22, finding 4)."""
+        if broker_choice.kind == "tansu":
+            pytest.skip(
+                f"group.protocol=consumer needs Apache Kafka 4.x; {broker_choice.describe()}"
+            )
+        ended, survivor = self._two_static_members(kafka_bootstrap_servers, topics, "consumer")
+
+        assert ended == "second", f"the {ended} member's loop ended"
+        self._assert_ended_naming(survivor, "UNRELEASED_INSTANCE_ID")
+
+    @staticmethod
+    def _two_static_members(
+        bootstrap: str, topics: Topics, protocol: str
+    ) -> tuple[str, ObservedRunner]:
+        """Start a static member, then a second with its group.instance.id; returns which
+        one's loop ended, and that one."""
         settings = runner_settings(
             topics,
-            kafka_bootstrap_servers,
-            kafka={"group.protocol": "classic", "group.instance.id": f"static-{_group()}"},
+            bootstrap,
+            kafka={"group.protocol": protocol, "group.instance.id": f"static-{_group()}"},
         )
         group = _group()
         first = ObservedRunner(_accept, settings, group=group, name="first").start()
+        second = ObservedRunner(_accept, settings, group=group, name="second")
         try:
             wait_until(
                 lambda: len(first.recorder.assignment()) == 12,
@@ -536,21 +561,24 @@ class TestFatalClientErrors:
                 "the first static member to hold every partition",
                 abort=first.died,
             )
-            with ObservedRunner(_accept, settings, group=group, name="second") as second:
-                wait_until(
-                    lambda: not first.alive,
-                    TIMEOUT_S,
-                    "the fenced member's loop to end",
-                    abort=second.died,
-                )
+            second.start()
+            wait_until(
+                lambda: not first.alive or not second.alive,
+                TIMEOUT_S,
+                "one of the two members' loop to end",
+            )
         finally:
-            with contextlib.suppress(FatalClientError):
-                first.stop()
+            for member in (first, second):
+                with contextlib.suppress(FatalClientError, RuntimeError):
+                    member.stop()
+        return ("first", first) if not first.alive and first.error else ("second", second)
 
-        assert isinstance(first.error, FatalClientError), first.error
-        assert first.error.code == "FENCED_INSTANCE_ID"
-        [fatal] = [e for e in first.recorder.of(ConsumerError) if e.fatal]
-        assert fatal.code == "FENCED_INSTANCE_ID"
+    @staticmethod
+    def _assert_ended_naming(member: ObservedRunner, code: str) -> None:
+        assert isinstance(member.error, FatalClientError), member.error
+        assert member.error.code == code
+        [fatal] = [e for e in member.recorder.of(ConsumerError) if e.fatal]
+        assert fatal.code == code
 
 
 class TestMissingTopics:
