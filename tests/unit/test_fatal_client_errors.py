@@ -246,6 +246,23 @@ class TestTheConsumerAdapter:
         assert error.code == "FENCED_INSTANCE_ID"
         assert "Static consumer fenced" in error.message
 
+    def test_a_system_error_out_of_consume_is_a_fatal_client_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A SystemError raised by consume() is FatalClientError (CLIENT_FAILURE) for the loop, not an unknown crash."""
+
+        class BrokenConsumerClient(FencedConsumerClient):
+            def consume(self, _n: int, _timeout: float) -> list[FakeMessage]:
+                raise SystemError("error return without exception set")
+
+        monkeypatch.setattr("common.kafka.consumer.Consumer", BrokenConsumerClient)
+        consumer = KafkaConsumer({"group.id": "g"}, RebalanceListener())
+
+        with pytest.raises(FatalClientError, match="CLIENT_FAILURE") as raised:
+            consumer.poll_batch(10, 0.1)
+
+        assert raised.value.client == "consumer"
+
 
 # -- the run loop and the process -------------------------------------------------------
 
