@@ -24,6 +24,7 @@ from typing import Any
 
 from common import dlq, validate
 from common.kafka import KafkaConfigError, KafkaProducer, read_all
+from common.kafka.access import topic_read_problem
 from common.settings import ConfigurationError, RunnerSettings, load_settings
 from common.topics import Topics
 
@@ -40,6 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, KafkaConfigError) as exc:
         print(f"dreamscape: {exc}", file=sys.stderr)
         return 2
+    except ToolError as exc:
+        print(f"dreamscape: {exc}", file=sys.stderr)
+        return 1
+
+
+class ToolError(Exception):
+    """A command cannot do what was asked (a topic it may not read...); one line says why."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,6 +116,9 @@ def _read_entries(
     args: argparse.Namespace, settings: RunnerSettings
 ) -> tuple[str, list[dlq.DlqEntry]]:
     topic = _dlq_topic(args, settings)
+    # An unreadable topic reads as empty: ask first, so refusal is never "0 record(s)".
+    if problem := topic_read_problem(client_config(settings), topic):
+        raise ToolError(problem)
     records = read_all(client_config(settings), topic)
     return topic, [dlq.read_entry(r) for r in records]
 

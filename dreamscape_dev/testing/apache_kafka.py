@@ -12,6 +12,12 @@ under a second.
 Every node has three listeners: `CLIENT` (what clients bootstrap from; it may advertise the
 port of a `TcpProxy` in front of it, so a test can cut clients off), `INTERNAL` (replication
 between brokers, never proxied) and `CONTROLLER` (the KRaft quorum).
+
+A secured cluster (`ApacheKafka(security=SaslSsl(...))`) makes `CLIENT` a SASL_SSL listener
+with SCRAM-SHA-512 users created when the storage is formatted, and turns on the
+`StandardAuthorizer` with no access where no ACL allows it. `INTERNAL` and `CONTROLLER` stay
+PLAINTEXT on loopback and are never advertised to clients; their principal (`ANONYMOUS`) is
+a super user so that brokers and controllers can talk before any ACL exists.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -60,6 +67,60 @@ FAST_GROUPS: Mapping[str, str] = {
 
 class KafkaStartError(RuntimeError):
     """The broker could not be fetched, formatted or started; the message carries its output."""
+
+
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True, slots=True)
+class SaslSsl:
+    """A SASL_SSL `CLIENT` listener: SCRAM-SHA-512 `users`, a PKCS12 keystore, ACLs enforced.
+
+    `users` (name → password) are created at format time (`--add-scram`, KIP-900), so they
+    exist before the broker first starts; `admin` is the super user clients administer with.
+    """
+
+    users: Mapping[str, str]
+    keystore: Path
+    keystore_password: str
+    ca_location: Path
+    admin: str = "admin"
+
+    def broker_properties(self) -> dict[str, str]:
+        """server.properties entries for the listener, its TLS and the authorizer."""
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listener.security.protocol.map": (
+                "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.keystore.password": self.keystore_password,
+            "ssl.key.password": self.keystore_password,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            # ANONYMOUS: the loopback PLAINTEXT listeners between brokers and controllers.
+            "super.users": f"User:{self.admin};User:ANONYMOUS",
+        }
+
+    def format_arguments(self) -> list[str]:
+        """`kafka-storage format` options creating every user's SCRAM credential."""
+        arguments = []
+        for name, password in self.users.items():
+            arguments += ["--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]"]
+        return arguments
+
+    def client_config(self, user: str, password: str | None = None) -> dict[str, str]:
+        """librdkafka properties (no bootstrap) for `user`; `password` overrides the real one."""
+        return {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": user,
+            "sasl.password": self.users[user] if password is None else password,
+            "ssl.ca.location": str(self.ca_location),
+        }
 
 
 def kafka_version() -> str:
@@ -212,10 +273,10 @@ class KafkaNode:
         }
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
 
-    def format(self, cluster_id: str) -> None:
+    def format(self, cluster_id: str, options: Sequence[str] = ()) -> None:
         """Format this node's storage for `cluster_id` (once, before its first start)."""
         command = [*self._java(), "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                   "-c", str(self.properties_file)]  # fmt: skip
+                   "-c", str(self.properties_file), *options]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise KafkaStartError(f"formatting node {self.node_id} failed:\n{result.stderr}")
@@ -269,7 +330,9 @@ class ApacheKafka:
     `client_ports` and `advertised_ports` (one per node) put a `TcpProxy` between clients and
     brokers: each node listens on its client port and advertises the proxy's.
     A test can stop and restart any node (`stop_node`, `start_node`) or find the leader of a
-    partition (`leader_of`). Everything it wrote is removed by `stop()`.
+    partition (`leader_of`). Everything it wrote is removed by `stop()`. With `security`, the
+    client listener is SASL_SSL and ACLs are enforced (see `SaslSsl`); `admin_config` is what
+    a client needs besides the bootstrap servers to administer it.
     """
 
     def __init__(
@@ -279,10 +342,16 @@ class ApacheKafka:
         extra: Mapping[str, str] | None = None,
         client_ports: Sequence[int] | None = None,
         advertised_ports: Sequence[int] | None = None,
+        security: SaslSsl | None = None,
     ) -> None:
         self.version = kafka_version()
         self._count = nodes
-        self._extra = dict(extra or {})
+        self.security = security
+        self._extra = {**(security.broker_properties() if security else {}), **(extra or {})}
+        self._format_options = security.format_arguments() if security else []
+        self.admin_config: dict[str, str] = (
+            security.client_config(security.admin) if security else {}
+        )
         self._client_ports = list(client_ports or [])
         self._advertised = list(advertised_ports or [])
         self.directory: Path | None = None
@@ -298,7 +367,8 @@ class ApacheKafka:
 
     def describe(self) -> str:
         nodes = "1 node" if self._count == 1 else f"{self._count} nodes"
-        return f"Apache Kafka {self.version} (KRaft, {nodes})"
+        secured = ", SASL_SSL" if self.security else ""
+        return f"Apache Kafka {self.version} (KRaft, {nodes}{secured})"
 
     def start(self) -> ApacheKafka:
         """Fetch (once), format and start every node; return when all are in the metadata."""
@@ -318,7 +388,11 @@ class ApacheKafka:
             with ThreadPoolExecutor(
                 self._count
             ) as pool:  # each format is a JVM start: overlap them
-                list(pool.map(lambda n: n.format(cluster_id), self.nodes.values()))
+                list(
+                    pool.map(
+                        lambda n: n.format(cluster_id, self._format_options), self.nodes.values()
+                    )
+                )
             for node in self.nodes.values():
                 node.start()
             self.wait_ready()
@@ -331,7 +405,9 @@ class ApacheKafka:
         """Wait until an AdminClient lists topics and sees `brokers` brokers (default: all live)."""
         wanted = brokers if brokers is not None else sum(n.alive for n in self.nodes.values())
         direct = ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes.values() if n.alive)
-        admin = AdminClient({"bootstrap.servers": direct, "log_level": 0})  # quiet while starting
+        admin = AdminClient(  # quiet while starting
+            {"bootstrap.servers": direct, **self.admin_config, "log_level": 0}
+        )
         deadline = time.monotonic() + timeout_s
         while True:
             for node in self.nodes.values():
@@ -359,7 +435,9 @@ class ApacheKafka:
 
     def leader_of(self, topic: str, partition: int) -> int:
         """The node id currently leading `topic`/`partition`."""
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient(
+            {"bootstrap.servers": self.bootstrap_servers, **self.admin_config, "log_level": 0}
+        )
         metadata = admin.list_topics(topic, timeout=10)
         return int(metadata.topics[topic].partitions[partition].leader)
 

@@ -7,28 +7,48 @@ engine answers; else Apache Kafka assembled from Maven Central where `java` and 
 started as a subprocess (memory-only, ready in milliseconds). `TEST_BROKER=apache|tansu`
 picks one of the last two explicitly; `REQUIRE_KAFKA=apache` (CI) makes anything but Apache
 Kafka a failure. docs/brokers.md lists where Tansu and Apache Kafka behave differently.
+
+`secured_broker` starts a private Apache Kafka whose clients must speak SASL_SSL with
+SCRAM-SHA-512 and hold ACLs (docs/security.md); `SecuredBroker.grant` creates them as admin.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
 import subprocess
+import tempfile
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # re-exported untyped
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 from confluent_kafka.cimpl import NewTopic  # where it is defined; admin re-exports it untyped
 
-from dreamscape_dev.testing.apache_kafka import ApacheKafka, kafka_version, missing_tools
+from common.acls import Acl
+from dreamscape_dev.testing.apache_kafka import ApacheKafka, SaslSsl, kafka_version, missing_tools
 from dreamscape_dev.testing.proxy import TcpProxy, free_port
+from dreamscape_dev.testing.tls import make_broker_tls
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 CHOICE_ENV = "TEST_BROKER"
@@ -266,6 +286,144 @@ def proxied_broker(choice: BrokerChoice) -> Iterator[ProxiedBroker]:
             proxy.cut()  # clients left open would otherwise hold up the broker's exit
 
 
+#: The SCRAM users of a secured broker besides `admin`: one per service, and one with no ACL.
+SECURED_USERS = ("voyage", "notification", "analytics", "operator", "outsider")
+
+
+@dataclass(frozen=True, slots=True)
+class SecuredBroker:
+    """A private Apache Kafka on SASL_SSL (SCRAM-SHA-512) with ACLs enforced, and its users.
+
+    Every user but `admin` starts with no permission: a test grants what it needs (`grant`)
+    on its own topics and groups, so tests sharing the broker never share a permission. A
+    test that must know its user holds nothing anywhere makes one (`add_user`).
+    """
+
+    bootstrap_servers: str
+    security: SaslSsl
+
+    @property
+    def ca_location(self) -> Path:
+        return self.security.ca_location
+
+    def client_config(self, user: str = "admin", password: str | None = None) -> dict[str, str]:
+        """librdkafka properties for `user` (a wrong `password` to try one)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.security.client_config(user, password),
+        }
+
+    def env(self, user: str, password: str | None = None) -> dict[str, str]:
+        """The same as `KAFKA_*` variables, as a service or the CLI reads them."""
+        return {
+            "KAFKA_" + name.upper().replace(".", "_"): value
+            for name, value in self.client_config(user, password).items()
+        }
+
+    def admin(self) -> AdminClient:
+        return AdminClient({**self.client_config(), "log_level": 0})
+
+    def create_topics(self, names: Iterable[str], partitions: int = 3) -> None:
+        """Create `names` as admin (existing ones are fine)."""
+        create_topics(
+            self.bootstrap_servers, names, partitions, client=self.security.client_config("admin")
+        )
+
+    def add_user(self, name: str, timeout_s: float = 15.0) -> None:
+        """Create the SCRAM user `name` now (a user no other test has granted anything to)."""
+        password = secrets.token_urlsafe(12)
+        upsert = UserScramCredentialUpsertion(
+            name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password.encode()
+        )
+        admin = self.admin()
+        admin.alter_user_scram_credentials([upsert], request_timeout=timeout_s)[name].result(
+            timeout_s
+        )
+        self.security.users[name] = password  # type: ignore[index]  # our own dict
+        described = admin.describe_user_scram_credentials([name])
+        assert isinstance(described, dict)  # one future per user asked about
+        described[name].result(timeout_s)
+
+    def grant(self, acls: Sequence[Acl], timeout_s: float = 15.0) -> None:
+        """Create `acls` as admin; return once the broker enforces them."""
+        bindings = [_binding(acl) for acl in acls]
+        admin = self.admin()
+        for future in admin.create_acls(bindings, request_timeout=timeout_s).values():
+            future.result(timeout_s)
+        self._wait_visible(admin, set(map(_key, bindings)), timeout_s, present=True)
+
+    def revoke(self, acls: Sequence[Acl], timeout_s: float = 15.0) -> None:
+        """Delete `acls` as admin; return once the broker no longer grants them."""
+        bindings = [_binding(acl) for acl in acls]
+        admin = self.admin()
+        filters = [_filter(b) for b in bindings]
+        for future in admin.delete_acls(filters, request_timeout=timeout_s).values():
+            future.result(timeout_s)
+        self._wait_visible(admin, set(map(_key, bindings)), timeout_s, present=False)
+
+    @staticmethod
+    def _wait_visible(
+        admin: AdminClient, keys: set[tuple[object, ...]], timeout_s: float, *, present: bool
+    ) -> None:
+        """Describe the ACLs until the broker's authorizer shows (or no longer shows) `keys`."""
+        anything: Any = None  # a filter's None matches any name, principal and host
+        everything = AclBindingFilter(
+            ResourceType.ANY, anything, ResourcePatternType.ANY, anything, anything,
+            AclOperation.ANY, AclPermissionType.ANY,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        while True:
+            shown = {_key(b) for b in admin.describe_acls(everything).result(timeout_s)}
+            if (keys <= shown) if present else not (keys & shown):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the broker did not apply the ACL change within {timeout_s} s"
+                )
+            time.sleep(0.05)
+
+
+def _binding(acl: Acl) -> AclBinding:
+    return AclBinding(
+        ResourceType[acl.resource_type], acl.resource_name, ResourcePatternType.LITERAL,
+        acl.principal, "*", AclOperation[acl.operation], AclPermissionType.ALLOW,
+    )  # fmt: skip
+
+
+def _filter(binding: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
+        binding.restype, binding.name, binding.resource_pattern_type, binding.principal,
+        binding.host, binding.operation, binding.permission_type,
+    )  # fmt: skip
+
+
+def _key(binding: AclBinding) -> tuple[object, ...]:
+    return (
+        binding.restype,
+        binding.name,
+        binding.principal,
+        binding.operation,
+        binding.permission_type,
+    )
+
+
+@contextmanager
+def secured_broker(users: Sequence[str] = SECURED_USERS) -> Iterator[SecuredBroker]:
+    """A one-node Apache Kafka on SASL_SSL with a throw-away CA and ACLs enforced.
+
+    `admin` (a super user) and each of `users` get a random password, created at format time.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="dreamscape-tls-"))
+    try:
+        tls = make_broker_tls(directory)
+        passwords = {name: secrets.token_urlsafe(12) for name in ("admin", *users)}
+        security = SaslSsl(passwords, tls.keystore, tls.password, tls.ca_pem)
+        with ApacheKafka(1, security=security) as cluster:
+            yield SecuredBroker(cluster.bootstrap_servers, security)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def docker_available(timeout: float = 2.0) -> bool:
     """Whether a Docker engine answers a ping (never raises)."""
     # The SDK leaks a socket (a ResourceWarning) when the engine is absent, so look for
@@ -292,12 +450,14 @@ def create_topics(
     *,
     replication_factor: int = -1,
     config: dict[str, str] | None = None,
+    client: Mapping[str, str] | None = None,
 ) -> None:
     """Create `names` with `partitions` each and wait for the broker; existing topics are fine.
 
-    The default replication factor is the cluster's own (`default.replication.factor`).
+    The default replication factor is the cluster's own (`default.replication.factor`);
+    `client` adds connection properties (a secured broker's).
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client or {})})
     new = [
         NewTopic(
             name,

@@ -20,11 +20,13 @@ from dreamscape_dev.testing.apache_kafka import ApacheKafka
 from dreamscape_dev.testing.broker import (
     BrokerChoice,
     ProxiedBroker,
+    SecuredBroker,
     SessionBroker,
     choose_broker,
     create_topics,
     proxied_broker,
     requirement_unmet,
+    secured_broker,
     start_broker,
 )
 from dreamscape_dev.testing.browser import HeadlessChromium, chromium_path, headless_chromium
@@ -104,6 +106,21 @@ def kafka_cluster(broker_choice: BrokerChoice) -> Iterator[ApacheKafka]:
         pytest.skip(f"a three-node cluster needs Apache Kafka; {broker_choice.describe()}")
     with ApacheKafka(3) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(broker_choice: BrokerChoice) -> Iterator[SecuredBroker]:
+    """A private Apache Kafka on SASL_SSL (SCRAM-SHA-512, a throw-away CA) enforcing ACLs.
+
+    Started once, by the first test that asks for it, and shared by the session: users
+    `admin` (super user), `voyage`, `notification`, `analytics`, `operator` and `outsider`
+    hold no permission until a test grants one on its own topics (`SecuredBroker.grant`).
+    Skipped where Apache Kafka cannot run (failing under REQUIRE_KAFKA=apache, as above).
+    """
+    if broker_choice.kind not in ("apache", "address"):
+        pytest.skip(f"a secured broker needs Apache Kafka; {broker_choice.describe()}")
+    with secured_broker() as broker:
+        yield broker
 
 
 @pytest.fixture
