@@ -38,6 +38,7 @@ from common.lifecycle import (
     TopicMissing,
 )
 from common.records import Record, TopicPartition
+from common.throttle import SUMMARY_INTERVAL_S, LogThrottle
 
 TOPIC_MISSING_INTERVAL_S: Final = 60.0
 """A missing topic is reported at most once per this many seconds (per topic)."""
@@ -180,7 +181,8 @@ class LogSubscriber:
 
     Per batch: DEBUG only (a line per record and a summary). WARNING for retries and dead
     letters, INFO for rare state changes (rebalances, final commits, stop). A missing topic
-    is reported once per `topic_missing_interval_s` per topic, with the repeats counted.
+    is reported once per `topic_missing_interval_s` per topic, with the repeats counted; a
+    client error once per code, then summarised every 30 s (`common.throttle`).
     """
 
     def __init__(
@@ -195,6 +197,7 @@ class LogSubscriber:
         self._topic_missing_interval_s = topic_missing_interval_s
         self._topic_missing_at: dict[str, float] = {}
         self._topic_missing_repeats: dict[str, int] = {}
+        self._client_errors = LogThrottle(SUMMARY_INTERVAL_S, now=now)
 
     def __call__(self, event: LifecycleEvent) -> None:
         match event:  # the per-batch event first: it is by far the most frequent
@@ -215,13 +218,7 @@ class LogSubscriber:
             case TopicMissing():
                 self._topic_missing(event)
             case ConsumerError():
-                log = self._log.error if event.fatal else self._log.warning
-                log(
-                    "consumer.error",
-                    code=event.code,
-                    message=scrub(event.message),
-                    fatal=event.fatal,
-                )
+                self._consumer_error(event)
             case LoopStopped():
                 self._log.info(
                     "loop.stopped", reason=event.reason, committed=offset_names(event.committed)
@@ -271,6 +268,25 @@ class LogSubscriber:
     def _committed(self, event: OffsetsCommitted) -> None:
         log = self._log.debug if event.reason == "periodic" else self._log.info
         log("offsets.committed", reason=event.reason, offsets=offset_names(event.offsets))
+
+    def _consumer_error(self, event: ConsumerError) -> None:
+        """A fatal error always; others once per code, then summarised (`LogThrottle`)."""
+        if event.fatal:
+            self._log.error(
+                "consumer.error", code=event.code, message=scrub(event.message), fatal=True
+            )
+            return
+        verdict = self._client_errors.admit(event.code)
+        if verdict is None:
+            return
+        repeats = {} if verdict.change else {"repeats_since_last": verdict.suppressed}
+        self._log.warning(
+            "consumer.error",
+            code=event.code,
+            message=scrub(event.message),
+            fatal=False,
+            **repeats,
+        )
 
     def _topic_missing(self, event: TopicMissing) -> None:
         now = self._now()

@@ -1,0 +1,90 @@
+"""librdkafka's log against an unreachable broker: bounded lines, and the cause remembered.
+
+No broker is needed: a localhost port bound but never listening refuses every connection.
+The clients are polled the way the run loop polls them (the consumer's batch poll, the DLQ
+producer's check between polls), a fixed number of times, and the log lines counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from common.kafka import KafkaConsumer, KafkaProducer, RebalanceListener
+from common.kafka.client import client_log
+
+POLLS = 60
+POLL_TIMEOUT_S = 0.1
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A localhost port that refuses connections (bound, never listening) for the test."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def librdkafka_lines() -> Iterator[list[logging.LogRecord]]:
+    logger = logging.getLogger("librdkafka")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+class TestUnreachableBroker:
+    def test_an_unreachable_broker_logs_a_bounded_number_of_lines(
+        self, closed_port: int, librdkafka_lines: list[logging.LogRecord]
+    ) -> None:
+        """A consumer and a DLQ producer polled 60 times (6 s) against a closed port log fewer than 10 lines, where librdkafka alone logs about 20 a second."""
+        bootstrap = f"127.0.0.1:{closed_port}"
+        consumer = KafkaConsumer(
+            {"bootstrap.servers": bootstrap, "group.id": "flood"}, RebalanceListener()
+        )
+        producer = KafkaProducer({"bootstrap.servers": bootstrap}, name="DLQ producer")
+        consumer.subscribe(["dreamscape.payment.completed"])
+        try:
+            for _ in range(POLLS):
+                consumer.poll_batch(100, POLL_TIMEOUT_S)
+                producer.check()
+        finally:
+            consumer.close()
+        texts = [record.getMessage() for record in librdkafka_lines]
+        assert any("Connection refused" in text for text in texts), texts
+        assert len(texts) < 10, "\n".join(texts)
+
+    def test_the_cause_of_the_last_client_error_is_broker_unreachable(
+        self, closed_port: int, librdkafka_lines: list[logging.LogRecord]
+    ) -> None:
+        """After a few polls against a closed port, the client log names the cause "broker unreachable"."""
+        consumer = KafkaConsumer(
+            {"bootstrap.servers": f"127.0.0.1:{closed_port}", "group.id": "cause"},
+            RebalanceListener(),
+        )
+        consumer.subscribe(["dreamscape.payment.completed"])
+        try:
+            for _ in range(20):
+                consumer.poll_batch(100, POLL_TIMEOUT_S)
+                if client_log.cause() is not None:
+                    break
+        finally:
+            consumer.close()
+        assert client_log.cause() == "broker unreachable"
