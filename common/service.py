@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import signal
 import sys
 import threading
@@ -29,7 +30,8 @@ from common.handlers import ConsumerSpec
 from common.health import HealthServer, Liveness
 from common.kafka import KafkaConfigError, KafkaConsumer, KafkaProducer
 from common.kafka.admin import dlq_write_problem
-from common.lifecycle import Bus
+from common.kafka.client import client_log
+from common.lifecycle import Bus, ConsumerError, LifecycleEvent
 from common.logs import LogSubscriber, configure_logging
 from common.metrics import RuntimeMetrics
 from common.runner import Runner
@@ -137,10 +139,17 @@ class DlqPathCheck:
         self._stopped.set()
 
     def check_once(self) -> str | None:
+        before = self._problem
         try:
             self._problem = self._check(self._config, self._topic)
         except Exception as exc:  # the check itself failed: say which way, not its text
             self._problem = f"DLQ check failed: {type(exc).__name__}"
+        if self._problem != before:  # the detail (topic...) is for the log, not the probe
+            log = structlog.get_logger("common.service")
+            if self._problem is None:
+                log.info("dlq_path.ok", dlq_topic=self._topic)
+            else:
+                log.warning("dlq_path.failing", problem=self._problem)
         return self._problem
 
     def _run(self) -> None:
@@ -167,7 +176,7 @@ def _runner(
     registry: CollectorRegistry,
     heartbeat: Callable[[], None],
 ) -> Runner:
-    bus = Bus([LogSubscriber(), RuntimeMetrics(registry, spec.name)])
+    bus = Bus([LogSubscriber(), RuntimeMetrics(registry, spec.name), note_client_error])
     consumer_config = settings.consumer_config(spec.group_id)
     producer = KafkaProducer(
         settings.producer_config() | _bootstrap(consumer_config), name="DLQ producer"
@@ -183,6 +192,12 @@ def _runner(
     )
 
 
+def note_client_error(event: LifecycleEvent) -> None:
+    """Remember the cause of an error the consumer handed back, for readiness."""
+    if isinstance(event, ConsumerError):
+        client_log.note_error(event.code, event.message)
+
+
 def _bootstrap(consumer_config: dict[str, str]) -> dict[str, str]:
     return {"bootstrap.servers": consumer_config["bootstrap.servers"]}
 
@@ -195,20 +210,27 @@ def health_server(
     liveness: Liveness,
     *,
     dlq_path: Callable[[], str | None] = lambda: None,
+    client_cause: Callable[[], str | None] = client_log.cause,
 ) -> HealthServer:
     """The health server of `runner`: alive while the loop beats and no client is fatal;
-    ready when every check passes, `/readyz` naming each one that does not."""
+    ready when every check passes, `/readyz` naming each one that does not.
+
+    What a probe is told is a check name and a stable category (`waiting for assignment:
+    broker unreachable`, `authorization failed: no WRITE`, `retrying OperationalError`),
+    never a topic, a host or a client's or database's message: the port answers whoever
+    reaches it. The details are in the log.
+    """
 
     def alive() -> bool:
         return runner.fatal is None and liveness()
 
     def readiness() -> tuple[bool, dict[str, str]]:
-        fatal, dlq_problem = runner.fatal, dlq_path()
+        fatal, dlq_problem, outage = runner.fatal, dlq_path(), runner.outage
         checks = {
-            "partitions_assigned": "ok" if runner.ready else "waiting for assignment",
-            "processing": "ok" if runner.outage is None else f"retrying {runner.outage}",
+            "partitions_assigned": "ok" if runner.ready else _waiting(client_cause()),
+            "processing": "ok" if outage is None else f"retrying {_error_type(outage)}",
             "client": "ok" if fatal is None else f"fatal: {fatal.client} {fatal.code}",
-            "dlq_path": "ok" if dlq_problem is None else dlq_problem,
+            "dlq_path": "ok" if dlq_problem is None else dlq_path_category(dlq_problem),
         }
         for name, check in spec.readiness_checks.items():
             checks[name] = "ok" if _safe(check) else "failing"
@@ -221,6 +243,38 @@ def health_server(
         readiness=readiness,
         host=settings.http_host,
     )
+
+
+def _waiting(cause: str | None) -> str:
+    return "waiting for assignment" if cause is None else f"waiting for assignment: {cause}"
+
+
+_CODE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _error_type(outage: str) -> str:
+    """The error type of an outage (`Type: message`), its message left to the log."""
+    name = outage.split(":", 1)[0].strip()
+    return name if _CODE.fullmatch(name) else "error"
+
+
+def dlq_path_category(problem: str) -> str:
+    """The stable category of a DLQ path problem (`DlqPathCheck`), without the topic."""
+    if problem.startswith("checking"):
+        return "checking"
+    if problem.endswith("does not exist"):
+        return "topic missing"
+    for operation in ("DESCRIBE", "WRITE"):
+        if f"no {operation} permission" in problem:
+            return f"authorization failed: no {operation}"
+    for marker, label in (
+        ("could not be described: ", "not described"),
+        ("check failed: ", "check failed"),
+    ):
+        _head, found, code = problem.rpartition(marker)
+        if found and _CODE.fullmatch(code):
+            return f"{label}: {code}"
+    return "failing"
 
 
 def _safe(check: Callable[[], bool]) -> bool:

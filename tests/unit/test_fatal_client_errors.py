@@ -394,6 +394,7 @@ class TestTheProcess:
             CollectorRegistry(),
             Liveness(60.0),
             dlq_path=lambda: "no WRITE permission on unit-dlq",
+            client_cause=lambda: None,
         )
 
         status, _type, body = health.respond("/readyz", None)
@@ -401,7 +402,7 @@ class TestTheProcess:
         assert status == 503
         checks = json.loads(body)["checks"]
         assert checks["partitions_assigned"] == "waiting for assignment"
-        assert checks["dlq_path"] == "no WRITE permission on unit-dlq"
+        assert checks["dlq_path"] == "authorization failed: no WRITE"  # the topic is logged
         assert checks["client"] == "ok"
 
 
