@@ -193,7 +193,22 @@ def kafka_properties(environ: Mapping[str, str]) -> KafkaProperties:
             properties[_property(inline)] = read_secret_file(variable, value)
         else:
             properties[_property(variable)] = value
+            _check_location(variable, value)
     return properties
+
+
+#: librdkafka's special `ssl.ca.location`: the system's CA store, wherever it is.
+_PROBE = "probe"
+
+
+def _check_location(variable: str, value: str) -> None:
+    """A file property (`KAFKA_SSL_CA_LOCATION`...) must name an existing path.
+
+    librdkafka would refuse it too, as `ssl.ca.location failed: ... BIO lib`, naming neither
+    the variable nor the path.
+    """
+    if variable.endswith("_LOCATION") and value and value != _PROBE and not Path(value).exists():
+        raise ConfigurationError(f"{variable}: no such file or directory: {value}")
 
 
 class RunnerSettings(BaseSettings):
