@@ -17,7 +17,9 @@ A secured cluster (`ApacheKafka(security=SaslSsl(...))`) makes `CLIENT` a SASL_S
 with SCRAM-SHA-512 users created when the storage is formatted, and turns on the
 `StandardAuthorizer` with no access where no ACL allows it. `INTERNAL` and `CONTROLLER` stay
 PLAINTEXT on loopback and are never advertised to clients; their principal (`ANONYMOUS`) is
-a super user so that brokers and controllers can talk before any ACL exists.
+a super user so that brokers and controllers can talk before any ACL exists. With
+`SaslSsl(mtls=True)` each node adds an `MTLS` listener: SSL, client certificates required,
+the certificate's CN the principal.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class SaslSsl:
 
     `users` (name → password) are created at format time (`--add-scram`, KIP-900), so they
     exist before the broker first starts; `admin` is the super user clients administer with.
+    With `mtls`, each node also has an `MTLS` listener (SSL, client certificates required,
+    trusted when `ca_location` signed them) whose principal is the certificate's CN
+    (`CN=voyage` → `User:voyage`).
     """
 
     users: Mapping[str, str]
@@ -85,13 +90,15 @@ class SaslSsl:
     keystore_password: str
     ca_location: Path
     admin: str = "admin"
+    mtls: bool = False
 
     def broker_properties(self) -> dict[str, str]:
         """server.properties entries for the listener, its TLS and the authorizer."""
         jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
-        return {
+        mtls = "MTLS:SSL," if self.mtls else ""
+        properties = {
             "listener.security.protocol.map": (
-                "CLIENT:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+                f"CLIENT:SASL_SSL,{mtls}INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
             ),
             "sasl.enabled.mechanisms": SCRAM_MECHANISM,
             f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": jaas,
@@ -104,6 +111,14 @@ class SaslSsl:
             # ANONYMOUS: the loopback PLAINTEXT listeners between brokers and controllers.
             "super.users": f"User:{self.admin};User:ANONYMOUS",
         }
+        if self.mtls:
+            properties |= {
+                "listener.name.mtls.ssl.client.auth": "required",
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.ca_location),
+                "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            }
+        return properties
 
     def format_arguments(self) -> list[str]:
         """`kafka-storage format` options creating every user's SCRAM credential."""
@@ -217,6 +232,8 @@ class KafkaNode:
         self.controller_port = free_port()
         #: The port clients are told to use: `client_port`, or a proxy's in front of it.
         self.advertised_port = self.client_port
+        #: A secured node's client-certificate listener (`SaslSsl.mtls`), never proxied.
+        self.mtls_port: int | None = None
         self._classpath = str(lib / "*")
         self._process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -236,17 +253,18 @@ class KafkaNode:
     def write_properties(self, voters: str, replication: int, extra: Mapping[str, str]) -> None:
         """server.properties for this node in a cluster whose quorum is `voters`."""
         in_sync = str(min(2, replication))
+        mtls = f"MTLS://127.0.0.1:{self.mtls_port}," if self.mtls_port else ""
         properties = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": voters,
             "listeners": (
-                f"CLIENT://127.0.0.1:{self.client_port},"
+                f"CLIENT://127.0.0.1:{self.client_port},{mtls}"
                 f"INTERNAL://127.0.0.1:{self.internal_port},"
                 f"CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
             "advertised.listeners": (
-                f"CLIENT://127.0.0.1:{self.advertised_port},"
+                f"CLIENT://127.0.0.1:{self.advertised_port},{mtls}"
                 f"INTERNAL://127.0.0.1:{self.internal_port}"
             ),
             "inter.broker.listener.name": "INTERNAL",
@@ -365,6 +383,11 @@ class ApacheKafka:
     def bootstrap_servers(self) -> str:
         return ",".join(f"127.0.0.1:{n.advertised_port}" for n in self.nodes.values())
 
+    @property
+    def mtls_bootstrap_servers(self) -> str:
+        """Where clients with a certificate bootstrap (a secured cluster's `MTLS` listener)."""
+        return ",".join(f"127.0.0.1:{n.mtls_port}" for n in self.nodes.values() if n.mtls_port)
+
     def describe(self) -> str:
         nodes = "1 node" if self._count == 1 else f"{self._count} nodes"
         secured = ", SASL_SSL" if self.security else ""
@@ -379,6 +402,8 @@ class ApacheKafka:
             node = KafkaNode(node_id, self.directory / f"node{node_id}", lib, fixed)
             if len(self._advertised) >= node_id:
                 node.advertised_port = self._advertised[node_id - 1]
+            if self.security and self.security.mtls:
+                node.mtls_port = free_port()
             self.nodes[node_id] = node
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values())
         cluster_id = new_cluster_id()

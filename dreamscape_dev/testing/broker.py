@@ -288,6 +288,8 @@ def proxied_broker(choice: BrokerChoice) -> Iterator[ProxiedBroker]:
 
 #: The SCRAM users of a secured broker besides `admin`: one per service, and one with no ACL.
 SECURED_USERS = ("voyage", "notification", "analytics", "operator", "outsider")
+#: The clients with a certificate (mTLS), each the principal `User:<name>`.
+MTLS_CLIENTS = ("voyage-mtls",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,10 +303,25 @@ class SecuredBroker:
 
     bootstrap_servers: str
     security: SaslSsl
+    mtls_bootstrap_servers: str
+    """The listener where clients authenticate with a certificate instead (mTLS)."""
+    certificates: Mapping[str, Path]
+    """Per mTLS client name, its PKCS12 keystore (password: `certificate_password`)."""
+    certificate_password: str
 
     @property
     def ca_location(self) -> Path:
         return self.security.ca_location
+
+    def mtls_env(self, client: str) -> dict[str, str]:
+        """The `KAFKA_*` variables of a client authenticated by its certificate as `User:<client>`."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.mtls_bootstrap_servers,
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_KEYSTORE_LOCATION": str(self.certificates[client]),
+            "KAFKA_SSL_KEYSTORE_PASSWORD": self.certificate_password,
+            "KAFKA_SSL_CA_LOCATION": str(self.ca_location),
+        }
 
     def client_config(self, user: str = "admin", password: str | None = None) -> dict[str, str]:
         """librdkafka properties for `user` (a wrong `password` to try one)."""
@@ -408,18 +425,27 @@ def _key(binding: AclBinding) -> tuple[object, ...]:
 
 
 @contextmanager
-def secured_broker(users: Sequence[str] = SECURED_USERS) -> Iterator[SecuredBroker]:
+def secured_broker(
+    users: Sequence[str] = SECURED_USERS, mtls_clients: Sequence[str] = MTLS_CLIENTS
+) -> Iterator[SecuredBroker]:
     """A one-node Apache Kafka on SASL_SSL with a throw-away CA and ACLs enforced.
 
-    `admin` (a super user) and each of `users` get a random password, created at format time.
+    `admin` (a super user) and each of `users` get a random password, created at format time;
+    each of `mtls_clients` a certificate for the mTLS listener.
     """
     directory = Path(tempfile.mkdtemp(prefix="dreamscape-tls-"))
     try:
-        tls = make_broker_tls(directory)
+        tls = make_broker_tls(directory, clients=mtls_clients)
         passwords = {name: secrets.token_urlsafe(12) for name in ("admin", *users)}
-        security = SaslSsl(passwords, tls.keystore, tls.password, tls.ca_pem)
+        security = SaslSsl(passwords, tls.keystore, tls.password, tls.ca_pem, mtls=True)
         with ApacheKafka(1, security=security) as cluster:
-            yield SecuredBroker(cluster.bootstrap_servers, security)
+            yield SecuredBroker(
+                cluster.bootstrap_servers,
+                security,
+                cluster.mtls_bootstrap_servers,
+                tls.clients,
+                tls.password,
+            )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -114,7 +114,8 @@ def secured_kafka(broker_choice: BrokerChoice) -> Iterator[SecuredBroker]:
 
     Started once, by the first test that asks for it, and shared by the session: users
     `admin` (super user), `voyage`, `notification`, `analytics`, `operator` and `outsider`
-    hold no permission until a test grants one on its own topics (`SecuredBroker.grant`).
+    hold no permission until a test grants one on its own topics (`SecuredBroker.grant`);
+    `voyage-mtls` connects with a client certificate instead (`SecuredBroker.mtls_env`).
     Skipped where Apache Kafka cannot run (failing under REQUIRE_KAFKA=apache, as above).
     """
     if broker_choice.kind not in ("apache", "address"):
