@@ -70,7 +70,7 @@ class TestLeastPrivilege:
     def test_the_spec_examples_end_right_and_the_poison_is_dead_lettered(
         self, fleet: SecuredFleet
     ) -> None:
-        """With only its own ACLs each service applies the spec's four examples and dead-letters the poison record."""
+        """With only its own ACLs each service applies the spec's four examples and dead-letters the poison record, logging no password."""
         fleet.publish([*builders.spec_records(fleet.topics), poison(fleet.topics)])
 
         engine = create_engine(fleet.database("voyage_consumer"))
@@ -92,6 +92,10 @@ class TestLeastPrivilege:
         for module, group in fleet.groups.items():
             letters = records_of(fleet.broker, fleet.topics.dlq(group))
             assert [r.value for r in letters] == [b"not json"], module
+        passwords = list(fleet.broker.security.users.values())
+        for module, service in fleet.services.items():
+            output = service.output.read_text(errors="replace")
+            assert not [p for p in passwords if p in output], f"{module} logged a password"
 
     def test_a_service_authenticated_by_its_client_certificate_needs_the_same_acls(
         self, secured_kafka: SecuredBroker, tmp_path: Path
@@ -114,13 +118,14 @@ class TestMissingPermissions:
     def test_a_wrong_password_skips_nothing_and_the_service_says_why(
         self, secured_kafka: SecuredBroker, tmp_path: Path
     ) -> None:
-        """Refused credentials leave every offset uncommitted while the service keeps running and logs the authentication failure."""
+        """Refused credentials leave every offset uncommitted while the service keeps running and logs the authentication failure, never the password."""
         topics, suffix = fresh_names()
         group = f"{GROUP_VOYAGE}-{suffix}"
         secured_kafka.create_topics([*topics.payment_topics, topics.dlq(group)])
         secured_kafka.grant(service_acls("User:voyage", group, topics))
         ends = produce(secured_kafka, builders.spec_records(topics))
-        with voyage(secured_kafka, topics, group, tmp_path, KAFKA_SASL_PASSWORD="wrong") as service:
+        wrong = f"wrong-{suffix}"
+        with voyage(secured_kafka, topics, group, tmp_path, KAFKA_SASL_PASSWORD=wrong) as service:
             wait_until(
                 lambda: says(service, "authentication failed", "invalid credentials"),
                 TIMEOUT_S,
@@ -129,6 +134,7 @@ class TestMissingPermissions:
             )
             assert service.died() is None
         assert nothing_committed(secured_kafka, group, ends)
+        assert wrong not in service.output.read_text(errors="replace")
 
     def test_a_missing_group_acl_is_a_named_outage_that_ends_when_granted(
         self, secured_kafka: SecuredBroker, tmp_path: Path
@@ -269,13 +275,15 @@ class TestDlqTools:
     def test_dlq_list_with_a_wrong_password_fails_with_one_line(
         self, secured_kafka: SecuredBroker
     ) -> None:
-        """Refused credentials end `dlq list` with one line naming the authentication failure and a non-zero exit."""
+        """Refused credentials end `dlq list` with one line naming the authentication failure (not the password) and a non-zero exit."""
         topics, group, _ = a_letter(secured_kafka)
+        wrong = f"wrong-{group}"
         done = dreamscape(
-            secured_kafka, "operator", "dlq", "list", "--topic", topics.dlq(group), password="wrong"
+            secured_kafka, "operator", "dlq", "list", "--topic", topics.dlq(group), password=wrong
         )
         assert done.returncode != 0
         assert "record(s)" not in done.stdout
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert "authentication" in lines[0].lower()
+        assert wrong not in done.stdout + done.stderr
