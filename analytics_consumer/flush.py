@@ -43,7 +43,13 @@ _PAYMENTS: Final = (
     "first_refund_ms",
     "duration_ms",
 )
-_MERGED_OTHERWISE: Final = ("payment_id", "completions", "first_refund_ms", "duration_ms")
+_MERGED_OTHERWISE: Final = (
+    "payment_id",
+    "completions",
+    "failed_ms",
+    "first_refund_ms",
+    "duration_ms",
+)
 _FIRST_WINS: Final = tuple(c for c in _PAYMENTS if c not in _MERGED_OTHERWISE)
 """Every other column keeps the first value any event gave it (COALESCE)."""
 _REFUNDS: Final = RefundRow._fields
@@ -109,9 +115,10 @@ def _payment_merge(dialect: bulk.Dialect) -> str:
     old, new = "analytics_payment", "excluded"
     merge = [f"{c} = COALESCE({old}.{c}, {new}.{c})" for c in _FIRST_WINS]
     merge.append(f"completions = {old}.completions + {new}.completions")
-    merge.append(
-        "first_refund_ms = " + _least(dialect, f"{old}.first_refund_ms", f"{new}.first_refund_ms")
-    )
+    # The earliest of several failed attempts (and of several refunds), whatever the order
+    # in which their batches arrive: it places the payment on a day and in the alert window.
+    for column in ("failed_ms", "first_refund_ms"):
+        merge.append(f"{column} = " + _least(dialect, f"{old}.{column}", f"{new}.{column}"))
     merge.append(
         f"duration_ms = COALESCE({old}.completed_ms, {new}.completed_ms)"
         f" - COALESCE({old}.initiated_ms, {new}.initiated_ms)"

@@ -110,6 +110,33 @@ class TestFailedAttempts:
         assert document["failure_reasons"] == {"card_declined": 1}
         assert (document["failed_attempts"], document["payments_failed"]) == (1, 1)
 
+    def test_a_failed_payment_is_placed_on_the_day_of_its_earliest_attempt_whatever_the_arrival_order(
+        self, database_url: str
+    ) -> None:
+        """Attempts straddling midnight that arrive latest first, in two batches, count the failed payment on the earlier day."""
+        before_midnight = datetime(2025, 12, 18, 23, 59, tzinfo=UTC)
+        late = event(
+            "payment.failed",
+            at=before_midnight + timedelta(minutes=2),
+            paymentId="pay_1",
+            errorCode="insufficient_funds",
+            errorMessage="second card",
+        )
+        early = event(
+            "payment.failed",
+            at=before_midnight,
+            paymentId="pay_1",
+            errorCode="card_declined",
+            errorMessage="first card",
+        )
+        engine = engine_for(database_url)
+        stream = inbounds([late, early])
+        store = store_for(engine, stream)
+        store.apply(stream[:1])
+        store.apply(stream[1:])
+        assert report(engine, day="2025-12-18")["payments_failed"] == 1
+        assert report(engine, day="2025-12-19")["payments_failed"] == 0
+
     def test_the_failure_rate_is_per_payment_and_does_not_exceed_the_attempts(
         self, database_url: str
     ) -> None:
