@@ -7,7 +7,9 @@
 Where the tooling (`dreamscape_dev`) is installed, its commands join in through the
 `dreamscape.commands` entry-point group (`simulate`, `broker`), so the runtime imports no
 tooling. Kafka is reached with the same settings as the services: `KAFKA_BOOTSTRAP_SERVERS`
-and any other `KAFKA_*` property, `TOPIC_PREFIX`, `DLQ_TOPIC`.
+and any other `KAFKA_*` property, `TOPIC_PREFIX`, `DLQ_TOPIC`. A command that needs the broker
+asks it first and waits at most `--timeout` seconds (15): a broker it cannot reach, or one that
+refuses its credentials, ends it with one line naming the cause and exit code 1.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from common import dlq, validate
+from common.errors import CriticalError, TransientError
 from common.kafka import KafkaConfigError, KafkaProducer, read_all
 from common.kafka.access import topic_read_problem
+from common.kafka.reach import DEFAULT_TIMEOUT_S, broker_problem
 from common.settings import ConfigurationError, RunnerSettings, load_settings
 from common.topics import Topics
 
@@ -41,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigurationError, KafkaConfigError) as exc:
         print(f"dreamscape: {exc}", file=sys.stderr)
         return 2
-    except ToolError as exc:
+    except (ToolError, TransientError, CriticalError) as exc:  # a broker gone mid-command too
         print(f"dreamscape: {exc}", file=sys.stderr)
         return 1
 
@@ -53,6 +57,13 @@ class ToolError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamscape", description=__doc__.split("\n")[0])
     parser.add_argument("--bootstrap-servers", help="overrides KAFKA_BOOTSTRAP_SERVERS")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for the broker before giving up (default {DEFAULT_TIMEOUT_S:g})",
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     dlq_parser = commands.add_parser("dlq", help="inspect and replay dead-letter queues")
@@ -116,8 +127,9 @@ def _read_entries(
     args: argparse.Namespace, settings: RunnerSettings
 ) -> tuple[str, list[dlq.DlqEntry]]:
     topic = _dlq_topic(args, settings)
+    require_broker(args, settings)
     # An unreadable topic reads as empty: ask first, so refusal is never "0 record(s)".
-    if problem := topic_read_problem(client_config(settings), topic):
+    if problem := topic_read_problem(client_config(settings), topic, timeout_s=args.timeout):
         raise ToolError(problem)
     records = read_all(client_config(settings), topic)
     return topic, [dlq.read_entry(r) for r in records]
@@ -188,7 +200,9 @@ def _dlq_replay(args: argparse.Namespace, settings: RunnerSettings) -> int:
         )
     if not args.dry_run and chosen:
         producer = KafkaProducer(settings.producer_config() | client_config(settings))
-        producer.send_confirmed([dlq.to_replay_record(e, topic) for e in chosen])
+        producer.send_confirmed(
+            [dlq.to_replay_record(e, topic) for e in chosen], timeout_s=max(args.timeout, 30.0)
+        )
     print(f"{len(chosen)} record(s) {'selected' if args.dry_run else 'replayed'}")
     return 0
 
@@ -220,6 +234,12 @@ def _validate(args: argparse.Namespace, settings: RunnerSettings) -> int:
     return 1 if rejected else 0
 
 
+def require_broker(args: argparse.Namespace, settings: RunnerSettings) -> None:
+    """Raise `ToolError` naming why, if the broker cannot be used within `--timeout`."""
+    if problem := broker_problem(client_config(settings), args.timeout):
+        raise ToolError(problem)
+
+
 def client_config(settings: RunnerSettings) -> dict[str, str]:
     """Connection properties only (bootstrap, security), shared by readers and producers."""
     config = {"bootstrap.servers": settings.kafka.get("bootstrap.servers", "localhost:9092")}
@@ -234,5 +254,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # `python -m common.cli`: run the module plugins import, not a copy
+    from common.cli import main as imported_main
+
+    raise SystemExit(imported_main())

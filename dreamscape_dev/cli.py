@@ -15,7 +15,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from common.cli import client_config
+from common.cli import client_config, require_broker
 from common.kafka import KafkaProducer, create_topics
 from common.settings import RunnerSettings
 from common.topics import Topics
@@ -55,6 +55,7 @@ def _simulate(args: argparse.Namespace, settings: RunnerSettings) -> int:
     )
     simulation = generate(config)
     client = client_config(settings)
+    require_broker(args, settings)  # librdkafka would retry an absent broker for ever
     if args.create_topics:
         create_topics(client["bootstrap.servers"], topics.payment_topics, args.partitions, client)
     producer = KafkaProducer(settings.producer_config() | client)
