@@ -79,13 +79,13 @@ class SaslSsl:
     """A SASL_SSL `CLIENT` listener: SCRAM-SHA-512 `users`, a PKCS12 keystore, ACLs enforced.
 
     `users` (name → password) are created at format time (`--add-scram`, KIP-900), so they
-    exist before the broker first starts; `admin` is the super user clients administer with.
-    With `mtls`, each node also has an `MTLS` listener (SSL, client certificates required,
+    exist before the broker first starts (users made later by `SecuredBroker.add_user` are
+    recorded here too); `admin` is the super user clients administer with. With `mtls`, each node also has an `MTLS` listener (SSL, client certificates required,
     trusted when `ca_location` signed them) whose principal is the certificate's CN
     (`CN=voyage` → `User:voyage`).
     """
 
-    users: Mapping[str, str]
+    users: dict[str, str]
     keystore: Path
     keystore_password: str
     ca_location: Path

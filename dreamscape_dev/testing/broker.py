@@ -356,7 +356,7 @@ class SecuredBroker:
         admin.alter_user_scram_credentials([upsert], request_timeout=timeout_s)[name].result(
             timeout_s
         )
-        self.security.users[name] = password  # type: ignore[index]  # our own dict
+        self.security.users[name] = password
         described = admin.describe_user_scram_credentials([name])
         assert isinstance(described, dict)  # one future per user asked about
         described[name].result(timeout_s)
