@@ -7,14 +7,23 @@ producer's check between polls), a fixed number of times, and the log lines coun
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from common.kafka import KafkaConsumer, KafkaProducer, RebalanceListener
 from common.kafka.client import client_log
+from dreamscape_dev.testing.running import wait_until
+from tests.integration.helpers import service_process
 
 POLLS = 60
 POLL_TIMEOUT_S = 0.1
@@ -88,3 +97,53 @@ class TestUnreachableBroker:
         finally:
             consumer.close()
         assert client_log.cause() == "broker unreachable"
+
+
+def readyz(port: int) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as refused:
+        body = refused.read()
+    parsed: dict[str, Any] = json.loads(body)
+    return parsed
+
+
+class TestServiceProcess:
+    def test_readyz_names_an_unreachable_broker_and_the_log_stays_short(
+        self, closed_port: int, tmp_path: Path
+    ) -> None:
+        """A service pointed at a closed port says "waiting for assignment: broker unreachable" in /readyz, its log a handful of lines, no host in the body."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{closed_port}",
+            HTTP_HOST="127.0.0.1",
+            HTTP_PORT="0",
+            LOG_FORMAT="json",
+            POLL_TIMEOUT_SECONDS="0.1",
+            PYTHONUNBUFFERED="1",
+            EVENT_LOG_PATH=str(tmp_path / "events.jsonl"),
+        )
+        with service_process("examples.event_log", env, tmp_path) as service:
+
+            def started() -> dict[str, object] | None:
+                for text in service.output.read_text(errors="replace").splitlines():
+                    if '"service.started"' in text:
+                        return dict(json.loads(text))
+                return None
+
+            wait_until(started, 30.0, "service.started", abort=service.died)
+            port = int(str((started() or {})["http_port"]))
+            wanted = "waiting for assignment: broker unreachable"
+            wait_until(
+                lambda: readyz(port)["checks"]["partitions_assigned"] == wanted,
+                30.0,
+                "/readyz naming the cause",
+                abort=service.died,
+            )
+            body = json.dumps(readyz(port))
+            service.signal(signal.SIGTERM)
+            assert service.wait(30.0) == 0
+        assert str(closed_port) not in body
+        lines = service.output.read_text(errors="replace").splitlines()
+        assert len(lines) < 12, "\n".join(lines)
