@@ -6,9 +6,13 @@ values arrive already in the driver's types (see `Encoders`) and go out as one s
 (the measurements behind each choice are in docs/performance.md):
 
 * SQLite (in-process, no round trips): `executemany` of one prepared statement, a C loop;
-  to get rows back (`RETURNING`), `VALUES (?,?,...),(?,?,...)` with as many rows as fit
-  under its bound-variable limit (`MAX_PARAMETERS`), which measured faster than reading
-  whole rows out of one JSON parameter with `json_each`;
+  to get rows back (`RETURNING`), `VALUES (?,?,...),(?,?,...)`, which measured faster than
+  reading whole rows out of one JSON parameter with `json_each`. Its row count is cut into
+  a fixed ladder of sizes (`ladder`), and `IN` lists are padded to one (`where_in`), so a
+  table's statements have a few texts whatever the batch sizes: the sqlite3 driver keeps a
+  prepared statement per text, 128 per connection, and a text per size had a steady stream
+  prepare and evict ever larger statements, the process's memory climbing with the events
+  handled (issue 22; `benchmarks/soak.py`);
 * PostgreSQL: `SELECT ... FROM json_to_recordset(%s::json)`, all rows as one JSON document,
   one round trip whatever the batch size. The SQL text is the same for every batch (psycopg
   rewrites each `%s` to `$n` in Python: a 10,000-placeholder VALUES list took longer to
@@ -24,6 +28,7 @@ from data) and every value is bound.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +45,11 @@ Dialect = Literal["sqlite", "postgresql"]
 MAX_PARAMETERS: Final = 30_000
 """Bound values per SQLite statement: under its limit of 32,766."""
 
-IN_CHUNK: Final = 1000
-"""Values per `IN (...)` list on SQLite (`where_in`)."""
+MAX_ROWS: Final = 1024
+"""Rows per multi-row `VALUES` statement on SQLite, at most (fewer for wide tables)."""
+
+IN_CHUNK: Final = 1024
+"""Values per `IN (...)` list on SQLite (`where_in`): a power of two, as each list is padded."""
 
 
 def dialect_of(bind: Session | Engine) -> Dialect:
@@ -143,14 +151,30 @@ def insert_rows(
     if not returning:  # one prepared statement, stepped per row: cheaper than parsing VALUES
         connection.exec_driver_sql(f"{head}VALUES {one_row}{tail}", list(map(tuple, rows)))
         return []
-    per_statement = max(1, MAX_PARAMETERS // len(columns))
     returned: list[Any] = []
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        sql = f"{head}VALUES {','.join([one_row] * len(chunk))}{tail}"
+    start = 0
+    for size in ladder(len(rows), min(MAX_ROWS, max(1, MAX_PARAMETERS // len(columns)))):
+        chunk = rows[start : start + size]
+        start += size
+        sql = f"{head}VALUES {','.join([one_row] * size)}{tail}"
         result = connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row))
         returned.extend(row[0] for row in result)
     return returned
+
+
+def ladder(count: int, most: int) -> Iterator[int]:
+    """`count` cut into statement sizes: `most` as often as it fits, then the powers of two
+    of the rest, largest first (1000 of at most 1024: 512, 256, 128, 64, 32, 8).
+
+    Whatever the batch sizes, a statement then has one of about log2(most) + 2 sizes, hence
+    texts; a batch costs a few statements more, each prepared once per connection.
+    """
+    full, rest = divmod(count, most)
+    yield from itertools.repeat(most, full)
+    while rest:
+        step = 1 << (rest.bit_length() - 1)
+        yield step
+        rest -= step
 
 
 @functools.cache
@@ -172,8 +196,9 @@ def where_in(
 
     Run one query per condition (none for no values). On PostgreSQL `= ANY(:values)` binds a
     single array and keeps the SQL text constant (a thousand-item IN list cost psycopg more
-    to rewrite than the query cost to run); SQLite gets lists of `IN_CHUNK` distinct
-    values, far under its variable limit.
+    to rewrite than the query cost to run); SQLite gets lists of at most `IN_CHUNK` distinct
+    values, far under its variable limit, each padded to a power of two with its last value
+    (a value listed twice selects nothing more) so that the lists take few texts.
     """
     distinct = list(dict.fromkeys(values))
     if not distinct:
@@ -182,4 +207,6 @@ def where_in(
         yield column == any_(bindparam("values", distinct, type_=ARRAY(String())))
         return
     for start in range(0, len(distinct), IN_CHUNK):
-        yield column.in_(distinct[start : start + IN_CHUNK])
+        chunk = distinct[start : start + IN_CHUNK]
+        padding = (1 << (len(chunk) - 1).bit_length()) - len(chunk)
+        yield column.in_(chunk + chunk[-1:] * padding)
