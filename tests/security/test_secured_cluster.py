@@ -7,9 +7,13 @@ own where it matters that the user may write nowhere else, so the fleet keeps it
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +25,7 @@ from common.topics import GROUP_VOYAGE, PAYMENT_INITIATED, Topics
 from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.broker import SecuredBroker
 from dreamscape_dev.testing.running import wait_until
+from tests.deploy.observability import metrics_port
 from tests.integration.helpers import ServiceProcess, service_process
 from tests.security.secured import (
     TIMEOUT_S,
@@ -53,6 +58,21 @@ def says(service: ServiceProcess, *words: str) -> bool:
 
 def nothing_committed(broker: SecuredBroker, group: str, ends: dict[TopicPartition, int]) -> bool:
     return all(offset < 0 for offset in committed(broker, group, list(ends)).values())
+
+
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of the service's /readyz."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def not_ready(**failing: str) -> dict[str, Any]:
+    """The /readyz body of a voyage whose `failing` checks say so and every other is ok."""
+    checks = {"partitions_assigned": "ok", "processing": "ok", "client": "ok", "dlq_path": "ok"}
+    return {"ready": False, "checks": {**checks, "database": "ok", **failing}}
 
 
 def voyage(
@@ -118,18 +138,28 @@ class TestMissingPermissions:
     def test_a_wrong_password_skips_nothing_and_the_service_says_why(
         self, secured_kafka: SecuredBroker, tmp_path: Path
     ) -> None:
-        """Refused credentials leave every offset uncommitted while the service keeps running and logs the authentication failure, never the password."""
+        """Refused credentials leave every offset uncommitted while the service keeps running, its log and /readyz naming the authentication failure, never the password."""
         topics, suffix = fresh_names()
         group = f"{GROUP_VOYAGE}-{suffix}"
         secured_kafka.create_topics([*topics.payment_topics, topics.dlq(group)])
         secured_kafka.grant(service_acls("User:voyage", group, topics))
         ends = produce(secured_kafka, builders.spec_records(topics))
         wrong = f"wrong-{suffix}"
-        with voyage(secured_kafka, topics, group, tmp_path, KAFKA_SASL_PASSWORD=wrong) as service:
+        with voyage(
+            secured_kafka, topics, group, tmp_path, KAFKA_SASL_PASSWORD=wrong, LOG_LEVEL="INFO"
+        ) as service:
             wait_until(
                 lambda: says(service, "authentication failed", "invalid credentials"),
                 TIMEOUT_S,
                 "the authentication failure in the log",
+                abort=service.died,
+            )
+            port = metrics_port(service)
+            cause = "waiting for assignment: authentication failed"
+            wait_until(
+                lambda: readyz(port)[1]["checks"]["partitions_assigned"] == cause,
+                TIMEOUT_S,
+                "/readyz to name the authentication failure",
                 abort=service.died,
             )
             assert service.died() is None
@@ -139,18 +169,26 @@ class TestMissingPermissions:
     def test_a_missing_group_acl_is_a_named_outage_that_ends_when_granted(
         self, secured_kafka: SecuredBroker, tmp_path: Path
     ) -> None:
-        """Without READ on its group voyage commits nothing and logs the group authorization failure; granted, it handles everything."""
+        """Without READ on its group voyage commits nothing, its log and /readyz naming the authorization failure; granted, it handles everything."""
         topics, suffix = fresh_names()
         group = f"{GROUP_VOYAGE}-{suffix}"
         secured_kafka.create_topics([*topics.payment_topics, topics.dlq(group)])
         acls = service_acls("User:voyage", group, topics)
         secured_kafka.grant(without(acls, group, "READ"))
         ends = produce(secured_kafka, [*builders.spec_records(topics), poison(topics)])
-        with voyage(secured_kafka, topics, group, tmp_path) as service:
+        with voyage(secured_kafka, topics, group, tmp_path, LOG_LEVEL="INFO") as service:
             wait_until(
                 lambda: says(service, "group authorization failed"),
                 TIMEOUT_S,
                 "the group authorization failure in the log",
+                abort=service.died,
+            )
+            port = metrics_port(service)
+            cause = "waiting for assignment: authorization failed"
+            wait_until(
+                lambda: readyz(port)[1]["checks"]["partitions_assigned"] == cause,
+                TIMEOUT_S,
+                "/readyz to name the authorization failure",
                 abort=service.died,
             )
             assert nothing_committed(secured_kafka, group, ends)
@@ -179,6 +217,34 @@ class TestMissingPermissions:
         assert says(service, '"fatal": true', "authorization failed"), service.tail()
         assert nothing_committed(secured_kafka, group, ends)
         assert records_of(secured_kafka, topics.dlq(group)) == []
+
+    def test_readiness_names_the_missing_dlq_write_before_any_poison_arrives(
+        self, secured_kafka: SecuredBroker, tmp_path: Path
+    ) -> None:
+        """A user that may write elsewhere but not to its DLQ runs not ready: /readyz says the WRITE is missing, the log names the topic."""
+        topics, suffix = fresh_names()
+        group = f"{GROUP_VOYAGE}-{suffix}"
+        user = f"voyage-{suffix}"
+        secured_kafka.add_user(user)
+        elsewhere = f"{topics.prefix}elsewhere"  # a producer id needs WRITE on some topic
+        secured_kafka.create_topics([*topics.payment_topics, topics.dlq(group), elsewhere])
+        acls = without(service_acls(f"User:{user}", group, topics), topics.dlq(group), "WRITE")
+        secured_kafka.grant([*acls, Acl(f"User:{user}", "TOPIC", elsewhere, "WRITE")])
+        env = service_env(
+            secured_kafka, topics, "voyage_consumer", group, tmp_path, LOG_LEVEL="INFO"
+        )
+        env.update(secured_kafka.env(user))
+        with service_process("voyage_consumer", env, tmp_path) as service:
+            port = metrics_port(service)
+            wait_until(
+                lambda: readyz(port) == (503, not_ready(dlq_path="authorization failed: no WRITE")),
+                TIMEOUT_S,
+                "/readyz to name the missing WRITE",
+                abort=service.died,
+            )
+            assert says(
+                service, "dlq_path.failing", f"no WRITE permission on DLQ topic {topics.dlq(group)}"
+            )
 
     def test_a_revoked_dlq_write_holds_the_poison_until_granted_again(
         self, secured_kafka: SecuredBroker, tmp_path: Path
