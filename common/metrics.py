@@ -5,6 +5,16 @@ code. They live in a registry passed in, never the global one, so each test (and
 service in a process) gets its own. `BatchHandled` arrives many times per second: it is
 counted with one local tally and one `inc(n)` per event type, on labelled children cached
 once, instead of a `.labels()` lookup per record.
+
+Event age and record age (`*_age_seconds{event_type,outcome}`) are observed where an
+outcome becomes durable, which is where the runner may store the record's offset: at
+`BatchHandled` (the handler returned, its transaction committed) and at `RecordDeadLettered`
+(the broker acknowledged the letter). Event age counts from the envelope's `timestamp`
+(when the payment happened, by the producer's clock), record age from the record's Kafka
+timestamp (CreateTime: when it was produced; LogAppendTime if the topic says so): event age
+minus record age is the producer's delay, record age is ours. Ages are read against the
+injected clock once per lifecycle event; an age below zero (a clock ahead of ours) counts
+as 0, so a histogram's sum never decreases.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from common.lifecycle import (
     RetryScheduled,
     TopicMissing,
 )
-from common.records import TopicPartition
+from common.records import Inbound, Record, TopicPartition
 from common.topics import EVENT_TYPES
 
 UNKNOWN_EVENT_TYPE: Final = "unknown"
@@ -50,6 +60,24 @@ BATCH_DURATION_BUCKETS: Final = (
     30.0,
     60.0,
 )
+
+AGE_BUCKETS: Final = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+"""Event and record age buckets: le=60 and le=120 are the objectives' thresholds (alerts.yml)."""
 
 _PREFIX: Final = "dreamscape_consumer_"
 
@@ -90,7 +118,18 @@ class RuntimeMetrics:
         self._assigned_gauge = _gauge(
             registry, "assigned_partitions", "Partitions assigned to this consumer."
         ).labels(service)
+        self._event_age = _age_histogram(
+            registry,
+            "event_age_seconds",
+            "From the event's envelope timestamp to its durable outcome.",
+        )
+        self._record_age = _age_histogram(
+            registry,
+            "record_age_seconds",
+            "From the record's Kafka timestamp to its durable outcome.",
+        )
         self._record_children: dict[tuple[str, str], Counter] = {}
+        self._age_children: dict[tuple[str, str], tuple[Histogram, Histogram]] = {}
         self._assigned: set[TopicPartition] = set()
         self._lagging: set[TopicPartition] = set()
         self._start_at_zero()
@@ -99,6 +138,7 @@ class RuntimeMetrics:
         for event_type in EVENT_TYPES:
             self._record_child(event_type, "handled")
             self._record_child(event_type, "dead_lettered")
+            self._age_child(event_type, "handled")
         self._record_child(UNKNOWN_EVENT_TYPE, "dead_lettered")
         _touch(self._retries, self._service, ("transient", "unexpected"))
         _touch(self._commits, self._service, ("periodic", "revoke", "shutdown"))
@@ -128,9 +168,11 @@ class RuntimeMetrics:
 
     def _batch_handled(self, event: BatchHandled) -> None:
         counts: dict[str, int] = {}
+        now = self._now()
         for inbound in event.handled:
             event_type = inbound.event.event_type
             counts[event_type] = counts.get(event_type, 0) + 1
+            self._observe_ages(inbound.record, inbound, event_type, "handled", now)
         for handled_type, count in counts.items():
             self._record_child(handled_type, "handled").inc(count)
         self._batch_duration.observe(event.duration_s)
@@ -141,6 +183,26 @@ class RuntimeMetrics:
         event_type = inbound.event.event_type if inbound is not None else UNKNOWN_EVENT_TYPE
         self._record_child(event_type, "dead_lettered").inc()
         self._dead_letters.labels(self._service, event.error_type).inc()
+        self._observe_ages(event.record, inbound, event_type, "dead_lettered", self._now())
+
+    def _observe_ages(
+        self, record: Record, inbound: Inbound | None, event_type: str, outcome: str, now: float
+    ) -> None:
+        """Event age (when the envelope parsed) and record age (when the client gave a time)."""
+        event_age, record_age = self._age_child(event_type, outcome)
+        if inbound is not None:
+            event_age.observe(max(0.0, now - inbound.event.timestamp.timestamp()))
+        if record.timestamp_ms is not None:
+            record_age.observe(max(0.0, now - record.timestamp_ms / 1000))
+
+    def _age_child(self, event_type: str, outcome: str) -> tuple[Histogram, Histogram]:
+        key = (event_type, outcome)
+        children = self._age_children.get(key)
+        if children is None:
+            labels = (self._service, event_type, outcome)
+            children = (self._event_age.labels(*labels), self._record_age.labels(*labels))
+            self._age_children[key] = children
+        return children
 
     def _record_child(self, event_type: str, outcome: str) -> Counter:
         key = (event_type, outcome)
@@ -186,6 +248,17 @@ def _histogram(
 ) -> Histogram:
     """A histogram named `dreamscape_consumer_<name>` labelled by service."""
     return Histogram(_PREFIX + name, doc, ["service"], registry=registry, buckets=buckets)
+
+
+def _age_histogram(registry: CollectorRegistry, name: str, doc: str) -> Histogram:
+    """A histogram `dreamscape_consumer_<name>` of ages by service, event type and outcome."""
+    return Histogram(
+        _PREFIX + name,
+        doc,
+        ["service", "event_type", "outcome"],
+        registry=registry,
+        buckets=AGE_BUCKETS,
+    )
 
 
 def _touch(counter: Counter, service: str, values: Iterable[str]) -> None:
