@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test unit demo chaos lint typecheck bench profile contracts clean
+.PHONY: test unit demo chaos lint typecheck bench soak profile contracts clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -44,6 +44,11 @@ typecheck: $(STAMP)
 # 2 cores. QUICK=1 runs reduced sizes (a smoke run, not figures).
 bench: $(STAMP)
 	$(PY) benchmarks/suite.py $(if $(QUICK),--quick)
+
+# The three services as processes over ~150,000 records at 300/s (benchmarks/soak.py): resident
+# memory against records handled, per service, ~10 minutes. FLOWS=10000 is a quick look.
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py $(if $(FLOWS),--flows $(FLOWS))
 
 # Each service's benchmark under py-spy: where the time goes (benchmarks/profiles.py), in
 # bench-output/profiles/. Needs ptrace (root, or kernel.yama.ptrace_scope=0).
