@@ -407,8 +407,10 @@ def traced_growth(first_path: Path, last_path: Path, top: int = 12) -> str:
     first = tracemalloc.Snapshot.load(str(first_path)).filter_traces(ignore)
     last = tracemalloc.Snapshot.load(str(last_path)).filter_traces(ignore)
     lines = [f"--- {last_path.stem}: growth from the first quarter to the end, by line ---"]
-    lines += [str(stat) for stat in last.compare_to(first, "lineno")[:top]]
-    for stat in last.compare_to(first, "traceback")[:3]:
+    grown = sorted(last.compare_to(first, "lineno"), key=lambda stat: -stat.size_diff)
+    lines += [str(stat) for stat in grown[:top]]
+    by_traceback = sorted(last.compare_to(first, "traceback"), key=lambda stat: -stat.size_diff)
+    for stat in by_traceback[:3]:  # the batch in hand at the first quarter shows as shrinking
         lines.append(f"--- {stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+} blocks, from:")
         lines += stat.traceback.format(limit=TRACE_FRAMES, most_recent_first=True)[:24]
     return "\n".join(lines)
