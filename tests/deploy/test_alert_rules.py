@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from analytics_consumer.alerts import ALERT_NAMES
+from common.metrics import AGE_BUCKETS
 from dreamscape_dev.testing.smtp import SmtpSink
 from tests.deploy.deployment import (
     ROOT,
@@ -38,12 +39,14 @@ from tests.deploy.observability import (
     GRAFANA_DIR,
     GRAFANA_VARIABLES,
     PROMETHEUS_CONFIG,
+    all_rules,
     dashboard,
     eval_minutes,
     load_yaml,
     mounts,
     panel_queries,
     query_panels,
+    recording_rules,
     rule_texts,
     rules,
     run_promtool,
@@ -81,7 +84,7 @@ class TestAlertRules:
         """`promtool check rules` passes and counts every rule of the file."""
         result = run_promtool(promtool, "check", "rules", ALERTS)
         assert result.returncode == 0, result.stdout + result.stderr
-        assert f"SUCCESS: {len(rules())} rules found" in result.stdout
+        assert f"SUCCESS: {len(all_rules())} rules found" in result.stdout
 
     def test_the_unit_tests_pass(self, promtool: str) -> None:
         """`promtool test rules alerts_test.yml` passes: each alert fires and clears as its test expects."""
@@ -92,7 +95,9 @@ class TestAlertRules:
     def test_a_wrong_expectation_fails_the_unit_tests(self, promtool: str, tmp_path: Path) -> None:
         """promtool fails a copy of alerts_test.yml whose first firing expectation is changed to silence, naming the alert."""
         tests = load_yaml(ALERTS_TEST)
-        case = next(c for t in tests["tests"] for c in t["alert_rule_test"] if c["exp_alerts"])
+        case = next(
+            c for t in tests["tests"] for c in t.get("alert_rule_test", []) if c["exp_alerts"]
+        )
         case["exp_alerts"] = []
         shutil.copy(ALERTS, tmp_path / "alerts.yml")
         (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(tests))
@@ -106,7 +111,7 @@ class TestAlertRules:
         for name in (rule["alert"] for rule in rules()):
             covered = False
             for test in load_yaml(ALERTS_TEST)["tests"]:
-                cases = [c for c in test["alert_rule_test"] if c["alertname"] == name]
+                cases = [c for c in test.get("alert_rule_test", []) if c["alertname"] == name]
                 fired = [eval_minutes(c["eval_time"]) for c in cases if c["exp_alerts"]]
                 cleared = [eval_minutes(c["eval_time"]) for c in cases if not c["exp_alerts"]]
                 covered |= any(f < c for f in fired for c in cleared)
@@ -158,6 +163,25 @@ class TestAlertRules:
             assert rule["alert"] in documented, f"{rule['alert']} is not in the Alerts table"
             assert rule["labels"]["severity"] in documented[rule["alert"]], rule["alert"]
         assert set(documented) == {rule["alert"] for rule in rules()}
+
+
+class TestEventAgeObjectives:
+    """The dreamscape-slo group: error ratios over the workbook's windows, at bucket thresholds."""
+
+    def test_each_ratio_is_recorded_for_the_windows_the_alerts_read(self) -> None:
+        """The ratio is recorded over 5m, 30m, 1h, 6h and 3d, and the burn-rate alerts read every one of them."""
+        recorded = {rule["record"] for rule in recording_rules()}
+        windows = {re.sub(r".*_rate", "", name) for name in recorded}
+        assert windows == {"5m", "30m", "1h", "6h", "3d"}
+        read = " ".join(r["expr"] for r in rules() if r["group"] == "dreamscape-slo")
+        assert all(name in read for name in recorded), recorded
+
+    def test_each_objective_threshold_is_a_bucket_of_the_histogram(self) -> None:
+        """Every le the ratios select is an upper bound of AGE_BUCKETS, matched as written (60.0) and normalised (60)."""
+        for rule in recording_rules():
+            thresholds = re.findall(r'le=~"(\d+)\(\\\\\.0\)\?"', rule["expr"])
+            assert thresholds, rule["record"]
+            assert {float(t) for t in thresholds} <= set(AGE_BUCKETS), rule["record"]
 
 
 class TestPrometheusConfig:
