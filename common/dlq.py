@@ -27,6 +27,10 @@ H_GROUP = "dlq.consumer.group"
 H_ATTEMPTS = "dlq.attempts"
 H_FAILED_AT = "dlq.failed.at"
 H_REPLAYED_FROM = "dlq.replayed.from"
+H_TRACEPARENT = "dlq.traceparent"
+"""The W3C traceparent of the span that dead-lettered the record (tracing on only)."""
+H_REPLAYED_TRACEPARENT = "dlq.replayed.traceparent"
+"""`H_TRACEPARENT` of the letter a record was replayed from: its next span links to it."""
 H_VALUE_OMITTED = "dlq.value.omitted"
 H_ORIGINAL_SIZE = "dlq.original.size"
 H_ORIGINAL_SHA256 = "dlq.original.sha256"
@@ -46,9 +50,18 @@ class DeadLetter:
 
 
 def to_dlq_record(
-    letter: DeadLetter, *, dlq_topic: str, group: str, failed_at: datetime
+    letter: DeadLetter,
+    *,
+    dlq_topic: str,
+    group: str,
+    failed_at: datetime,
+    traceparent: bytes | None = None,
 ) -> OutboundRecord:
-    """The record to write to the DLQ: original bytes plus the `dlq.*` headers."""
+    """The record to write to the DLQ: original bytes plus the `dlq.*` headers.
+
+    `traceparent` (tracing on) is the context of the span that processed the record; the
+    record's own `traceparent`, if any, stays untouched with its other headers.
+    """
     record = letter.record
     headers = _original_headers(record)
     headers += [
@@ -62,6 +75,8 @@ def to_dlq_record(
         (H_ATTEMPTS, str(letter.attempts).encode()),
         (H_FAILED_AT, failed_at.astimezone(UTC).isoformat().encode()),
     ]
+    if traceparent is not None:
+        headers.append((H_TRACEPARENT, traceparent))
     return OutboundRecord(
         topic=dlq_topic, key=record.key, value=record.value, headers=tuple(headers)
     )
@@ -177,10 +192,15 @@ def read_entry(record: Record) -> DlqEntry:
 
 
 def to_replay_record(entry: DlqEntry, dlq_topic: str) -> OutboundRecord:
-    """The original record again, for its original topic, marked with where it came from."""
+    """The original record again, for its original topic, marked with where it came from.
+
+    The letter's `dlq.traceparent` goes along as `dlq.replayed.traceparent`, so the replayed
+    record's span links to the span of its first life.
+    """
     record = entry.record
     headers = _original_headers(record)
     headers.append((H_REPLAYED_FROM, f"{dlq_topic}:{entry.ref}".encode()))
+    headers += [(H_REPLAYED_TRACEPARENT, v) for n, v in record.headers if n == H_TRACEPARENT]
     return OutboundRecord(
         topic=entry.original_topic, key=record.key, value=record.value, headers=tuple(headers)
     )

@@ -29,6 +29,7 @@ from common.partitions import Partitions
 from common.ports import ProducerPort
 from common.records import Inbound, OutboundRecord
 from common.retry import GaveUp, RetryPolicy
+from common.tracing import NO_TRACER, Tracer
 
 
 def letter(inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
@@ -53,6 +54,7 @@ class DlqWriter:
         topic: str,
         group: str,
         wall_clock: Callable[[], datetime],
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self._producer = producer
         self._bus = bus
@@ -61,6 +63,7 @@ class DlqWriter:
         self.topic = topic
         self._group = group
         self._wall_clock = wall_clock
+        self._tracer = tracer
 
     def write(self, letters: list[dlq.DeadLetter]) -> None:
         """Write `letters`, returning once the broker acknowledged every one still ours."""
@@ -69,15 +72,27 @@ class DlqWriter:
         # Built once, outside the retries: the producer recognises a record it already
         # acknowledged (or still has in flight) when a retry hands it the same one again.
         failed_at = self._wall_clock()
-        topic, group = self.topic, self._group
+        topic, group, trace = self.topic, self._group, self._tracer.traceparent
         built = [
-            (x, dlq.to_dlq_record(x, dlq_topic=topic, group=group, failed_at=failed_at))
+            (
+                x,
+                dlq.to_dlq_record(
+                    x,
+                    dlq_topic=topic,
+                    group=group,
+                    failed_at=failed_at,
+                    traceparent=trace(x.record),
+                ),
+            )
             for x in letters
         ]
         try:
-            self._retry.run(
-                lambda: self._send(built, failed_at), [x.record for x in letters], bounded=False
-            )
+            with self._tracer.dlq_write(letters, topic):
+                self._retry.run(
+                    lambda: self._send(built, failed_at),
+                    [x.record for x in letters],
+                    bounded=False,
+                )
         except GaveUp as failure:  # not a transient failure: a bug; never skip the record
             raise CriticalError(f"cannot write to the DLQ: {failure.error!r}") from failure
 

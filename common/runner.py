@@ -55,6 +55,7 @@ from common.records import Inbound, Record, TopicPartition
 from common.retry import GaveUp, RetryPolicy, Stopping
 from common.settings import RunnerSettings
 from common.topics import Topics
+from common.tracing import NO_TRACER, Tracer, from_env
 
 
 class Runner(RebalanceListener):
@@ -71,9 +72,11 @@ class Runner(RebalanceListener):
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         heartbeat: Callable[[], None] = lambda: None,
         client_check: Callable[[], None] = lambda: None,
+        tracer: Tracer | None = None,
     ) -> None:
         """`client_check` runs between polls and raises `FatalClientError` once a client the
-        loop needs (the DLQ producer) failed for good."""
+        loop needs (the DLQ producer) failed for good. `tracer` defaults to what the `OTEL_*`
+        variables configure: `common.tracing.NO_TRACER` unless tracing is asked for."""
         self._spec = spec
         self._settings = settings
         self._bus = bus
@@ -91,6 +94,11 @@ class Runner(RebalanceListener):
         self._retry = RetryPolicy(settings, (*spec.transient_errors,), bus, sleep=self._paused_wait)
         # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
         group = settings.kafka.get("group.id", spec.group_id)
+        if tracer is None:
+            tracer = from_env(service=spec.name, group=group, transient=(*spec.transient_errors,))
+        self._tracer = tracer
+        if tracer is not NO_TRACER:
+            bus.subscribe(tracer.on_event)
         self._dlq = DlqWriter(
             producer,
             bus,
@@ -99,6 +107,7 @@ class Runner(RebalanceListener):
             topic=settings.dlq_topic or self._topics.dlq(group),
             group=group,
             wall_clock=wall_clock,
+            tracer=tracer,
         )
 
     # -- public -------------------------------------------------------------------------
@@ -168,17 +177,21 @@ class Runner(RebalanceListener):
     # -- one batch ----------------------------------------------------------------------
 
     def _process(self, records: list[Record]) -> None:
-        self._partitions.begin_batch()
-        valid, letters = self._parse(records)
-        self._dlq.write(letters)  # before handling: nothing can cover an unwritten letter
-        step = self._settings.max_records_per_call
-        for start in range(0, len(valid), step):
-            if start:  # a long batch: keep the member alive between handler calls
-                self._keep_alive()
-            self._dlq.write(self._handle(valid[start : start + step]))
-        self._partitions.resume()
-        self._offsets.store(records)
-        self._retry.outage = None  # the batch went through: whatever was down is back
+        self._tracer.polled(records)
+        try:
+            self._partitions.begin_batch()
+            valid, letters = self._parse(records)
+            self._dlq.write(letters)  # before handling: nothing can cover an unwritten letter
+            step = self._settings.max_records_per_call
+            for start in range(0, len(valid), step):
+                if start:  # a long batch: keep the member alive between handler calls
+                    self._keep_alive()
+                self._dlq.write(self._handle(valid[start : start + step]))
+            self._partitions.resume()
+            self._offsets.store(records)
+            self._retry.outage = None  # the batch went through: whatever was down is back
+        finally:
+            self._tracer.finished()
 
     def _parse(self, records: list[Record]) -> tuple[list[Inbound], list[dlq.DeadLetter]]:
         valid: list[Inbound] = []
@@ -208,6 +221,7 @@ class Runner(RebalanceListener):
                     letters.append(letter(inbound, exc, 1))
                     continue
             valid.append(inbound)
+        self._tracer.parsed(valid)
         return valid, letters
 
     def _handle(self, batch: list[Inbound]) -> list[dlq.DeadLetter]:
@@ -235,7 +249,8 @@ class Runner(RebalanceListener):
         live = self._partitions.live(batch)
         if not live:
             return live, {}
-        return live, self._spec.handle(live) or {}
+        with self._tracer.handler_call(live):
+            return live, self._spec.handle(live) or {}
 
     # -- polling with every partition paused ---------------------------------------------
 
@@ -310,4 +325,5 @@ class Runner(RebalanceListener):
     def _close(self, *, commit: bool, reason: str) -> None:
         committed = self._offsets.commit("shutdown") if commit else {}
         self._consumer.close()
+        self._tracer.close()
         self._bus.emit(LoopStopped(reason, committed))
