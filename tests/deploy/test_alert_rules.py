@@ -285,6 +285,17 @@ class TestGrafana:
             "dreamscape_analytics_alert_active",
         } <= used
 
+    def test_the_event_age_row_shows_both_ages_and_the_burn_rates(self) -> None:
+        """The event age row queries both age histograms and every recorded error ratio the alerts read."""
+        used = used_metrics(panel_queries())
+        assert {
+            "dreamscape_consumer_event_age_seconds_bucket",
+            "dreamscape_consumer_record_age_seconds_bucket",
+        } <= used
+        queries = " ".join(panel_queries())
+        for window in ("5m", "1h", "6h", "3d"):
+            assert f"service:dreamscape_event_age_slo_errors:ratio_rate{window}" in queries
+
     def test_compose_provisions_grafana_with_the_datasource_and_the_dashboard(
         self, compose: dict[str, Any]
     ) -> None:
