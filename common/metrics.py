@@ -25,6 +25,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from common.fast_histogram import Child, FastHistogram
 from common.lifecycle import (
     BatchHandled,
     ConsumerError,
@@ -129,7 +130,7 @@ class RuntimeMetrics:
             "From the record's Kafka timestamp to its durable outcome.",
         )
         self._record_children: dict[tuple[str, str], Counter] = {}
-        self._age_children: dict[tuple[str, str], tuple[Histogram, Histogram]] = {}
+        self._age_children: dict[tuple[str, str], tuple[Child, Child]] = {}
         self._assigned: set[TopicPartition] = set()
         self._lagging: set[TopicPartition] = set()
         self._start_at_zero()
@@ -195,7 +196,7 @@ class RuntimeMetrics:
         if record.timestamp_ms is not None:
             record_age.observe(max(0.0, now - record.timestamp_ms / 1000))
 
-    def _age_child(self, event_type: str, outcome: str) -> tuple[Histogram, Histogram]:
+    def _age_child(self, event_type: str, outcome: str) -> tuple[Child, Child]:
         key = (event_type, outcome)
         children = self._age_children.get(key)
         if children is None:
@@ -250,14 +251,13 @@ def _histogram(
     return Histogram(_PREFIX + name, doc, ["service"], registry=registry, buckets=buckets)
 
 
-def _age_histogram(registry: CollectorRegistry, name: str, doc: str) -> Histogram:
-    """A histogram `dreamscape_consumer_<name>` of ages by service, event type and outcome."""
-    return Histogram(
-        _PREFIX + name,
-        doc,
-        ["service", "event_type", "outcome"],
-        registry=registry,
-        buckets=AGE_BUCKETS,
+def _age_histogram(registry: CollectorRegistry, name: str, doc: str) -> FastHistogram:
+    """A histogram `dreamscape_consumer_<name>` of ages by service, event type and outcome.
+
+    Observed twice per record: a `FastHistogram`, a fraction of `Histogram.observe`'s cost.
+    """
+    return FastHistogram(
+        _PREFIX + name, doc, ["service", "event_type", "outcome"], AGE_BUCKETS, registry
     )
 
 
