@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common import dlq
@@ -45,6 +46,22 @@ if TYPE_CHECKING:
 
 TRACEPARENT = "traceparent"
 _NULL = contextlib.nullcontext()
+_CALL: ContextVar[tuple[OtelTracer, Span] | None] = ContextVar("tracing_call", default=None)
+"""The tracer and span of the handler call running in this context, while tracing is on."""
+
+
+def child_span(name: str) -> AbstractContextManager[None]:
+    """A span for one step of the running handler call (an SMTP send): its child.
+
+    A no-op (one context-variable read) when tracing is off or no handler call is running.
+    A worker thread of the handler sees the call only when it runs in a copy of the
+    handler's context (`contextvars.copy_context().run`), as the notification mailer does.
+    """
+    call = _CALL.get()
+    if call is None:
+        return _NULL
+    tracer, parent = call
+    return tracer.child(name, parent)
 
 
 class Tracer(Protocol):
@@ -243,7 +260,8 @@ class OtelTracer:
 
     def handler_call(self, batch: Sequence[Inbound]) -> AbstractContextManager[None]:
         records = [i.record for i in batch]
-        return self._batch_span("handle batch", records, self._trace.SpanKind.INTERNAL, {})
+        kind = self._trace.SpanKind.INTERNAL
+        return self._batch_span("handle batch", records, kind, {}, call=True)
 
     def dlq_write(
         self, letters: Sequence[dlq.DeadLetter], topic: str
@@ -259,7 +277,13 @@ class OtelTracer:
 
     @contextlib.contextmanager
     def _batch_span(
-        self, name: str, records: list[Record], kind: Any, attributes: dict[str, Any]
+        self,
+        name: str,
+        records: list[Record],
+        kind: Any,
+        attributes: dict[str, Any],
+        *,
+        call: bool = False,
     ) -> Iterator[None]:
         spans = [s for r in records if (s := self._spans.get(r)) is not None]
         links = [self._trace.Link(s.get_span_context()) for s in spans]
@@ -270,9 +294,25 @@ class OtelTracer:
         span = self._tracer.start_span(
             name, context=parent, kind=kind, links=links, attributes=attributes
         )
+        token = _CALL.set((self, span)) if call else None
         try:
             with self._trace.use_span(span, end_on_exit=False, record_exception=False):
                 yield
+        except BaseException as exc:
+            self._failed(span, exc)
+            raise
+        finally:
+            if token is not None:
+                _CALL.reset(token)
+            span.end()
+
+    @contextlib.contextmanager
+    def child(self, name: str, parent: Span) -> Iterator[None]:
+        """A CLIENT span under `parent` (see `child_span`), its error recorded with the decision."""
+        context = self._trace.set_span_in_context(parent)
+        span = self._tracer.start_span(name, context=context, kind=self._trace.SpanKind.CLIENT)
+        try:
+            yield
         except BaseException as exc:
             self._failed(span, exc)
             raise

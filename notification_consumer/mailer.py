@@ -14,6 +14,7 @@ sends that finish after it are still handed to it, one by one.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -86,7 +87,11 @@ class Mailer:
             finally:
                 sessions.put(session)
 
-        futures: list[Future[R | _NotAttempted]] = [executor.submit(run, job) for job in jobs]
+        # Each job in a copy of this thread's context: its SMTP send's span (common.tracing)
+        # is a child of the handler call's.
+        futures: list[Future[R | _NotAttempted]] = [
+            executor.submit(contextvars.copy_context().run, run, job) for job in jobs
+        ]
         error: BaseException | None = None
         try:
             for future in as_completed(futures):

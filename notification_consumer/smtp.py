@@ -26,6 +26,7 @@ from email.utils import parseaddr
 
 from common.errors import TransientError
 from common.logs import scrub
+from common.tracing import child_span
 from notification_consumer.settings import NotificationSettings
 
 
@@ -93,6 +94,12 @@ class MailSession:
         self, message: EmailMessage, *, sender: str, recipient: str
     ) -> Refused | Deferred | None:
         """Hand `message` to the server for `recipient`; None once accepted."""
+        with child_span("smtp send"):  # a no-op unless tracing is on
+            return self._send(message, sender=sender, recipient=recipient)
+
+    def _send(
+        self, message: EmailMessage, *, sender: str, recipient: str
+    ) -> Refused | Deferred | None:
         envelope_from = parseaddr(sender)[1]
         try:
             smtp = self._connection()

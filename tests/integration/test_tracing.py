@@ -7,9 +7,19 @@ rejected for good, its dead letter is replayed, and a second runner handles the 
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,7 +35,9 @@ from common.runner import Runner
 from common.settings import RunnerSettings
 from common.topics import PAYMENT_COMPLETED, PAYMENT_INITIATED, Topics
 from common.tracing import OtelTracer
+from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.running import RunnerThread
+from dreamscape_dev.testing.smtp import SmtpSink
 from tests.integration.helpers import (
     Delivered,
     Recorder,
@@ -36,6 +48,7 @@ from tests.integration.helpers import (
     runner_settings,
     wait_until,
 )
+from tests.scenarios.fleet import fleet
 
 TIMEOUT_S = 30.0
 PRODUCER_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -190,3 +203,133 @@ class TestPaymentFlowTraces:
 def loop_dlq_topic(group: str, topics: Topics) -> str:
     """The DLQ topic the runner of `group` writes to."""
     return topics.dlq(group)
+
+
+# -- the three services as processes, exporting OTLP/HTTP ---------------------------------
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver on 127.0.0.1: keeps every span with its service's name."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, SpanProto]] = []
+        self._lock = threading.Lock()
+        received = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                received.add(request)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def add(self, request: ExportTraceServiceRequest) -> None:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                attributes = {
+                    a.key: a.value.string_value for a in resource_spans.resource.attributes
+                }
+                for scope in resource_spans.scope_spans:
+                    self.spans.extend((attributes["service.name"], s) for s in scope.spans)
+
+    def of(self, service: str, name: str) -> list[SpanProto]:
+        with self._lock:
+            return [s for n, s in self.spans if n == service and s.name == name]
+
+    def __enter__(self) -> OtlpReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def attribute(span: SpanProto, key: str) -> str | int | None:
+    for kv in span.attributes:
+        if kv.key == key:
+            value = kv.value
+            return value.string_value if value.HasField("string_value") else value.int_value
+    return None
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """A receiver the service processes started in the test export to (they inherit OTEL_*)."""
+    with OtlpReceiver() as started:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", started.endpoint)
+        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")  # ms: spans reach us quickly
+        yield started
+
+
+class TestThreeServices:
+    """One payment through voyage, notification and analytics, traced into one trace."""
+
+    def test_one_payment_is_one_trace_down_to_the_email(
+        self, kafka_bootstrap_servers: str, receiver: OtlpReceiver, tmp_path: Path
+    ) -> None:
+        """Events published with the webhook's traceparent give each service a process span in that trace, and notification's receipt an `smtp send` span under its handler call."""
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        ids = {"paymentId": "pay_traced_1", "bookingId": "bk_traced_1", "userId": "usr_traced_1"}
+        documents = [
+            builders.event("payment.initiated", at=start, **ids),
+            builders.event("payment.completed", at=start + timedelta(seconds=5), **ids),
+        ]
+        with SmtpSink() as smtp, fleet(kafka_bootstrap_servers, smtp, tmp_path) as services:
+            services.publish_records(
+                [
+                    builders.outbound(d, services.topics, headers=[("traceparent", TRACEPARENT)])
+                    for d in documents
+                ]
+            )
+            completed_id = documents[1]["eventId"]
+            expected = {
+                (service, str(d["eventId"]))
+                for service in ("voyage-consumer", "notification-consumer", "analytics-consumer")
+                for d in documents
+            }
+
+            def processed() -> set[tuple[str, str]]:
+                with receiver._lock:
+                    return {
+                        (n, str(attribute(s, "messaging.message.id")))
+                        for n, s in receiver.spans
+                        if s.name.startswith("process ")
+                    }
+
+            wait_until(lambda: expected <= processed(), TIMEOUT_S, "every service's record spans")
+            wait_until(
+                lambda: receiver.of("notification-consumer", "smtp send"),
+                TIMEOUT_S,
+                "the receipt's smtp send span",
+            )
+        for _, span in receiver.spans:
+            if span.name.startswith("process "):
+                assert span.trace_id == PRODUCER_TRACE.to_bytes(16, "big")
+                assert span.parent_span_id == PRODUCER_SPAN.to_bytes(8, "big")
+                assert span.kind == SpanProto.SPAN_KIND_CONSUMER
+        [send] = receiver.of("notification-consumer", "smtp send")
+        calls = {s.span_id: s for s in receiver.of("notification-consumer", "handle batch")}
+        assert send.parent_span_id in calls
+        call = calls[send.parent_span_id]
+        [completed] = [
+            s
+            for s in receiver.of(
+                "notification-consumer", f"process {services.topics.for_event('payment.completed')}"
+            )
+            if attribute(s, "messaging.message.id") == completed_id
+        ]
+        assert completed.span_id in {call.parent_span_id, *(x.span_id for x in call.links)}

@@ -7,11 +7,14 @@ tracer `common.runner.from_env` would build from `OTEL_*`: the tests hand it the
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -296,6 +299,39 @@ class TestBatchSpans:
         assert [(x.context.span_id, dict(x.attributes or {})) for x in second.links] == [
             (first_life.span_id, {"dreamscape.link": "first_life"})
         ]
+
+
+class TestChildSpans:
+    """Steps of a handler call (an SMTP send) as child spans of the call."""
+
+    def test_a_step_in_the_handler_and_in_its_worker_thread(
+        self, exporter: InMemorySpanExporter
+    ) -> None:
+        """`child_span` in the handler, and in a worker run in a copy of its context, makes CLIENT children of `handle batch`; a failing one records its decision."""
+
+        def handle(batch: Sequence[Inbound]) -> None:
+            with tracing.child_span("smtp send"):
+                pass
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(contextvars.copy_context().run, failing_send).result()
+
+        def failing_send() -> None:
+            with contextlib.suppress(TransientError), tracing.child_span("smtp send"):
+                raise TransientError("421 try later")
+
+        Harness(handle, [[record(0)]]).run()
+        [call] = named(exporter.get_finished_spans(), "handle batch")
+        sends = named(exporter.get_finished_spans(), "smtp send")
+        assert len(sends) == 2
+        assert all(s.kind is SpanKind.CLIENT for s in sends)
+        assert call.context is not None
+        assert [s.parent.span_id for s in sends if s.parent] == [call.context.span_id] * 2
+        assert [s.status.status_code for s in sends] == [StatusCode.UNSET, StatusCode.ERROR]
+        assert (sends[1].attributes or {})["dreamscape.decision"] == "retry"
+
+    def test_outside_a_call_it_is_a_no_op(self) -> None:
+        """With no handler call traced (tracing off), `child_span` is the shared null context."""
+        assert tracing.child_span("smtp send") is tracing.child_span("other")
 
 
 class TestDlqHeaders:
