@@ -224,9 +224,10 @@ class TestPrometheusConfig:
     def test_only_the_observability_services_are_in_a_profile(
         self, compose: dict[str, Any]
     ) -> None:
-        """`docker compose up` without a profile starts what it did before: only prometheus and grafana have one, besides the reconcile job's own."""
+        """`docker compose up` without a profile starts what it did before: only prometheus, grafana and jaeger (observability) have one, besides the reconcile job's own."""
         profiled = {name for name, s in services(compose).items() if s.get("profiles")}
-        assert profiled == {"prometheus", "grafana", "reconcile"}
+        assert profiled == {"prometheus", "grafana", "jaeger", "reconcile"}
+        assert services(compose)["jaeger"]["profiles"] == [PROFILE]
         assert services(compose)["reconcile"]["profiles"] == ["reconcile"]
 
 
