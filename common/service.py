@@ -135,8 +135,13 @@ class DlqPathCheck:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 12.0) -> None:
+        """Stop checking, and wait (bounded: the check's own request timeout is 10 s) for a
+        check in flight, so its admin client is destroyed before the interpreter finalizes:
+        a librdkafka thread that calls back into a finalizing Python crashes the process."""
         self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
 
     def check_once(self) -> str | None:
         before = self._problem

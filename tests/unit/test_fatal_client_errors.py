@@ -431,6 +431,25 @@ class TestDlqPathCheck:
         assert asked == ["d", "d"]
         assert path.problem() is None
 
+    def test_stop_returns_only_once_an_in_flight_check_has_ended(self) -> None:
+        """`stop()` waits for a check still talking to the broker, so no client of it outlives the interpreter (a librdkafka thread calling into a finalizing Python crashes the process on exit)."""
+        entered, release = threading.Event(), threading.Event()
+
+        def check(_config: dict[str, str], _topic: str) -> str | None:
+            entered.set()
+            release.wait(5.0)
+            return "DLQ topic d does not exist"
+
+        path = service.DlqPathCheck({}, "d", check=check)
+        path.start()
+        assert entered.wait(5.0)
+        threading.Timer(0.2, release.set).start()
+
+        path.stop()
+
+        assert release.is_set()
+        assert not path._thread.is_alive()
+
     def test_a_check_that_raises_is_a_named_problem_without_its_text(self) -> None:
         """An exception inside the check makes the DLQ path a problem naming its type only (no client text, no secret)."""
 
