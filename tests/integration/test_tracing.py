@@ -50,6 +50,8 @@ from tests.integration.helpers import (
 )
 from tests.scenarios.fleet import fleet
 
+pytestmark = pytest.mark.integration
+
 TIMEOUT_S = 30.0
 PRODUCER_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 PRODUCER_SPAN = 0x00F067AA0BA902B7
@@ -248,6 +250,15 @@ class OtlpReceiver:
         with self._lock:
             return [s for n, s in self.spans if n == service and s.name == name]
 
+    def processed(self) -> set[tuple[str, str]]:
+        """(service, eventId) of every `process` span received."""
+        with self._lock:
+            return {
+                (n, str(attribute(s, "messaging.message.id")))
+                for n, s in self.spans
+                if s.name.startswith("process ")
+            }
+
     def __enter__(self) -> OtlpReceiver:
         self._thread.start()
         return self
@@ -301,16 +312,9 @@ class TestThreeServices:
                 for service in ("voyage-consumer", "notification-consumer", "analytics-consumer")
                 for d in documents
             }
-
-            def processed() -> set[tuple[str, str]]:
-                with receiver._lock:
-                    return {
-                        (n, str(attribute(s, "messaging.message.id")))
-                        for n, s in receiver.spans
-                        if s.name.startswith("process ")
-                    }
-
-            wait_until(lambda: expected <= processed(), TIMEOUT_S, "every service's record spans")
+            wait_until(
+                lambda: expected <= receiver.processed(), TIMEOUT_S, "every service's record spans"
+            )
             wait_until(
                 lambda: receiver.of("notification-consumer", "smtp send"),
                 TIMEOUT_S,
