@@ -112,6 +112,17 @@ class TestEnabled:
         assert own.resource.attributes["service.name"] == "voyage"
         assert named_.resource.attributes["service.name"] == "voyage-eu"
 
+    def test_the_sampler_is_the_sdks_from_otel_traces_sampler(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """OTEL_TRACES_SAMPLER picks the provider's sampler; unset, it is parentbased_always_on."""
+        env = {"OTEL_TRACES_EXPORTER": "none"}
+        assert "ParentBased" in tracing.provider_from_env(env, "s").sampler.get_description()
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+        description = tracing.provider_from_env(env, "s").sampler.get_description()
+        assert description == "TraceIdRatioBased{0.25}"
+
     def test_on_without_the_sdk_is_a_configuration_error(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
