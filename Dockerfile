@@ -24,8 +24,10 @@ WORKDIR /src
 RUN python -m venv --without-pip /opt/venv
 
 # Dependencies first, read from pyproject.toml alone: this layer is rebuilt only when they change.
+# The runtime's, plus the `tracing` extra (OpenTelemetry SDK and OTLP exporter), so the
+# observability profile can turn tracing on with OTEL_* alone; it stays off unless configured.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['tracing']))" > requirements.txt \
  && pip --python /opt/venv/bin/python install --no-cache-dir --requirement requirements.txt
 
 # Then the project: built as a wheel and installed (no editable install, no sources at runtime).
