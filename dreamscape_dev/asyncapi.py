@@ -75,13 +75,33 @@ MARKER_HEADERS: Final[dict[str, dict[str, Any]]] = {
 }
 """The headers a marker letter adds (it keeps the `dlq.*` ones, drops the record's own)."""
 
+_TRACEPARENT: Final = {
+    "type": "string",
+    "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+}
+"""A W3C trace context `traceparent` (version-traceid-parentid-flags)."""
+
+LETTER_TRACE_HEADER: Final = {
+    dlq.H_TRACEPARENT: _TRACEPARENT
+    | {
+        "description": "With tracing on only: the context of the span that dead-lettered the "
+        "record (the record's own `traceparent`, if any, stays among its headers)."
+    }
+}
+"""An optional letter header: absent when tracing is off (docs/operations.md, Tracing)."""
+
 REPLAY_HEADER: Final = {
     dlq.H_REPLAYED_FROM: {
         "type": "string",
         "pattern": "^.+:[0-9]+:[0-9]+$",
         "description": "Set by `dreamscape dlq replay` only: `<dlq topic>:<partition>:<offset>` "
         "of the letter this record was replayed from.",
-    }
+    },
+    dlq.H_REPLAYED_TRACEPARENT: _TRACEPARENT
+    | {
+        "description": "Set by `dreamscape dlq replay` when the letter carried "
+        "`dlq.traceparent`: the replayed record's span links to its first life."
+    },
 }
 
 
@@ -169,7 +189,10 @@ def _components(schema_paths: dict[str, str], summaries: dict[str, str]) -> dict
                 },
             },
             "deadLetterHeaders": letter
-            | {"description": "The `dlq.*` headers; the original record's headers follow."},
+            | {
+                "description": "The `dlq.*` headers; the original record's headers follow.",
+                "properties": LETTER_HEADERS | LETTER_TRACE_HEADER,
+            },
             "deadLetterMarkerHeaders": {
                 "type": "object",
                 "description": "The letter's `dlq.*` headers, without the record's own.",
