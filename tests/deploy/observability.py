@@ -218,6 +218,21 @@ def wait_scraped(
     wait_until(lambda: done(scrape(port)), TIMEOUT_S, what, abort=service.died)
 
 
+def service_extras(smtp: SmtpSink) -> dict[str, dict[str, str]]:
+    """Per service module, the settings it needs beyond the runtime's: notification's mail
+    server and addresses, analytics' figures re-read at every scrape."""
+    return {
+        "notification_consumer": {
+            "SMTP_HOST": smtp.host,
+            "SMTP_PORT": str(smtp.port),
+            "MAIL_FROM": "DreamScape <no-reply@dreamscape.example>",
+            "PAYMENT_RETRY_URL": "https://dreamscape.example/pay/{booking_id}?p={payment_id}",
+            "RECIPIENT_EMAIL_TEMPLATE": "{user_id}@example.test",
+        },
+        "analytics_consumer": {"ANALYTICS_REFRESH_SECONDS": "0"},
+    }
+
+
 @contextmanager
 def serving(bootstrap: str, smtp: SmtpSink, directory: Path) -> Iterator[dict[str, int]]:
     """The three services as processes that have handled `spec_records`; {module: /metrics port}.
@@ -239,16 +254,7 @@ def serving(bootstrap: str, smtp: SmtpSink, directory: Path) -> Iterator[dict[st
     present = [topic for topic in topics.payment_topics if topic != refunded]
     create_topics(bootstrap, [*present, *map(topics.dlq, groups.values())])
     records = spec_records(topics)
-    extra = {
-        "notification_consumer": {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAIL_FROM": "DreamScape <no-reply@dreamscape.example>",
-            "PAYMENT_RETRY_URL": "https://dreamscape.example/pay/{booking_id}?p={payment_id}",
-            "RECIPIENT_EMAIL_TEMPLATE": "{user_id}@example.test",
-        },
-        "analytics_consumer": {"ANALYTICS_REFRESH_SECONDS": "0"},
-    }
+    extra = service_extras(smtp)
     with ExitStack() as stack:
         started = {
             module: stack.enter_context(

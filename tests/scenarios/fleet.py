@@ -30,6 +30,7 @@ from dreamscape_dev.testing.broker import create_topics
 from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
 from tests.deploy.deployment import ROOT
+from tests.deploy.observability import service_extras
 from tests.integration.helpers import (
     ServiceProcess,
     committed_offsets,
@@ -131,16 +132,7 @@ def fleet(bootstrap: str, smtp: SmtpSink, directory: Path) -> Iterator[Fleet]:
     }
     create_topics(bootstrap, [*topics.payment_topics, *map(topics.dlq, groups.values())])
     databases = {module: f"sqlite:///{directory}/{module}.db" for module in MODULES}
-    extra = {
-        "notification_consumer": {
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
-            "MAIL_FROM": "DreamScape <no-reply@dreamscape.example>",
-            "PAYMENT_RETRY_URL": "https://dreamscape.example/pay/{booking_id}?p={payment_id}",
-            "RECIPIENT_EMAIL_TEMPLATE": "{user_id}@example.test",
-        },
-        "analytics_consumer": {"ANALYTICS_REFRESH_SECONDS": "0"},
-    }
+    extra = service_extras(smtp)
     with ExitStack() as stack:
         services = {
             module: stack.enter_context(
