@@ -135,10 +135,12 @@ class DlqPathCheck:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout_s: float = 12.0) -> None:
-        """Stop checking, and wait (bounded: the check's own request timeout is 10 s) for a
-        check in flight, so its admin client is destroyed before the interpreter finalizes:
-        a librdkafka thread that calls back into a finalizing Python crashes the process."""
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop checking, and wait a little for a check in flight, so its admin client is
+        usually destroyed before the interpreter finalizes (a librdkafka thread calling back
+        into a finalizing Python can crash the process on exit). Bounded well inside
+        SHUTDOWN_TIMEOUT_SECONDS (10 s by default), which ends the process with exit 1 when
+        overrun: a check stuck on an unreachable broker is left to the daemon thread."""
         self._stopped.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
