@@ -203,10 +203,9 @@ class AnalyticsGauges:
             )
         abandoned = figures.abandoned
         self.abandoned.clear()
-        for method, n in bounded(
-            abandoned.by_method, known=KNOWN_PAYMENT_METHODS, cap=self.label_cap
-        ).items():
-            self.abandoned.labels(method).set(n)
+        counts = bounded(abandoned.by_method, known=KNOWN_PAYMENT_METHODS, cap=self.label_cap)
+        for method in sorted(KNOWN_PAYMENT_METHODS | counts.keys()):  # 0, not a gap, if none
+            self.abandoned.labels(method).set(counts.get(method, 0))
         self.abandoned_amount.clear()
         for currency, units in abandoned.amount.items():
             self.abandoned_amount.labels(currency).set(float(money.from_units(units)))

@@ -305,6 +305,20 @@ class TestGatewayUnavailable:
 
 
 class TestGauges:
+    def test_no_abandoned_payment_is_a_zero_per_known_method_not_an_absent_series(
+        self, database_url: str
+    ) -> None:
+        """With nothing abandoned, every known method's abandoned gauge reads 0, so a panel or rule on it sees a value, not a gap."""
+        engine = counted(database_url, [initiated("paid", 0), completed("paid", 1)])
+        registry = CollectorRegistry()
+        Monitor(engine, AlertRules(), AnalyticsGauges(registry), interval_s=60).refresh()
+
+        for method in ("credit_card", "paypal", "bank_transfer"):
+            sample = registry.get_sample_value(
+                "dreamscape_analytics_abandoned_payments", {"method": method}
+            )
+            assert sample == 0, method
+
     def test_the_new_figures_are_exported(self, database_url: str) -> None:
         """Abandoned payments, initiated amounts, refund reasons, failed payments and the initiation rate of the window are gauges."""
         engine = counted(
