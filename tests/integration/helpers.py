@@ -152,6 +152,23 @@ def committed_offsets(
         consumer.close()
 
 
+def wait_committed(
+    bootstrap: str,
+    group: str,
+    ends: Mapping[TopicPartition, int],
+    *,
+    abort: Callable[[], str | None],
+    timeout_s: float = 60.0,
+) -> None:
+    """Wait until `group` has committed up to `ends` (every effect of those records durable)."""
+
+    def caught_up() -> bool:
+        committed = committed_offsets(bootstrap, group, ends)
+        return all(committed[tp] >= end for tp, end in ends.items())
+
+    wait_until(caught_up, timeout_s, f"{group} to commit {dict(ends)}", abort=abort)
+
+
 def next_offsets(delivered: Iterable[Delivered]) -> dict[TopicPartition, int]:
     """Per partition, the offset after the last delivered record: what a full commit holds."""
     ends: dict[TopicPartition, int] = {}

@@ -27,20 +27,18 @@ from common.records import OutboundRecord
 from common.topics import GROUP_ANALYTICS, GROUP_NOTIFICATION, GROUP_VOYAGE, Topics
 from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.broker import create_topics
-from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
 from tests.deploy.deployment import ROOT
 from tests.deploy.observability import service_extras
 from tests.integration.helpers import (
     ServiceProcess,
-    committed_offsets,
     next_offsets,
     process_env,
     produce,
     service_process,
+    wait_committed,
 )
 
-TIMEOUT_S: Final = 60.0
 MODULES: Final = ("voyage_consumer", "notification_consumer", "analytics_consumer")
 Document = dict[str, Any]
 
@@ -64,13 +62,7 @@ class Fleet:
         """Produce `records`; return once every group has committed past all of them."""
         ends = next_offsets(produce(self.bootstrap, records))
         for module, group in self.groups.items():
-            service = self.services[module]
-
-            def caught_up(group: str = group) -> bool:
-                committed = committed_offsets(self.bootstrap, group, ends)
-                return all(committed[tp] >= end for tp, end in ends.items())
-
-            wait_until(caught_up, TIMEOUT_S, f"{module} to commit {ends}", abort=service.died)
+            wait_committed(self.bootstrap, group, ends, abort=self.services[module].died)
 
     def booking(self, booking_id: str) -> dict[str, Any]:
         """voyage's stored booking row."""

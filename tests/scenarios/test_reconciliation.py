@@ -24,17 +24,16 @@ import pytest
 from common.topics import GROUP_ANALYTICS, Topics
 from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.broker import create_topics
-from dreamscape_dev.testing.running import wait_until
 from tests.analytics.test_reconcile import BALANCE
 from tests.deploy.deployment import ROOT
 from tests.deploy.observability import metrics_port, scrape, service_env, wait_scraped
 from tests.integration.helpers import (
     ServiceProcess,
-    committed_offsets,
     next_offsets,
     process_env,
     produce,
     service_process,
+    wait_committed,
 )
 
 pytestmark = pytest.mark.integration
@@ -42,7 +41,6 @@ pytestmark = pytest.mark.integration
 FIXTURE_DAY: Final = "2025-12-18"
 DAY: Final = "2026-03-05"
 PREFIX: Final = "dreamscape_analytics_reconciliation_"
-TIMEOUT_S: Final = 60.0
 
 
 @dataclass
@@ -106,17 +104,7 @@ def _published(analytics: Analytics) -> None:
     ]  # fmt: skip
     records = [builders.outbound(d, analytics.topics) for d in documents]
     ends = next_offsets(produce(analytics.bootstrap, records))
-    wait_until(
-        lambda: all(
-            committed >= ends[tp]
-            for tp, committed in committed_offsets(
-                analytics.bootstrap, analytics.group, ends
-            ).items()
-        ),
-        TIMEOUT_S,
-        "analytics to commit the day's events",
-        abort=analytics.service.died,
-    )
+    wait_committed(analytics.bootstrap, analytics.group, ends, abort=analytics.service.died)
 
 
 def _report_of_the_day(directory: Path, *, jpy_gross: str = "120000") -> Path:
