@@ -13,6 +13,7 @@ in another instance, changes nothing (the table's key decides which claim wins).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlmodel import Field, Session, SQLModel, create_engine
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from common import bulk
 
@@ -120,12 +122,36 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     )
 
 
+#: How long a new connection keeps asking for WAL mode while others hold the file (the
+#: same bound as the busy timeout given to `sqlite3.connect`).
+_WAL_SWITCH_SECONDS: Final = 30.0
+
+
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    """WAL, full sync and foreign keys on every new SQLite connection.
+
+    Switching a new file to WAL needs its exclusive lock. Two connections asking at once
+    (instances starting together on an empty file) deadlock, and SQLite answers one of
+    them "database is locked" at once, without waiting on the busy timeout; so the switch
+    is retried, and skipped when another connection already made it.
+    """
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    for attempt in Retrying(
+        retry=retry_if_exception(_sqlite_locked),
+        stop=stop_after_delay(_WAL_SWITCH_SECONDS),
+        wait=wait_random(0.005, 0.05),
+        reraise=True,
+    ):
+        with attempt:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def create_schema(engine: Engine, models: Iterable[type[SQLModel]]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -71,3 +74,39 @@ class TestOutageClassification:
             engine.dispose()
         assert (sqlstate(caught.value) or "")[:2] == "22"
         assert decide(caught.value, TRANSIENT_DB_ERRORS) is Decision.RETRY_BOUNDED
+
+
+class TestSqliteFirstOpen:
+    def test_connections_opening_a_new_sqlite_file_together_all_succeed(
+        self, tmp_path: Path
+    ) -> None:
+        """Instances opening one new SQLite file at the same moment all connect (CI flake of `test_instances_migrating_at_once_do_not_race[sqlite]`).
+
+        Switching a new file to WAL needs its exclusive lock; two connections asking at
+        once deadlock, and SQLite answers one of them "database is locked" at once,
+        without waiting on the busy timeout. Twenty rounds of six make that near certain.
+        """
+        errors: list[BaseException] = []
+        for round_ in range(20):
+            url = f"sqlite:///{tmp_path / f'r{round_}.db'}"
+            engines = [make_engine(url) for _ in range(6)]
+            start = threading.Barrier(len(engines))
+
+            def open_one(engine: sa.Engine, start: threading.Barrier = start) -> None:
+                start.wait()
+                try:
+                    with engine.begin() as connection:
+                        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+                        assert mode == "wal"
+                        connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=open_one, args=(e,)) for e in engines]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            for engine in engines:
+                engine.dispose()
+        assert errors == []
