@@ -40,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# Every benchmark (benchmarks/suite.py): one table, bench-output/results.json, ~5 minutes on
+# Every benchmark (benchmarks/suite.py): one table, bench-output/results.json, ~3.5 minutes on
 # 2 cores. QUICK=1 runs reduced sizes (a smoke run, not figures).
 bench: $(STAMP)
 	$(PY) benchmarks/suite.py $(if $(QUICK),--quick)

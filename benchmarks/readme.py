@@ -1,11 +1,11 @@
-"""The README's benchmark table and docs/performance.md's figures, written from one results file.
+"""docs/performance.md's benchmark figures, written from one results file.
 
-    .venv/bin/python benchmarks/readme.py                  # write both from docs/bench-results.json
-    .venv/bin/python benchmarks/readme.py --check          # exit 1 if either is stale
+    .venv/bin/python benchmarks/readme.py                  # write them from docs/bench-results.json
+    .venv/bin/python benchmarks/readme.py --check          # exit 1 if they are stale
     .venv/bin/python benchmarks/readme.py --record bench-output [--note "..."]
-                                                           # check in a run, then write both
+                                                           # check in a run, then write them
 
-A figure typed by hand into a page drifts from the run it came from; so the pages hold only
+A figure typed by hand into a page drifts from the run it came from; so the page holds only
 what this script renders from `docs/bench-results.json`, between `<!-- bench:begin -->` and
 `<!-- bench:end -->`, and `tests/unit/test_bench_table.py` fails when they differ.
 `--record` makes that file from a `make bench` run (`bench-output/results.json` and
@@ -27,7 +27,6 @@ from results import REQUIRED_KEYS, goal_text, rate, read_rows, write_json
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS: Final = ROOT / "docs" / "bench-results.json"
-README: Final = ROOT / "README.md"
 PERFORMANCE: Final = ROOT / "docs" / "performance.md"
 BEGIN: Final = "<!-- bench:begin -->"
 END: Final = "<!-- bench:end -->"
@@ -94,24 +93,6 @@ def _references(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def readme_block(document: Mapping[str, Any]) -> str:
-    """The README's table: each row against its goal, and where the figures come from."""
-    run, rows = document["run"], document["results"]
-    lines = [
-        f"The checked-in run: {_when(run)}. `benchmarks/readme.py` writes this table from "
-        "[docs/bench-results.json](docs/bench-results.json):",
-        "",
-        "| benchmark | measured | anchor, same run | ratio | goal (issue 13) | |",
-        "|---|---:|---|---:|---|---|",
-    ]
-    lines += [
-        f"| {row['name']} | {_measured(row)} | {_anchor(row)} | {row['ratio']:.2f}x "
-        f"| {_goal(row)} | {_met(row)} |"
-        for row in rows
-    ]
-    return "\n".join(lines)
-
-
 def performance_block(document: Mapping[str, Any]) -> str:
     """docs/performance.md's figures: the table with databases and sizes, and the context."""
     run, rows = document["run"], document["results"]
@@ -166,7 +147,7 @@ def missing_keys(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
 
 
-PAGES: Final = {README: readme_block, PERFORMANCE: performance_block}
+PAGES: Final = {PERFORMANCE: performance_block}
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Each benchmark script builds `Result`s and hands them to `report()`, which print
 and, given `--json PATH`, writes the rows there as a JSON list. `benchmarks/suite.py`
 (`make bench`) runs every script with `--json`, joins the lists into
 `bench-output/results.json` and prints one table for all of them; `benchmarks/readme.py`
-writes the README's table from a checked-in copy (`docs/bench-results.json`).
+writes docs/performance.md's table from a checked-in copy (`docs/bench-results.json`).
 
 A figure alone says little on a shared 2-core machine, so every row names its *anchor*: a
 simpler loop over the same records, measured in the same run (the bare `consume()` loop, the
