@@ -1,17 +1,17 @@
 """The run loop's DLQ sending path: letters built once, written, and waited for.
 
-`common.dlq` says what a DLQ record looks like; this module is how the run loop gets its
-letters into the DLQ without ever skipping one. A letter counts as written only once the
-broker acknowledged it, and the loop writes letters before anything that could cover their
-records (a later record's effect, an offset), so:
+`common.dlq` says what a DLQ record looks like and `common.failures` what a letter names;
+this module is how the run loop gets its letters into the DLQ without ever skipping one. A
+letter counts as written only once the broker acknowledged it, and the loop writes letters
+before anything that could cover their records (a later record's effect, an offset), so:
 
 * a DLQ that cannot be written is retried like any transient failure, under the one retry
   policy (`common.retry`), for as long as it takes; a retry re-sends only the letters not
   yet acknowledged, because the records are built once, outside the retries;
 * a letter refused for good (too large...) becomes a marker letter carrying the record's
   position, size and SHA-256, so the record stays findable;
-* letters of partitions no longer owned are not written: their new owner reads the
-  records again;
+* letters of partitions no longer owned (`owned`, asked at each attempt) are not written:
+  their new owner reads the records again;
 * a fatal error of the DLQ producer (`FatalClientError`: no producer id without a WRITE
   ACL...) is not retried: it ends the process, naming its cause (docs/architecture.md);
 * any other failure to write is a bug, and stops the loop (`CriticalError`).
@@ -19,26 +19,16 @@ records (a later record's effect, an offset), so:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from datetime import datetime
 
 from common import dlq
-from common.errors import CriticalError, PermanentError, ProduceRefusedError
+from common.errors import CriticalError, ProduceRefusedError
 from common.lifecycle import Bus, RecordDeadLettered
-from common.partitions import Partitions
 from common.ports import ProducerPort
-from common.records import Inbound, OutboundRecord
+from common.records import OutboundRecord
 from common.retry import GaveUp, RetryPolicy
 from common.tracing import NO_TRACER, Tracer
-
-
-def letter(inbound: Inbound, error: BaseException, attempts: int) -> dlq.DeadLetter:
-    """The letter for a parsed record that failed with `error` after `attempts` tries."""
-    if isinstance(error, PermanentError):
-        kind = error.error_type
-    else:
-        kind = f"unexpected:{type(error).__name__}"
-    return dlq.DeadLetter(inbound.record, inbound, kind, str(error) or repr(error), attempts)
 
 
 class DlqWriter:
@@ -49,7 +39,7 @@ class DlqWriter:
         producer: ProducerPort,
         bus: Bus,
         retry: RetryPolicy,
-        partitions: Partitions,
+        owned: Callable[[], Set[tuple[str, int]]],
         *,
         topic: str,
         group: str,
@@ -59,7 +49,7 @@ class DlqWriter:
         self._producer = producer
         self._bus = bus
         self._retry = retry
-        self._partitions = partitions
+        self._owned = owned
         self.topic = topic
         self._group = group
         self._wall_clock = wall_clock
@@ -99,7 +89,7 @@ class DlqWriter:
     def _send(
         self, built: list[tuple[dlq.DeadLetter, OutboundRecord]], failed_at: datetime
     ) -> None:
-        owned = self._partitions.owned()
+        owned = self._owned()
         live = [(x, r) for x, r in built if (x.record.topic, x.record.partition) in owned]
         try:
             self._producer.send_confirmed([r for _, r in live])

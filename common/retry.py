@@ -1,10 +1,12 @@
 """The run loop's one retry policy: which failures are retried, how often, and how long between.
 
 Retries live here and nowhere else (no handler retries on its own), so the decision table
-(`common.decisions.decide`) is applied the same way to a handler call and to a DLQ write:
+(`common.failures.decide`) is applied the same way to a handler call and to a DLQ write:
 transient errors are retried without limit, with exponential backoff and jitter; unexpected
 errors a bounded number of times (`MAX_ATTEMPTS`), and only where the caller allows it (one
-record alone, never a whole batch); anything else is not retried at all.
+record alone, never a whole batch); anything else is not retried at all. Each failed attempt
+is classified once: the decision says whether to try again and as what (the `kind` of the
+`RetryScheduled` announced before the wait).
 
 The policy is tenacity, but its "sleep" is not a sleep: the run loop passes a wait that
 polls with every partition paused (`Runner._paused_wait`), so the member stays in its group
@@ -17,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, wait_exponential_jitter
 
-from common.decisions import Decision, decide
 from common.errors import CriticalError
+from common.failures import Decision, decide
 from common.lifecycle import Bus, RetryScheduled
 from common.records import Record
 from common.settings import RunnerSettings
@@ -71,22 +73,28 @@ class RetryPolicy:
         `Stopping` through.
         """
 
-        def retryable(error: BaseException) -> bool:
-            decision = decide(error, self._transient)
-            return decision is Decision.RETRY or (bounded and decision is Decision.RETRY_BOUNDED)
+        kind = ""  # what the failure about to be retried is: "transient" or "unexpected"
 
-        def give_up(state: RetryCallState) -> bool:
+        def again(state: RetryCallState) -> bool:
+            """Classify the attempt's failure (once): whether to try again, and as what."""
+            nonlocal kind
             error = state.outcome.exception() if state.outcome else None
-            if error is None or decide(error, self._transient) is Decision.RETRY:
+            if error is None:
                 return False
-            return state.attempt_number >= self._max_attempts
+            decision = decide(error, self._transient)
+            if decision is Decision.RETRY:
+                kind = "transient"
+                return True
+            if bounded and decision is Decision.RETRY_BOUNDED:
+                kind = "unexpected"
+                return state.attempt_number < self._max_attempts
+            return False
 
         retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=give_up,
+            retry=again,
             wait=self._backoff,
             sleep=self._sleep,
-            before_sleep=lambda state: self._announce(state, records),
+            before_sleep=lambda state: self._announce(state, records, kind),
             reraise=True,
         )
         try:
@@ -97,10 +105,9 @@ class RetryPolicy:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise GaveUp(exc, attempts) from exc
 
-    def _announce(self, state: RetryCallState, records: Sequence[Record]) -> None:
+    def _announce(self, state: RetryCallState, records: Sequence[Record], kind: str) -> None:
         error = state.outcome.exception() if state.outcome else None
         assert error is not None
-        kind = "transient" if decide(error, self._transient) is Decision.RETRY else "unexpected"
         if kind == "transient":
             self.outage = f"{type(error).__name__}: {str(error)[:200]}"
         delay = state.next_action.sleep if state.next_action else 0.0

@@ -7,18 +7,19 @@ The loop owns the consumer. Per poll it:
    (`common.dlq_writer`);
 2. calls the service's batch handler with the valid ones (`common.handlers`), and
    dead-letters what it rejects;
-3. stores each partition's next offset (`common.offsets`); librdkafka commits stored offsets
-   periodically, and the loop commits synchronously on revocation and on shutdown.
+3. stores each partition's next offset (`common.partitions`); librdkafka commits stored
+   offsets periodically, and the loop commits synchronously on revocation and on shutdown.
 
 So an offset is stored only after its record's outcome is durable: at-least-once.
 
-Failures follow one decision table (`common.decisions.decide`), applied by one retry policy
+Failures follow one decision table (`common.failures.decide`), applied by one retry policy
 (`common.retry`): transient errors are retried with exponential backoff and jitter for as
 long as it takes, the consumer's partitions paused and the loop still polling (so the group
 keeps it); unexpected errors are retried a bounded number of times on the failing record
 alone, then dead-lettered; permanent errors and invalid records go to the DLQ at once;
 critical errors stop the loop without storing. Which partitions are still ours when a
-rebalance lands mid-batch, and what to read again after a pause, is `common.partitions`.
+rebalance lands mid-batch, what to read again after a pause, and which offsets to store, is
+`common.partitions`.
 
 This module is what ties them together: the loop itself, the paused polls, the consumer's
 rebalance callbacks and shutdown.
@@ -32,9 +33,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from common import dlq
-from common.decisions import Decision, decide
-from common.dlq_writer import DlqWriter, letter
+from common.dlq_writer import DlqWriter
 from common.errors import CriticalError, FatalClientError, InvalidEvent
+from common.failures import Decision, dead_letter, decide
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
 from common.kafka.consumer import CONSUMER
@@ -47,7 +48,6 @@ from common.lifecycle import (
     PartitionsChanged,
     TopicMissing,
 )
-from common.offsets import Offsets
 from common.parsing import parse_event
 from common.partitions import Partitions
 from common.ports import ConsumerPort, ProducerPort
@@ -89,8 +89,7 @@ class Runner(RebalanceListener):
         self._stop = threading.Event()
         self._has_joined = False
         self._consumer = consumer(self)
-        self._partitions = Partitions(self._consumer)
-        self._offsets = Offsets(self._consumer, bus, self._partitions)
+        self._partitions = Partitions(self._consumer, bus)
         self._retry = RetryPolicy(settings, (*spec.transient_errors,), bus, sleep=self._paused_wait)
         # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
         group = settings.kafka.get("group.id", spec.group_id)
@@ -103,7 +102,7 @@ class Runner(RebalanceListener):
             producer,
             bus,
             self._retry,
-            self._partitions,
+            self._partitions.owned,
             topic=settings.dlq_topic or self._topics.dlq(group),
             group=group,
             wall_clock=wall_clock,
@@ -188,7 +187,7 @@ class Runner(RebalanceListener):
                     self._keep_alive()
                 self._dlq.write(self._handle(valid[start : start + step]))
             self._partitions.resume()
-            self._offsets.store(records)
+            self._partitions.store(records)
             self._retry.outage = None  # the batch went through: whatever was down is back
         finally:
             self._tracer.finished()
@@ -206,7 +205,7 @@ class Runner(RebalanceListener):
                     record.value, record.topic, topics=self._topics, not_after=not_after
                 )
             except InvalidEvent as exc:
-                letters.append(dlq.DeadLetter(record, None, exc.reason, exc.detail, 1))
+                letters.append(dead_letter(record, None, exc, 1))
                 continue
             inbound = Inbound(record, event)
             if validate is not None:
@@ -218,7 +217,7 @@ class Runner(RebalanceListener):
                     # type, anything else as unexpected:<Type>); nothing ends the process.
                     if decide(exc, ()) is Decision.STOP:
                         raise
-                    letters.append(letter(inbound, exc, 1))
+                    letters.append(dead_letter(record, inbound, exc, 1))
                     continue
             valid.append(inbound)
         self._tracer.parsed(valid)
@@ -239,10 +238,11 @@ class Runner(RebalanceListener):
                 for inbound in batch:
                     self._dlq.write(self._handle([inbound]))
                 return []
-            return [letter(batch[0], failure.error, failure.attempts)]
+            failed = batch[0]
+            return [dead_letter(failed.record, failed, failure.error, failure.attempts)]
         handled = [i for i in live if i not in rejected] if rejected else live
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
-        return [letter(i, rejected[i], 1) for i in live if i in rejected]
+        return [dead_letter(i.record, i, rejected[i], 1) for i in live if i in rejected]
 
     def _call(self, batch: list[Inbound]) -> tuple[list[Inbound], Rejections]:
         """Hand the live part of `batch` to the service; returns it and what it rejected."""
@@ -295,9 +295,7 @@ class Runner(RebalanceListener):
         self._bus.emit(PartitionsChanged("assigned", list(partitions)))
 
     def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        self._offsets.commit(
-            "revoke"
-        )  # on failure the next owner re-reads from the last good commit
+        self._partitions.commit("revoke")  # on failure the next owner re-reads the rest
         self._partitions.forget(partitions)
         self._bus.emit(PartitionsChanged("revoked", list(partitions)))
 
@@ -306,7 +304,7 @@ class Runner(RebalanceListener):
         self._bus.emit(PartitionsChanged("lost", list(partitions)))
 
     def on_commit(self, offsets: Mapping[TopicPartition, int], error: str | None) -> None:
-        self._offsets.committed_periodically(offsets, error)
+        self._partitions.committed_periodically(offsets, error)
 
     def on_stats(self, lag: Mapping[TopicPartition, int]) -> None:
         self._bus.emit(LagMeasured(lag))
@@ -323,7 +321,7 @@ class Runner(RebalanceListener):
                 self._bus.emit(ConsumerError(error.code, error.message, error.fatal))
 
     def _close(self, *, commit: bool, reason: str) -> None:
-        committed = self._offsets.commit("shutdown") if commit else {}
+        committed = self._partitions.commit("shutdown") if commit else {}
         self._consumer.close()
         self._tracer.close()
         self._bus.emit(LoopStopped(reason, committed))

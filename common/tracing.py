@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common import dlq
-from common.decisions import decide
+from common.failures import decide
 from common.lifecycle import LifecycleEvent, RecordDeadLettered, RetryScheduled
 from common.records import Inbound, Record
 from common.settings import ConfigurationError

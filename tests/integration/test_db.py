@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from common.db import TRANSIENT_DB_ERRORS, make_engine, sqlstate
-from common.decisions import Decision, decide
+from common.failures import Decision, decide
 
 pytestmark = pytest.mark.integration
 

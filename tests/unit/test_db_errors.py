@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy.exc as sa_exc
 
 from common.db import TRANSIENT_DB_ERRORS
-from common.decisions import Decision, decide
+from common.failures import Decision, decide
 
 
 def _wrapped(kind: type[sa_exc.DBAPIError], sqlstate: str) -> sa_exc.DBAPIError:

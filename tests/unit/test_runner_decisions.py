@@ -18,11 +18,9 @@ from typing import Any
 
 import pytest
 
-from common import dlq
-from common.decisions import Decision, decide
+from common import dlq, failures, retry
 from common.errors import (
     CriticalError,
-    InvalidEvent,
     PermanentError,
     ProduceRefusedError,
     TransientError,
@@ -277,44 +275,6 @@ def header(dlq_record: OutboundRecord, name: str) -> str:
     return values[0].decode()
 
 
-# -- the decision table -----------------------------------------------------------------
-
-
-class TestDecide:
-    @pytest.mark.parametrize(
-        ("error", "decision"),
-        [
-            (CriticalError("disk corrupt"), Decision.STOP),
-            (InvalidEvent("not_json", "x"), Decision.DEAD_LETTER),
-            (PermanentError("no such booking"), Decision.DEAD_LETTER),
-        ],
-    )
-    def test_critical_invalid_and_permanent_errors(
-        self, error: BaseException, decision: Decision
-    ) -> None:
-        """Critical errors stop the loop; invalid events and permanent errors go to the DLQ."""
-        assert decide(error, ()) is decision
-
-    @pytest.mark.parametrize(
-        "error", [TransientError("db down"), ConnectionError("reset"), TimeoutError("slow")]
-    )
-    def test_transient_errors_are_retried(self, error: BaseException) -> None:
-        """TransientError, ConnectionError and TimeoutError are retried without limit."""
-        assert decide(error, ()) is Decision.RETRY
-
-    def test_service_declared_transient_errors_are_retried(self) -> None:
-        """An exception type the service declares transient is retried without limit."""
-        assert decide(DriverError("driver error"), (DriverError,)) is Decision.RETRY
-
-    def test_anything_else_gets_bounded_retries(self) -> None:
-        """An unexpected exception (a bug) is retried a bounded number of times."""
-        assert decide(ValueError("bug"), ()) is Decision.RETRY_BOUNDED
-
-    def test_permanent_wins_over_a_declared_transient_type(self) -> None:
-        """A PermanentError is dead-lettered even when its type is also declared transient."""
-        assert decide(PermanentError("no"), (PermanentError,)) is Decision.DEAD_LETTER
-
-
 # -- the run loop on fakes --------------------------------------------------------------
 
 
@@ -487,6 +447,32 @@ class TestRetries:
         assert names.index("pause") < names.index("resume") < names.index("store")
         assert h.of(RecordDeadLettered) == []
         assert h.stored() == [{TP: 2}]
+
+    def test_each_failed_attempt_is_classified_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The retry policy asks the decision table once per failed attempt, not once per question (retry, stop, announce)."""
+        asked: list[BaseException] = []
+
+        def counted(error: BaseException, transient: tuple[type[BaseException], ...]) -> Any:
+            asked.append(error)
+            return failures.decide(error, transient)
+
+        monkeypatch.setattr(retry, "decide", counted)
+        outage, bug = TransientError("db down"), ValueError("bug")
+        errors: list[Exception] = [outage, bug]
+
+        def flaky(_batch: Sequence[Inbound]) -> None:
+            if errors:
+                raise errors.pop(0)
+
+        h = Harness(flaky, [[record(0)]])
+        h.run()
+
+        assert asked == [outage, bug]
+        assert [(r.kind, r.attempt) for r in h.of(RetryScheduled)] == [
+            ("transient", 1),
+            ("unexpected", 2),
+        ]
+        assert h.handled_offsets() == [0]
 
     def test_an_outage_is_reported_while_it_lasts_and_cleared_once_a_batch_succeeds(
         self,
