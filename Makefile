@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test unit demo chaos lint typecheck bench soak profile contracts clean
+.PHONY: test unit demo chaos lint typecheck bench soak profile contracts docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -58,6 +58,10 @@ profile: $(STAMP)
 # Regenerates contracts/ (JSON Schema, AsyncAPI) from the event models; the suite fails when it is stale.
 contracts: $(STAMP)
 	$(PY) -m dreamscape_dev.contracts
+
+# Regenerates docs/settings.md from the settings classes; tests/unit/test_settings_doc.py fails when it is stale.
+docs: $(STAMP)
+	$(PY) -m dreamscape_dev.settings_doc
 
 clean:
 	rm -rf $(VENV) demo-output chaos-output data .pytest_cache .mypy_cache .ruff_cache

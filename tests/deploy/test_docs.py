@@ -1,37 +1,33 @@
 """The operator and developer docs agree with the code, so they cannot drift unnoticed.
 
-docs/operations.md must list every setting the code reads (with its default) and every
-runtime metric; commands shown in the docs must parse; quoted files must be quoted as they are
-now; relative links must lead somewhere.
+docs/operations.md must list every runtime metric; commands shown in the docs must parse;
+quoted files must be quoted as they are now; relative links must lead somewhere. (The
+settings reference, docs/settings.md, is generated: tests/unit/test_settings_doc.py.)
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from decimal import Decimal
 from pathlib import Path
 from typing import Final
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pydantic.fields import FieldInfo
 
 from common.cli import _parser as dreamscape_parser
 from common.metrics import RuntimeMetrics
-from common.settings import RunnerSettings
-from tests.deploy.service_settings import SERVICE_PACKAGES, env_name, own_fields, settings_classes
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 DOCS: Final = ROOT / "docs"
 OPERATIONS: Final = DOCS / "operations.md"
-CHECKED_DOCS: Final = ("operations.md", "architecture.md", "writing-a-consumer.md")
-
-KAFKA_PASSTHROUGH: Final = "KAFKA_<PROPERTY>"
-"""How the docs name the `kafka` field: every `KAFKA_*` variable, not one variable."""
-
-RUNNER_SECTION: Final = "`RunnerSettings`"
-REFERENCE_SECTION: Final = "Configuration reference"
+CHECKED_DOCS: Final = (
+    "operations.md",
+    "architecture.md",
+    "writing-a-consumer.md",
+    "settings.md",
+    "testing.md",
+)
 
 
 # -- reading markdown ---------------------------------------------------------------------
@@ -63,43 +59,6 @@ def table_rows(text: str) -> list[list[str]]:
         if line.startswith("|") and not re.fullmatch(r"[|\s:-]+", line):
             rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
     return rows
-
-
-def documented(text: str, variable: str) -> list[list[str]]:
-    """Table rows whose first cell names `variable` in backticks."""
-    return [row for row in table_rows(text) if f"`{variable}`" in row[0]]
-
-
-def default_forms(info: FieldInfo) -> set[str] | None:
-    """How a field's default may be written in a default cell; None when any text will do."""
-    if info.is_required():
-        return {"required"}
-    default = info.default
-    if info.default_factory is not None or default is None or default == "":
-        return None
-    if isinstance(default, bool):
-        return {f"`{str(default).lower()}`"}
-    if isinstance(default, float):
-        forms = {f"`{default!r}`"}
-        return forms | {f"`{int(default)}`"} if default.is_integer() else forms
-    if isinstance(default, Decimal):
-        return {f"`{default}`", f"`{default.normalize():f}`"}
-    return {f"`{default}`"}
-
-
-def undocumented(text: str, cls: type[RunnerSettings], fields: dict[str, FieldInfo]) -> list[str]:
-    """Problems with `fields` of `cls` in `text`: a missing row, or a default not in its row."""
-    problems = []
-    for name, info in fields.items():
-        variable = env_name(cls, name)
-        rows = documented(text, variable)
-        if not rows:
-            problems.append(f"{variable} ({cls.__name__}.{name}) is not in a table")
-            continue
-        forms = default_forms(info)
-        if forms and not any(form in row[1] for form in forms for row in rows):
-            problems.append(f"{variable}: default cell should say {' or '.join(sorted(forms))}")
-    return problems
 
 
 def code_lines(text: str) -> list[str]:
@@ -136,47 +95,6 @@ def runtime_metric_names() -> set[str]:
 
 
 # -- tests --------------------------------------------------------------------------------
-
-
-class TestConfigurationReference:
-    """docs/operations.md documents every environment variable the code reads."""
-
-    def test_every_runner_setting_is_documented_with_its_default(self) -> None:
-        """Every `RunnerSettings` field has a row (variable, default) in the runtime's table."""
-        text = section(OPERATIONS.read_text(), RUNNER_SECTION)
-        fields = {n: f for n, f in RunnerSettings.model_fields.items() if n != "kafka"}
-        assert not undocumented(text, RunnerSettings, fields)
-
-    def test_kafka_passthrough_is_documented(self) -> None:
-        """The `kafka` field, fed by every KAFKA_* variable, has its row."""
-        assert "kafka" in RunnerSettings.model_fields
-        assert documented(section(OPERATIONS.read_text(), RUNNER_SECTION), KAFKA_PASSTHROUGH)
-
-    @pytest.mark.parametrize("package", SERVICE_PACKAGES)
-    def test_every_service_setting_is_documented_with_its_default(self, package: str) -> None:
-        """Fields a service's settings class adds or redefines have rows in that service's section."""
-        text = section(OPERATIONS.read_text(), f"(`{package}`)")
-        classes = settings_classes(package)
-        if not classes:
-            pytest.skip(f"{package} has no RunnerSettings subclass yet")
-        problems = [p for cls in classes for p in undocumented(text, cls, own_fields(cls))]
-        assert not problems
-
-    def test_every_documented_variable_exists(self) -> None:
-        """Each variable in the reference's tables is read by the runtime or by a service."""
-        known = {env_name(RunnerSettings, f) for f in RunnerSettings.model_fields} | {
-            KAFKA_PASSTHROUGH
-        }
-        for package in SERVICE_PACKAGES:
-            for cls in settings_classes(package):
-                known |= {env_name(cls, f) for f in cls.model_fields}
-        text = section(OPERATIONS.read_text(), REFERENCE_SECTION)
-        named = {
-            v for row in table_rows(text) for v in re.findall(r"`([A-Z][A-Z0-9_<>]+)`", row[0])
-        }
-        assert named, "no variables found: the table format changed?"
-        known |= {v for v in named if v.startswith("KAFKA_")}  # every KAFKA_* is passed through
-        assert named <= known, f"documented but not read by any code: {sorted(named - known)}"
 
 
 class TestOperationsPage:
