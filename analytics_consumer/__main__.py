@@ -1,4 +1,4 @@
-"""Entry point of `analytics-consumer` and `python -m analytics_consumer` (see `cli`)."""
+"""`python -m analytics_consumer`: the command line of `cli`."""
 
 from __future__ import annotations
 

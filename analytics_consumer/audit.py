@@ -31,8 +31,8 @@ import msgspec
 from sqlalchemy import BigInteger, Text
 from sqlmodel import Field, SQLModel
 
-from analytics_consumer.aggregate import Fact
 from analytics_consumer.days import iso
+from analytics_consumer.domain import Fact
 from common.business import Verdict
 from common.events import (
     PaymentCompleted,

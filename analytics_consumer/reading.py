@@ -15,7 +15,9 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from analytics_consumer import queries
-from analytics_consumer.aggregate import (
+from analytics_consumer.alerts import AlertInputs, AlertRules, Outcomes
+from analytics_consumer.days import DAY_MS, day_number, day_range, day_text
+from analytics_consumer.domain import (
     EVENTS,
     FAILURE,
     INITIATED,
@@ -25,8 +27,6 @@ from analytics_consumer.aggregate import (
     REFUNDED,
     REVENUE,
 )
-from analytics_consumer.alerts import AlertInputs, AlertRules, Outcomes
-from analytics_consumer.days import DAY_MS, day_number, day_range, day_text
 from analytics_consumer.figures import DaySummary, Figures, Initiation
 from common.topics import PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_INITIATED
 
@@ -146,7 +146,7 @@ def read_window(*, session: Session, rules: AlertRules) -> AlertInputs | None:
 
 def outcomes(*, session: Session, latest_ms: int, window_ms: int) -> Outcomes:
     """Completions and failed attempts (by errorCode) of the minutes that overlap the last
-    `window_ms` of event time up to `latest_ms` (the per-minute counters of `aggregate`)."""
+    `window_ms` of event time up to `latest_ms` (the per-minute counters of `domain`)."""
     first_minute = (latest_ms - window_ms) // 60_000 + 1
     last_minute = latest_ms // 60_000
     rows = session.execute(

@@ -11,11 +11,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from common.settings import RunnerSettings
-from common.topics import GROUP_ANALYTICS
 
 
 def parse_amount_limits(text: str) -> dict[str, Decimal]:
@@ -74,8 +73,6 @@ Stripe's `api_error` / `api_connection_error` / `rate_limit` error types and its
 class AnalyticsSettings(RunnerSettings):
     """`RunnerSettings` plus what the analytics service needs (see docs/analytics.md)."""
 
-    analytics_group: str | None = None
-    """Deprecated: the consumer group (and inbox key) is `KAFKA_GROUP_ID`."""
     analytics_refresh_seconds: Annotated[float, Field(ge=0)] = 15.0
     """How often (at most) /metrics gauges and live alerts are recomputed from the database."""
     analytics_label_cap: Annotated[int, Field(ge=0, le=1000)] = 20
@@ -117,16 +114,6 @@ class AnalyticsSettings(RunnerSettings):
         default_factory=lambda: GATEWAY_ERROR_CODES
     )
     """Comma list of the errorCodes that are the gateway's, not the customer's card."""
-
-    @model_validator(mode="after")
-    def _deprecated_group(self) -> AnalyticsSettings:
-        self.adopt_deprecated_group("ANALYTICS_GROUP", self.analytics_group)
-        return self
-
-    @property
-    def group(self) -> str:
-        """The consumer group, which is also the inbox's consumer name."""
-        return self.group_id(GROUP_ANALYTICS)
 
     @field_validator("alert_amount_limits", mode="before")
     @classmethod

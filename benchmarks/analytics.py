@@ -37,17 +37,17 @@ from prometheus_client import CollectorRegistry
 from results import Result, add_arguments, describe_url, report, size
 from run_loop import FAST_GROUP, bare, time_runner
 
-from analytics_consumer.schema import SCHEMA
 from analytics_consumer.service import build
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore
+from analytics_consumer.tables import SCHEMA
 from common.handlers import ConsumerSpec
 from common.kafka import KafkaProducer, create_topics
 from common.logs import configure_logging
 from common.parsing import parse_event
 from common.records import Inbound, OutboundRecord, Record
 from common.schema import open_database
-from common.topics import DEFAULT_TOPICS
+from common.topics import DEFAULT_TOPICS, GROUP_ANALYTICS
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
@@ -90,7 +90,9 @@ def settings_for(
 
 
 def noop_spec(settings: AnalyticsSettings) -> ConsumerSpec:
-    return ConsumerSpec(name="bench-noop", group_id=settings.group, handle=lambda batch: None)
+    return ConsumerSpec(
+        name="bench-noop", group_id=settings.group_id(GROUP_ANALYTICS), handle=lambda batch: None
+    )
 
 
 def analytics_spec(settings: AnalyticsSettings) -> ConsumerSpec:

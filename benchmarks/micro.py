@@ -11,9 +11,9 @@ with the cyclic collector off, and the best round is printed, in nanoseconds per
 * building a `Record`-shaped value: a msgspec struct (`common.records`) against a dataclass
   with `slots=True` and with `frozen=True`;
 * building a six-field analytics fact: a plain tuple, a NamedTuple positionally and by
-  keyword, a frozen dataclass (`analytics_consumer.aggregate`);
-* `extract` and `fold` of `analytics_consumer.aggregate` over the events;
-* `voyage_consumer.repository.fact_rows`, the `payment_fact` rows of the events' facts (SQLite's
+  keyword, a frozen dataclass (`analytics_consumer.domain`);
+* `extract` and `fold` of `analytics_consumer.domain` over the events;
+* `voyage_consumer.store.fact_rows`, the `payment_fact` rows of the events' facts (SQLite's
   encoders).
 """
 
@@ -32,13 +32,13 @@ import msgspec
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
-from analytics_consumer.aggregate import extract, fold
+from analytics_consumer.domain import extract, fold
 from common import bulk
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from dreamscape_dev.simulator import SimulationConfig, generate
 from voyage_consumer.facts import to_fact
-from voyage_consumer.repository import fact_rows
+from voyage_consumer.store import fact_rows
 
 
 class StructRecord(msgspec.Struct, eq=False, gc=False):

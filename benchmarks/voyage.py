@@ -56,9 +56,9 @@ from common.topics import DEFAULT_TOPICS, Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import fresh_database, optional_postgres
-from voyage_consumer import repository
+from voyage_consumer import store
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
-from voyage_consumer.models import SCHEMA
+from voyage_consumer.tables import SCHEMA
 
 GOALS = {"SQLite": 15_000, "PostgreSQL": 12_000}
 """Events/s, issue 13."""
@@ -158,7 +158,7 @@ def voyage_loop(bootstrap: str, total: int, group: str, batch_size: int, url: st
     if not finished:
         raise RuntimeError(f"only {state['seen']:.0f} of {total} events handled in 600 s")
     with Session(engine) as session:
-        applied = repository.count_processed(session=session, consumer=CONSUMER)
+        applied = store.count_processed(session=session, consumer=CONSUMER)
     engine.dispose()
     elapsed = state["ended"] - state["started"]
     details = {

@@ -279,16 +279,6 @@ class RunnerSettings(BaseSettings):
         """
         return self.kafka.get("group.id", default)
 
-    def adopt_deprecated_group(self, variable: str, value: str | None) -> None:
-        """Honour a service's old group variable for one release, with a warning."""
-        if value is None:
-            return
-        if "group.id" in self.kafka:
-            _log.warning("%s is deprecated and ignored: KAFKA_GROUP_ID is set", variable)
-            return
-        _log.warning("%s is deprecated: set KAFKA_GROUP_ID=%s instead", variable, value)
-        self.kafka["group.id"] = value
-
     def consumer_config(self, group_id: str) -> KafkaProperties:
         """librdkafka consumer properties: defaults, then the environment, then pinned ones.
 

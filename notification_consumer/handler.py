@@ -41,11 +41,8 @@ from common.errors import PermanentError, TransientError
 from common.logs import record_context
 from common.records import Inbound
 from common.topics import GROUP_NOTIFICATION
-from notification_consumer import repository
-from notification_consumer.mailer import Mailer
-from notification_consumer.message import compose
-from notification_consumer.metrics import NotificationMetrics
-from notification_consumer.notifications import (
+from notification_consumer import store
+from notification_consumer.domain import (
     Kind,
     Knowledge,
     Outcome,
@@ -55,6 +52,9 @@ from notification_consumer.notifications import (
     kind_of,
     plan,
 )
+from notification_consumer.mailer import Mailer
+from notification_consumer.message import compose
+from notification_consumer.metrics import NotificationMetrics
 from notification_consumer.presence import Presence
 from notification_consumer.rendering import EmailContext, Renderer, message_id
 from notification_consumer.smtp import Deferred, MailSession, SmtpUnavailable
@@ -200,9 +200,7 @@ class NotificationHandler:
         keys = [(d.inbound.event.event_id, d.kind) for d in sends]
         self._presence.ensure()  # held before any claim names this member
         with transaction(self._engine) as session:
-            held = repository.claim_sends(
-                session=session, keys=keys, owner=self._owner, now=self._now()
-            )
+            held = store.claim_sends(session=session, keys=keys, owner=self._owner, now=self._now())
         mine = [d for d, key in zip(sends, keys, strict=True) if key in held]
         return mine, len(sends) - len(mine)
 
@@ -261,14 +259,14 @@ class NotificationHandler:
         notifying = [event for event in events if kind_of(event) is not None]
         try:
             with transaction(self._engine) as session:
-                payments = repository.remember_payments(session=session, events=events)
+                payments = store.remember_payments(session=session, events=events)
                 if not notifying:
                     return Knowledge()
                 session.flush()
                 claimed = claim_facts(
                     session=session, consumer=self._consumer, events=notifying, now=self._now()
                 )
-                known = repository.knowledge(session=session, events=notifying, payments=payments)
+                known = store.knowledge(session=session, events=notifying, payments=payments)
             self._on_claimed(claimed)
             restated = {
                 e: claimed.first_event[e] for e in claimed.verdicts if not claimed.applies(e)
@@ -354,7 +352,7 @@ class NotificationHandler:
 
     def _record(self, outcomes: list[Outcome]) -> None:
         with transaction(self._engine) as session:
-            repository.record_outcomes(session=session, outcomes=outcomes, now=self._now())
+            store.record_outcomes(session=session, outcomes=outcomes, now=self._now())
         for outcome in outcomes:
             self._metrics.count(outcome.kind, outcome.status)
 

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from notification_consumer.notifications import Recipient
+from notification_consumer.domain import Recipient
 from notification_consumer.rendering import Email, one_line
 
 

@@ -12,7 +12,7 @@ from typing import Final, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from notification_consumer.notifications import KINDS
+from notification_consumer.domain import KINDS
 
 EmailOutcome = Literal["sent", "failed", "undeliverable", "deferred", "stale", "duplicate"]
 OUTCOMES: Final[tuple[EmailOutcome, ...]] = (

@@ -18,8 +18,8 @@ from pathlib import Path
 from common.errors import InvalidEvent
 from common.parsing import parse_event
 from common.settings import ConfigurationError, load_settings
+from notification_consumer.domain import PaymentSummary, Recipient, kind_of
 from notification_consumer.message import compose
-from notification_consumer.notifications import PaymentSummary, Recipient, kind_of
 from notification_consumer.rendering import EmailContext
 from notification_consumer.service import renderer_for
 from notification_consumer.settings import NotificationSettings

@@ -36,8 +36,8 @@ from jinja2 import (
 
 from common.confirmation import confirmation_number
 from common.events import PaymentEvent
+from notification_consumer.domain import Kind, PaymentSummary, Recipient
 from notification_consumer.formatting import FILTERS, resolve_locale
-from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 
 PACKAGE: Final = "notification_consumer"
 TEMPLATES: Final = Path(__file__).parent / "templates"

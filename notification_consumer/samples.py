@@ -16,7 +16,7 @@ import msgspec
 
 from common.events import MODEL_BY_EVENT_TYPE, PaymentEvent, decode_hook
 from common.settings import ConfigurationError
-from notification_consumer.notifications import KINDS, Kind, PaymentSummary, Recipient
+from notification_consumer.domain import KINDS, Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import EmailContext, Renderer, shipped_languages
 
 _ENVELOPE: Final = {

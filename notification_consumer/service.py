@@ -21,11 +21,11 @@ from common.topics import GROUP_NOTIFICATION
 from notification_consumer.handler import NotificationHandler
 from notification_consumer.mailer import Mailer
 from notification_consumer.metrics import NotificationMetrics
-from notification_consumer.models import SCHEMA
 from notification_consumer.rendering import Renderer
 from notification_consumer.samples import check_templates, languages_to_check
 from notification_consumer.settings import NotificationSettings
 from notification_consumer.smtp import SmtpConfig
+from notification_consumer.tables import SCHEMA
 
 SERVICE = "notification-consumer"
 

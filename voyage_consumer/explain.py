@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from voyage_consumer.derivation import Attempt, Derivation
+from voyage_consumer.domain import Attempt, Derivation
 from voyage_consumer.facts import Fact
 
 

@@ -2,7 +2,7 @@
 
 The service never updates a booking from an event directly. Each event becomes a `Fact`
 that is kept as it is (one row per eventId), and the booking is derived from all the facts
-of its booking id (`voyage_consumer.derivation`). That is what makes the result independent
+of its booking id (`voyage_consumer.domain`). That is what makes the result independent
 of the order in which Kafka delivers the four topics, and of how often.
 
 Pure: no database, no Kafka. A `NamedTuple` because the hot path converts thousands of

@@ -1,7 +1,22 @@
 """The batch handler the run loop calls: events to facts, one transaction, then report.
 
-Kept small on purpose: the rules live in `derivation`/`anomalies`, the SQL in `repository`,
-the transaction's steps in `apply`. What is decided here is what the run loop sees:
+The rules live in `domain`/`anomalies`, the SQL in `store`; what is decided here is the
+order of a batch's steps and what the run loop sees.
+
+`apply_facts` applies a batch inside one transaction; the order of its steps is what makes
+it safe:
+
+1. lock the batch's bookings (PostgreSQL) so concurrent consumers serialise per booking;
+2. claim the eventIds in the inbox; only the ones not seen before go on (a duplicate, at
+   any offset and in any earlier batch, stops here and changes nothing);
+3. load the stored facts of the bookings the new facts touch, store the new facts;
+4. derive each touched booking from all its facts and upsert its rows;
+5. bring the stored anomalies of those bookings in line with the derived ones.
+
+Everything is written in the caller's transaction, so a crash at any point leaves either
+all of a batch or none of it, and the redelivered batch redoes exactly that.
+
+`VoyageHandler` is `ConsumerSpec.handle`:
 
 * a record whose fact could never be stored is returned as a `PermanentError` (so it goes
   to the DLQ) and the rest of its batch is applied without it;
@@ -14,25 +29,75 @@ the transaction's steps in `apply`. What is decided here is what the run loop se
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
+from sqlmodel import Session
 
-from common.db import transaction
+from common.db import claim_events, transaction
 from common.errors import PermanentError
 from common.logs import record_context
 from common.records import Inbound
-from voyage_consumer.anomalies import ANOMALY_KINDS
-from voyage_consumer.apply import Applied, apply_facts
+from voyage_consumer import store
+from voyage_consumer.anomalies import ANOMALY_KINDS, Anomaly
+from voyage_consumer.domain import Derivation, derive
 from voyage_consumer.facts import Fact, storage_problem, to_fact
 
 CONSUMER: Final = "voyage-service"
 """The inbox's consumer name: fixed, so a new consumer group still skips applied events."""
 
 _log = structlog.get_logger("voyage_consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one batch changed: reported (logs, metrics) only once it is committed."""
+
+    new_facts: int
+    duplicates: int
+    derivations: tuple[Derivation, ...]
+    new_anomalies: tuple[Anomaly, ...]
+    resolved_anomalies: int
+
+
+def apply_facts(
+    *, session: Session, facts: Sequence[Fact], consumer: str, now: datetime
+) -> Applied:
+    """Apply `facts` (distinct eventIds) in `session`'s transaction; the caller commits."""
+    store.lock_bookings(session=session, booking_ids=sorted({f.booking_id for f in facts}))
+    claimed = claim_events(
+        session=session, consumer=consumer, event_ids=[f.event_id for f in facts], now=now
+    )
+    fresh = [f for f in facts if f.event_id in claimed]
+    duplicates = len(facts) - len(fresh)
+    if not fresh:
+        return Applied(0, duplicates, (), (), 0)
+    touched = sorted({f.booking_id for f in fresh})
+    known = store.load_facts(session=session, booking_ids=touched)
+    store.insert_facts(session=session, facts=fresh)
+    for fact in fresh:
+        known.setdefault(fact.booking_id, []).append(fact)
+    derivations = tuple(d for b in touched if (d := derive(b, known[b])) is not None)
+    store.save_derivations(session=session, derivations=derivations)
+    new, resolved = _sync_anomalies(session, touched, derivations)
+    return Applied(len(fresh), duplicates, derivations, new, resolved)
+
+
+def _sync_anomalies(
+    session: Session, touched: Sequence[str], derivations: Sequence[Derivation]
+) -> tuple[tuple[Anomaly, ...], int]:
+    """Store the derived anomalies not stored yet, delete the stored ones no longer derived."""
+    wanted = {a.key: a for d in derivations for a in d.anomalies}
+    stored = store.anomaly_keys(session=session, booking_ids=touched)
+    new = tuple(a for key, a in wanted.items() if key not in stored)
+    gone = stored - wanted.keys()
+    store.add_anomalies(session=session, anomalies=new)
+    store.remove_anomalies(session=session, keys=gone)
+    return new, len(gone)
 
 
 class VoyageMetrics:

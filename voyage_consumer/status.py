@@ -17,11 +17,12 @@ from sqlmodel import Session
 
 from common.db import make_engine, normalise_url
 from common.settings import ConfigurationError, load_settings
-from voyage_consumer import repository
-from voyage_consumer.derivation import derive
+from voyage_consumer import store
+from voyage_consumer.domain import derive
 from voyage_consumer.explain import explain, fact_line, when
-from voyage_consumer.models import SCHEMA
-from voyage_consumer.service import SERVICE, VoyageSettings
+from voyage_consumer.service import SERVICE
+from voyage_consumer.settings import VoyageSettings
+from voyage_consumer.tables import SCHEMA
 
 EXIT_OK, EXIT_NOT_FOUND, EXIT_CONFIG = 0, 1, 2
 
@@ -78,8 +79,8 @@ def status(booking_id: str) -> int:
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            facts = repository.load_facts(session=session, booking_ids=[booking_id])
-            rows = repository.stored_rows(session=session, booking_id=booking_id)
+            facts = store.load_facts(session=session, booking_ids=[booking_id])
+            rows = store.stored_rows(session=session, booking_id=booking_id)
     except DBAPIError as exc:
         print(f"{SERVICE}: cannot read the database: {exc.orig}", file=sys.stderr)
         return EXIT_NOT_FOUND

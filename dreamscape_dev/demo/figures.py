@@ -25,8 +25,8 @@ from common.db import make_engine
 from common.kafka import read_all
 from common.topics import DEFAULT_TOPICS, Topics
 from dreamscape_dev.demo.orchestra import base_env
-from notification_consumer.models import SentNotification
-from voyage_consumer.models import Booking
+from notification_consumer.tables import SentNotification
+from voyage_consumer.tables import Booking
 
 ANALYTICS_CLI_TIMEOUT_S = 60.0
 

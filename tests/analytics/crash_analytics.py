@@ -14,13 +14,14 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from analytics_consumer.schema import SCHEMA
 from analytics_consumer.service import SERVICE, build
 from analytics_consumer.settings import AnalyticsSettings
 from analytics_consumer.store import AnalyticsStore
+from analytics_consumer.tables import SCHEMA
 from common.db import make_engine
 from common.handlers import ConsumerSpec
 from common.service import run_service
+from common.topics import GROUP_ANALYTICS
 from tests.integration.crash_consumer import hang
 
 
@@ -40,7 +41,7 @@ def build_crashing(settings: CrashSettings, registry: CollectorRegistry) -> Cons
 
     store = AnalyticsStore(
         make_engine(SCHEMA.url(settings)),
-        consumer=settings.group,
+        consumer=settings.group_id(GROUP_ANALYTICS),
         before_commit=before_commit,
     )
     return build(settings, registry, store=store)

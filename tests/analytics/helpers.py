@@ -10,8 +10,8 @@ from sqlalchemy import Engine, text
 from analytics_consumer.alerts import AlertInputs, AlertRules, evaluate
 from analytics_consumer.reading import read_figures, snapshot
 from analytics_consumer.report import report_json
-from analytics_consumer.schema import SCHEMA
 from analytics_consumer.store import AnalyticsStore
+from analytics_consumer.tables import SCHEMA
 from common.records import Inbound, TopicPartition
 from common.schema import connect
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from analytics_consumer import money
-from analytics_consumer.aggregate import (
+from analytics_consumer.days import day_number, day_of, day_range, epoch_ms, parse_day
+from analytics_consumer.domain import (
     EVENTS,
     FAILURE,
     METHOD,
@@ -19,7 +20,6 @@ from analytics_consumer.aggregate import (
     extract,
     fold,
 )
-from analytics_consumer.days import day_number, day_of, day_range, epoch_ms, parse_day
 from common.events import PaymentEvent
 from dreamscape_dev.testing.builders import event, inbound
 

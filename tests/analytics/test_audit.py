@@ -20,8 +20,8 @@ from sqlalchemy import Engine, inspect, text
 
 from analytics_consumer.audit_trail import prune
 from analytics_consumer.cli import main
-from analytics_consumer.schema import SCHEMA
 from analytics_consumer.store import AnalyticsStore
+from analytics_consumer.tables import SCHEMA
 from common.parsing import parse_event
 from common.records import Inbound, Record, TopicPartition
 from common.schema import downgrade, migrate

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from structlog.testing import capture_logs
 
 from analytics_consumer.cli import main as analytics_main
-from analytics_consumer.schema import SCHEMA as ANALYTICS
+from analytics_consumer.tables import SCHEMA as ANALYTICS
 from common.db import make_engine
 from common.schema import (
     Schema,
@@ -40,12 +40,12 @@ from common.schema import (
 )
 from common.settings import RunnerSettings
 from dreamscape_dev.testing.proxy import TcpProxy
-from notification_consumer.__main__ import main as notification_main
-from notification_consumer.models import SCHEMA as NOTIFICATION
-from notification_consumer.models import PaymentFact
+from notification_consumer.cli import main as notification_main
+from notification_consumer.tables import SCHEMA as NOTIFICATION
+from notification_consumer.tables import PaymentFact
 from tests.integration.helpers import wait_until
-from voyage_consumer.__main__ import main as voyage_main
-from voyage_consumer.models import SCHEMA as VOYAGE
+from voyage_consumer.cli import main as voyage_main
+from voyage_consumer.tables import SCHEMA as VOYAGE
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from sqlmodel import Session
 from common.db import make_engine, transaction
 from dreamscape_dev.testing.builders import Document, inbounds
 from dreamscape_dev.testing.smtp import ReceivedMessage, SmtpSink
-from notification_consumer import repository
-from notification_consumer.models import SCHEMA, SentNotification, UserContact
+from notification_consumer import store
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
+from notification_consumer.tables import SCHEMA, SentNotification, UserContact
 
 USER = "usr_123456789"
 """The spec examples' user."""
@@ -61,16 +61,16 @@ class Service:
             contact = UserContact(
                 user_id=user_id, email=email, display_name=display_name, locale=locale
             )
-            repository.save_contact(session=session, contact=contact)
+            store.save_contact(session=session, contact=contact)
 
     def claimed(self, event_id: str, kind: str) -> bool:
         """Whether some member has claimed this notification for sending."""
         with session_of(self) as session:
-            return repository.claim_of(session=session, event_id=event_id, kind=kind) is not None
+            return store.claim_of(session=session, event_id=event_id, kind=kind) is not None
 
     def outcome(self, event_id: str, kind: str) -> SentNotification | None:
         with session_of(self) as session:
-            return repository.outcome_of(session=session, event_id=event_id, kind=kind)
+            return store.outcome_of(session=session, event_id=event_id, kind=kind)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from notification_consumer.notifications import valid_address
+from notification_consumer.domain import valid_address
 
 
 class TestValidAddress:

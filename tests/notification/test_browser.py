@@ -14,7 +14,7 @@ import pytest
 
 from common.confirmation import confirmation_number
 from dreamscape_dev.testing.browser import HeadlessChromium
-from notification_consumer.notifications import Kind, PaymentSummary, Recipient
+from notification_consumer.domain import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import EmailContext, Renderer
 from notification_consumer.samples import sample_event
 from tests.notification.support import RETRY_URL

@@ -1,4 +1,4 @@
-"""The send claims of the ledger, straight through the repository (no SMTP, no broker)."""
+"""The send claims of the ledger, straight through the store (no SMTP, no broker)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from sqlmodel import select
 from common.db import make_engine, transaction
 from common.schema import migrate
 from dreamscape_dev.testing.running import wait_until
-from notification_consumer import repository
-from notification_consumer.models import SCHEMA, NotificationClaim
-from notification_consumer.notifications import Outcome
+from notification_consumer import store
+from notification_consumer.domain import Outcome
 from notification_consumer.presence import Presence, is_gone
+from notification_consumer.tables import SCHEMA, NotificationClaim
 
 NOW = datetime(2025, 12, 18, 10, 30, tzinfo=UTC)
 KEYS = [("e-1", "receipt"), ("e-2", "receipt"), ("e-2", "refund"), ("e-3", "receipt")]
@@ -30,7 +30,7 @@ def claims(database_url: str) -> set[tuple[str, str]]:
 def claim(database_url: str, owner: str, at: datetime = NOW) -> set[tuple[str, str]]:
     """Claim `KEYS` as `owner` at `at`; the keys it holds."""
     with transaction(make_engine(database_url)) as session:
-        return repository.claim_sends(session=session, keys=KEYS, owner=owner, now=at)
+        return store.claim_sends(session=session, keys=KEYS, owner=owner, now=at)
 
 
 def gone(owner: str, engine: Engine) -> bool:
@@ -49,15 +49,15 @@ class TestReleasingClaims:
         engine = make_engine(database_url)
         migrate(engine, SCHEMA)
         with transaction(engine) as session:
-            held = repository.claim_sends(session=session, keys=KEYS, owner="a", now=NOW)
+            held = store.claim_sends(session=session, keys=KEYS, owner="a", now=NOW)
         assert held == set(KEYS)
         with transaction(engine) as session:
-            repository.record_outcomes(
+            store.record_outcomes(
                 session=session,
                 outcomes=[outcome("e-2", "receipt"), outcome("e-3", "receipt")],
                 now=NOW,
             )
-            repository.release_claims(session=session, keys=[("e-9", "receipt")])
+            store.release_claims(session=session, keys=[("e-9", "receipt")])
         assert claims(database_url) == {("e-1", "receipt"), ("e-2", "refund")}
 
 
@@ -82,7 +82,7 @@ class TestTakingClaimsOver:
         a = Presence(engine, "a")
         a.ensure()
         assert claim(database_url, "a") == set(KEYS)
-        later = NOW + repository.CLAIM_TTL + repository.CLAIM_TTL / 10
+        later = NOW + store.CLAIM_TTL + store.CLAIM_TTL / 10
         b = Presence(engine, "b")
         b.ensure()
 
@@ -99,14 +99,14 @@ class TestTakingClaimsOver:
         member = textwrap.dedent(f"""
             import sys, time
             from common.db import make_engine, transaction
-            from notification_consumer import repository
+            from notification_consumer import store
             from notification_consumer.presence import Presence
             from tests.notification.test_claims import KEYS, NOW
             engine = make_engine({postgres_url!r})
             presence = Presence(engine, "a")  # held (and its lock with it) until killed
             presence.ensure()
             with transaction(engine) as session:
-                repository.claim_sends(session=session, keys=KEYS, owner="a", now=NOW)
+                store.claim_sends(session=session, keys=KEYS, owner="a", now=NOW)
             print("claimed", flush=True)
             time.sleep(600)
         """)

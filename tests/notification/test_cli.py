@@ -9,7 +9,7 @@ import pytest
 
 from dreamscape_dev.testing.builders import event
 from dreamscape_dev.testing.smtp import SmtpSink
-from notification_consumer.__main__ import main
+from notification_consumer.cli import main
 from tests.notification.support import MAIL_FROM, RETRY_URL, Service, settings
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from dreamscape_dev.testing.builders import event, inbounds
 from dreamscape_dev.testing.proxy import TcpProxy
 from dreamscape_dev.testing.running import wait_until
 from dreamscape_dev.testing.smtp import SmtpSink
-from notification_consumer import repository
+from notification_consumer import store
 from tests.notification.support import Service, settings
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ class TestExactlyOnce:
         self, sqlite_service: Service, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """When recording fails after the emails went out, the retry records them first and sends nothing twice."""
-        real = repository.record_outcomes
+        real = store.record_outcomes
         failures = [OperationalError("INSERT", {}, Exception("database is locked"))]
 
         def flaky(**kwargs: Any) -> None:
@@ -156,7 +156,7 @@ class TestExactlyOnce:
                 raise failures.pop()
             real(**kwargs)
 
-        monkeypatch.setattr(repository, "record_outcomes", flaky)
+        monkeypatch.setattr(store, "record_outcomes", flaky)
         docs = [event("payment.completed", paymentId=f"pay_{n}") for n in range(3)]
         with pytest.raises(OperationalError):
             sqlite_service.handle(docs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dreamscape_dev.testing.builders import event, inbound
-from notification_consumer.notifications import Knowledge, Recipient, Send, Skip, plan
+from notification_consumer.domain import Knowledge, Recipient, Send, Skip, plan
 
 USER = "usr_123456789"
 CONTACT = {USER: Recipient("zoe@example.test", "Zoé", "en")}

@@ -10,7 +10,7 @@ import pytest
 
 from common.confirmation import confirmation_number
 from dreamscape_dev.testing.builders import spec_path
-from notification_consumer.__main__ import main
+from notification_consumer.cli import main
 
 
 def test_preview_writes_the_eml_html_and_text(

@@ -12,11 +12,11 @@ from common.confirmation import confirmation_number
 from common.events import PaymentEvent
 from common.parsing import parse_event
 from dreamscape_dev.testing.builders import encode, event
+from notification_consumer.domain import Kind, PaymentSummary, Recipient
 from notification_consumer.message import compose
-from notification_consumer.notifications import Kind, PaymentSummary, Recipient
 from notification_consumer.rendering import Email, EmailContext, Renderer, one_line
 from tests.notification.support import RETRY_URL
-from voyage_consumer.derivation import derive
+from voyage_consumer.domain import derive
 from voyage_consumer.facts import to_fact
 
 RECIPIENT = Recipient("zoe@example.test", "Zoé", "en")

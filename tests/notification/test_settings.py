@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from common.settings import ConfigurationError
-from notification_consumer.models import SCHEMA
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
+from notification_consumer.tables import SCHEMA
 from tests.notification.support import MAIL_FROM, RETRY_URL
 
 REQUIRED = {"mail_from": MAIL_FROM, "payment_retry_url": RETRY_URL}

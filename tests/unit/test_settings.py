@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics_consumer.settings import AnalyticsSettings
 from common.settings import CLASSIC_ONLY_PROPERTIES, ConfigurationError, RunnerSettings
-from voyage_consumer.service import VoyageSettings
 
 
 class TestConsumerConfig:
@@ -52,16 +50,3 @@ class TestGroupId:
         assert RunnerSettings(kafka={}).group_id("voyage-service") == "voyage-service"
         chosen = RunnerSettings(kafka={"group.id": "voyage-blue"})
         assert chosen.group_id("voyage-service") == "voyage-blue"
-
-    def test_the_old_variables_still_work_for_a_release_with_a_warning(
-        self, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """VOYAGE_GROUP_ID and ANALYTICS_GROUP set the group when KAFKA_GROUP_ID is not, and say they are deprecated; analytics' inbox key follows the group."""
-        voyage = VoyageSettings(kafka={}, voyage_group_id="voyage-old")
-        analytics = AnalyticsSettings(kafka={}, analytics_group="analytics-old")
-        assert voyage.group_id("voyage-service") == "voyage-old"
-        assert analytics.group == "analytics-old"
-        assert "VOYAGE_GROUP_ID is deprecated" in caplog.text
-        assert "ANALYTICS_GROUP is deprecated" in caplog.text
-        both = AnalyticsSettings(kafka={"group.id": "new"}, analytics_group="old")
-        assert both.group == "new"

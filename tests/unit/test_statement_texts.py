@@ -30,7 +30,7 @@ from common.settings import RunnerSettings
 from common.topics import DEFAULT_TOPICS
 from dreamscape_dev.simulator import SimulationConfig, generate
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.models import SCHEMA
+from voyage_consumer.tables import SCHEMA
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DRIVER_CACHE = 128

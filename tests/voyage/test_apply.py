@@ -28,10 +28,10 @@ from common.schema import connect
 from dreamscape_dev.testing.builders import Document, inbound, spec_records
 from tests.voyage.bookings import document, fact
 from tests.voyage.strategies import booking_events, renamed
-from voyage_consumer import repository
-from voyage_consumer.derivation import derive
+from voyage_consumer import store
+from voyage_consumer.domain import derive
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
-from voyage_consumer.models import SCHEMA
+from voyage_consumer.tables import SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ class Voyage:
 
     def rows(self, booking_id: str) -> dict[str, list[dict[str, Any]]]:
         with Session(self.engine) as session:
-            return repository.stored_rows(session=session, booking_id=booking_id)
+            return store.stored_rows(session=session, booking_id=booking_id)
 
     def booking(self, booking_id: str) -> dict[str, Any]:
         rows = self.rows(booking_id)["booking"]
@@ -55,7 +55,7 @@ class Voyage:
 
     def processed(self) -> int:
         with Session(self.engine) as session:
-            return repository.count_processed(session=session, consumer=CONSUMER)
+            return store.count_processed(session=session, consumer=CONSUMER)
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

@@ -29,7 +29,7 @@ from dreamscape_dev.testing.builders import inbound
 from tests.integration.helpers import process_env, produce, service_process, wait_until
 from tests.voyage.test_service import processed
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS, SCHEMA
+from voyage_consumer.tables import ANOMALIES, BOOKINGS, FACTS, HOLDS, SCHEMA
 
 pytestmark = pytest.mark.integration
 

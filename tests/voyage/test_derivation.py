@@ -8,7 +8,7 @@ from decimal import Decimal
 from common.confirmation import confirmation_number
 from dreamscape_dev.testing.builders import inbound, spec_records
 from tests.voyage.bookings import document, fact
-from voyage_consumer.derivation import Derivation, derive
+from voyage_consumer.domain import Derivation, derive
 from voyage_consumer.facts import Fact, storage_problem, to_fact
 
 

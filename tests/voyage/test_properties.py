@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dreamscape_dev.testing.builders import Document
 from tests.voyage.bookings import fact
 from tests.voyage.strategies import booking_events
-from voyage_consumer.derivation import HOLD_BY_STATUS, derive
+from voyage_consumer.domain import HOLD_BY_STATUS, derive
 
 
 class TestOrderIndependence:

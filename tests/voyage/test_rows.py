@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from common import bulk
 from voyage_consumer.facts import Fact
-from voyage_consumer.repository import fact_rows
+from voyage_consumer.store import fact_rows
 
 ENCODERS = bulk.Encoders(
     decimal=lambda d: None if d is None else f"decimal:{d}",

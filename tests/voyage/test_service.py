@@ -30,9 +30,9 @@ from tests.integration.helpers import (
     runner_settings,
     wait_until,
 )
-from voyage_consumer import repository
+from voyage_consumer import store
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
-from voyage_consumer.models import BOOKINGS, HOLDS, SCHEMA
+from voyage_consumer.tables import BOOKINGS, HOLDS, SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def voyage_runner(engine: Engine, topics: Topics, bootstrap: str) -> ObservedRun
 
 def processed(engine: Engine) -> int:
     with Session(engine) as session:
-        return repository.count_processed(session=session, consumer=CONSUMER)
+        return store.count_processed(session=session, consumer=CONSUMER)
 
 
 def statuses(engine: Engine) -> dict[str, str]:

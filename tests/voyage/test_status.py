@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from common.schema import connect
 from dreamscape_dev.testing.builders import inbound, spec_records
-from voyage_consumer.__main__ import main
+from voyage_consumer.cli import main
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
-from voyage_consumer.models import SCHEMA
+from voyage_consumer.tables import SCHEMA
 
 pytestmark = pytest.mark.integration
 

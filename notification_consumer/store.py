@@ -18,15 +18,15 @@ from sqlmodel import Session, col, select
 from common import bulk
 from common.db import table_of
 from common.events import PaymentCompleted, PaymentEvent, PaymentFailed, PaymentInitiated
-from notification_consumer.models import (
+from notification_consumer.domain import Knowledge, Outcome, PaymentSummary, Recipient
+from notification_consumer.presence import is_gone
+from notification_consumer.tables import (
     NotificationClaim,
     PaymentFact,
     SentNotification,
     UndeliveredEvent,
     UserContact,
 )
-from notification_consumer.notifications import Knowledge, Outcome, PaymentSummary, Recipient
-from notification_consumer.presence import is_gone
 
 _CONTACT: Final = table_of(UserContact)
 _PAYMENT: Final = table_of(PaymentFact)

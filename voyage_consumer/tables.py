@@ -20,7 +20,7 @@ from sqlmodel import Field, SQLModel
 from common.columns import Money, UtcDateTime
 from common.db import ProcessedEvent, table_of
 from common.schema import Schema
-from voyage_consumer.derivation import BookingStatus, HoldStatus
+from voyage_consumer.domain import BookingStatus, HoldStatus
 from voyage_consumer.facts import FactKind
 
 
@@ -49,7 +49,7 @@ class PaymentFact(SQLModel, table=True):
     booking_id: str = Field(primary_key=True)
     """First in the key, so a booking's facts are one index range (the hot read)."""
     event_id: str = Field(primary_key=True)
-    """Unique on its own too: the inbox admits each eventId once (see `apply`)."""
+    """Unique on its own too: the inbox admits each eventId once (see `handler.apply_facts`)."""
     kind: str
     payment_id: str
     user_id: str
@@ -65,7 +65,7 @@ class PaymentFact(SQLModel, table=True):
 
 
 class Booking(SQLModel, table=True):
-    """A booking as derived from its facts (`voyage_consumer.derivation.BookingState`)."""
+    """A booking as derived from its facts (`voyage_consumer.domain.BookingState`)."""
 
     __tablename__ = "booking"
     __table_args__ = (_one_of("booking", "status", BOOKING_STATUSES), _CLUSTERED)

@@ -1,13 +1,17 @@
-"""Operator commands: import contacts, then send what was undeliverable without them.
+"""The command line of `notification-consumer` (and `python -m notification_consumer`).
 
-    notification-consumer contacts import FILE     CSV with a header, or JSON lines:
-                                                   user_id, email[, display_name, locale]
-    notification-consumer resend --status undeliverable [--since 2026-12-01T00:00:00Z]
+    notification-consumer [run]                                   run the service
+    notification-consumer preview EVENT.json [--locale fr] --out DIR   render one email
+    notification-consumer contacts import FILE                    add contacts (CSV or JSON lines)
+    notification-consumer resend --status undeliverable [--since T]    send what had no address
+    notification-consumer migrate [--sql]                         apply (or print) the database migrations
 
-A receipt for a user with no `user_contact` row (and no `RECIPIENT_EMAIL_TEMPLATE`) is
-recorded `undeliverable`, its event kept in `undelivered_event`. Once the contact exists,
-`resend` sends each such notification once, with the Message-ID it was given the first
-time, and records the new outcome. Both read the service's own environment.
+`contacts import` reads a CSV with a header, or JSON lines: user_id, email[, display_name,
+locale]. A receipt for a user with no `user_contact` row (and no `RECIPIENT_EMAIL_TEMPLATE`)
+is recorded `undeliverable`, its event kept in `undelivered_event`. Once the contact exists,
+`resend --status undeliverable [--since 2026-12-01T00:00:00Z]` sends each such notification
+once, with the Message-ID it was given the first time, and records the new outcome. Both
+read the service's own environment. `preview` (for template authors) lives in `preview`.
 """
 
 from __future__ import annotations
@@ -26,18 +30,48 @@ from prometheus_client import CollectorRegistry
 from common.db import transaction
 from common.parsing import parse_event
 from common.records import Inbound, Record
-from common.schema import open_database
-from notification_consumer import repository
+from common.schema import add_migrate_command, open_database, run_migrate_command
+from common.service import run_service
+from common.settings import ConfigurationError, load_settings
+from notification_consumer import preview, store
+from notification_consumer.domain import valid_address
 from notification_consumer.handler import NotificationHandler
-from notification_consumer.models import SCHEMA, UserContact
-from notification_consumer.notifications import valid_address
-from notification_consumer.service import build
+from notification_consumer.service import SERVICE, build
 from notification_consumer.settings import NotificationSettings
+from notification_consumer.tables import SCHEMA, UserContact
 
 FIELDS = ("user_id", "email", "display_name", "locale")
 
 
-def add_arguments(commands: Any) -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=SERVICE, description="Payment receipts, failure notices and refund confirmations."
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="consume payment events and send emails (the default)")
+    preview.add_arguments(
+        commands.add_parser("preview", help="render the email of one event into files")
+    )
+    _add_operator_commands(commands)
+    add_migrate_command(commands)
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        return run_migrate_command(SCHEMA, sql=args.sql)
+    if args.command == "preview":
+        return preview.preview(args)
+    if args.command in ("contacts", "resend"):
+        try:
+            settings = load_settings(NotificationSettings)
+        except ConfigurationError as exc:
+            print(f"{SERVICE}: {exc}", file=sys.stderr)
+            return 2
+        if args.command == "contacts":
+            return import_contacts(args.file, settings)
+        return resend(args.status, args.since, settings)
+    return run_service(NotificationSettings, build, service=SERVICE)
+
+
+def _add_operator_commands(commands: Any) -> None:
     contacts = commands.add_parser("contacts", help="manage user contacts")
     actions = contacts.add_subparsers(dest="action", required=True)
     imported = actions.add_parser("import", help="add or replace contacts from a file")
@@ -45,12 +79,6 @@ def add_arguments(commands: Any) -> None:
     resend = commands.add_parser("resend", help="send notifications that could not be sent")
     resend.add_argument("--status", choices=("undeliverable",), required=True)
     resend.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601, with a zone")
-
-
-def run(args: argparse.Namespace, settings: NotificationSettings) -> int:
-    if args.command == "contacts":
-        return import_contacts(args.file, settings)
-    return resend(args.status, args.since, settings)
 
 
 def import_contacts(path: Path, settings: NotificationSettings) -> int:
@@ -73,7 +101,7 @@ def import_contacts(path: Path, settings: NotificationSettings) -> int:
                 display_name=row.get("display_name") or None,
                 locale=row.get("locale") or None,
             )
-            repository.save_contact(session=session, contact=contact)
+            store.save_contact(session=session, contact=contact)
             imported += 1
     engine.dispose()
     print(f"{imported} contact(s) imported, {bad} skipped")
@@ -99,7 +127,7 @@ def resend(status: str, since: datetime | None, settings: NotificationSettings) 
     assert isinstance(handler, NotificationHandler)
     engine = open_database(SCHEMA, settings)
     with transaction(engine) as session:
-        kept = repository.undelivered(session=session, status=status, since=since)
+        kept = store.undelivered(session=session, status=status, since=since)
     engine.dispose()
     batch = [
         Inbound(Record("resend", 0, n, None, text.encode()), parse_event(text.encode()))

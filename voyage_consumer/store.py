@@ -19,9 +19,9 @@ from sqlmodel import Session
 from common import bulk
 from common.db import PROCESSED
 from voyage_consumer.anomalies import Anomaly
-from voyage_consumer.derivation import BookingState, Derivation
+from voyage_consumer.domain import BookingState, Derivation
 from voyage_consumer.facts import Fact
-from voyage_consumer.models import ANOMALIES, BOOKINGS, FACTS, HOLDS
+from voyage_consumer.tables import ANOMALIES, BOOKINGS, FACTS, HOLDS
 
 LOCK_BUCKETS: Final = 1024
 """Advisory locks are taken per bucket of bookings, not per booking: each lock is an entry in
