@@ -11,12 +11,13 @@ that follow from them:
   loop made its batch's outcome durable, and only for partitions owned throughout the batch:
   at-least-once;
 * librdkafka commits stored offsets periodically; the loop commits synchronously on
-  revocation and at shutdown, and a commit that fails is reported, never
+  revocation (`common.rebalance`) and at shutdown, and a commit that fails is reported, never
   retried here: the next owner re-reads from the last good commit, which handlers being
   idempotent makes safe.
 
-The group's callbacks change the assignment; the run loop pauses, resumes and stores; the
-DLQ writer only asks `owned`.
+The group's callbacks (`common.rebalance`) change the assignment; the run loop pauses,
+resumes and stores; the DLQ writer only asks `owned`. The consumer is bound once it exists:
+it needs the rebalance listener, which needs this object.
 
 Partitions are kept as `(topic, partition)` tuples: a `TopicPartition` is one, and the
 hot path looks records up by their plain `(record.topic, record.partition)`.
@@ -35,14 +36,24 @@ from common.records import Inbound, Record, TopicPartition
 class Partitions:
     """Assignment, pause, rewind and offsets of one consumer; the consumer is driven through it."""
 
-    def __init__(self, consumer: ConsumerPort, bus: Bus) -> None:
-        self._consumer = consumer
+    def __init__(self, bus: Bus) -> None:
         self._bus = bus
+        self._consumer: ConsumerPort | None = None
         self._assigned: set[tuple[str, int]] = set()  # TopicPartitions; plain tuples look up alike
         self._interrupted: set[tuple[str, int]] = set()  # revoked or lost during this batch
         self._paused = False
         self._left_paused: set[tuple[str, int]] = set()  # revoked or lost while paused
         self._rewind: dict[TopicPartition, int] = {}
+
+    def bind(self, consumer: ConsumerPort) -> None:
+        """The consumer these partitions are read from (built with the rebalance listener)."""
+        self._consumer = consumer
+
+    @property
+    def _client(self) -> ConsumerPort:
+        if self._consumer is None:
+            raise RuntimeError("Partitions used before its consumer was bound")
+        return self._consumer
 
     # -- ownership ----------------------------------------------------------------------
 
@@ -77,9 +88,9 @@ class Partitions:
         stale = [tp for tp in partitions if tp in self._left_paused]
         self._left_paused.difference_update(partitions)
         if self._paused:  # the `resume` ending this wait covers them with the rest
-            self._consumer.pause(list(partitions))
+            self._client.pause(list(partitions))
         elif stale:
-            self._consumer.resume(stale)
+            self._client.resume(stale)
 
     def forget(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions revoked or lost: not ours, and nothing of theirs to read again."""
@@ -95,14 +106,14 @@ class Partitions:
     def pause(self) -> None:
         """Pause every assigned partition (once: a pause lasts until `resume`)."""
         if not self._paused:
-            self._consumer.pause(self._assignment())
+            self._client.pause(self._assignment())
             self._paused = True
 
     def resume(self) -> None:
         """Resume the partitions, and seek back to what was fetched while they were paused."""
         if not self._paused:
             return
-        consumer = self._consumer
+        consumer = self._client
         consumer.resume(self._assignment())
         self._paused = False
         for tp, offset in self._rewind.items():
@@ -125,13 +136,13 @@ class Partitions:
         owned = self.owned()
         offsets = {TopicPartition(*tp): offset for tp, offset in latest.items() if tp in owned}
         if offsets:
-            self._consumer.store_offsets(offsets)
+            self._client.store_offsets(offsets)
             self._bus.emit(OffsetsStored(offsets))
 
     def commit(self, reason: str) -> Mapping[TopicPartition, int]:
         """Commit the stored offsets synchronously; returns what was committed ({} on failure)."""
         try:
-            committed = self._consumer.commit()
+            committed = self._client.commit()
         except TransientError as exc:
             self._bus.emit(ConsumerError("COMMIT_FAILED", str(exc), fatal=False))
             return {}

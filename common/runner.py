@@ -19,17 +19,18 @@ keeps it); unexpected errors are retried a bounded number of times on the failin
 alone, then dead-lettered; permanent errors and invalid records go to the DLQ at once;
 critical errors stop the loop without storing. Which partitions are still ours when a
 rebalance lands mid-batch, what to read again after a pause, and which offsets to store, is
-`common.partitions`.
+`common.partitions`; the group's callbacks that change them are `common.rebalance`.
 
-This module is what ties them together: the loop itself, the paused polls, the consumer's
-rebalance callbacks and shutdown.
+This module is what ties them together: the loop itself, the paused polls and shutdown. It
+builds the partitions, then the rebalance listener over them, then the consumer with that
+listener, so nothing the consumer can call back into is missing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from common import dlq
@@ -39,26 +40,19 @@ from common.failures import Decision, dead_letter, decide
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
 from common.kafka.consumer import CONSUMER
-from common.lifecycle import (
-    BatchHandled,
-    Bus,
-    ConsumerError,
-    LagMeasured,
-    LoopStopped,
-    PartitionsChanged,
-    TopicMissing,
-)
+from common.lifecycle import BatchHandled, Bus, ConsumerError, LoopStopped, TopicMissing
 from common.parsing import parse_event
 from common.partitions import Partitions
 from common.ports import ConsumerPort, ProducerPort
-from common.records import Inbound, Record, TopicPartition
+from common.rebalance import Rebalance
+from common.records import Inbound, Record
 from common.retry import GaveUp, RetryPolicy, Stopping
 from common.settings import RunnerSettings
 from common.topics import Topics
 from common.tracing import NO_TRACER, Tracer, from_env
 
 
-class Runner(RebalanceListener):
+class Runner:
     """Runs one service's handler over its topics until `stop()` is called."""
 
     def __init__(
@@ -87,9 +81,10 @@ class Runner(RebalanceListener):
         self._topics = Topics(settings.topic_prefix)
         self._skew = timedelta(seconds=settings.max_clock_skew_seconds)
         self._stop = threading.Event()
-        self._has_joined = False
-        self._consumer = consumer(self)
-        self._partitions = Partitions(self._consumer, bus)
+        self._partitions = Partitions(bus)
+        self._rebalance = Rebalance(self._partitions, bus, spec.starting_offsets)
+        self._consumer = consumer(self._rebalance)
+        self._partitions.bind(self._consumer)
         self._retry = RetryPolicy(settings, (*spec.transient_errors,), bus, sleep=self._paused_wait)
         # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
         group = settings.kafka.get("group.id", spec.group_id)
@@ -120,7 +115,7 @@ class Runner(RebalanceListener):
     @property
     def ready(self) -> bool:
         """The consumer has joined its group and received an assignment."""
-        return self._has_joined
+        return self._rebalance.joined
 
     @property
     def dlq_topic(self) -> str:
@@ -281,33 +276,6 @@ class Runner(RebalanceListener):
             )
             self._report(errors)
             self._partitions.remember_rewind(records)
-
-    # -- group membership (called from inside poll) ------------------------------------
-
-    def on_assign(self, partitions: Sequence[TopicPartition]) -> Mapping[TopicPartition, int]:
-        if self._spec.starting_offsets is None or not partitions:
-            return {}
-        return self._spec.starting_offsets(partitions)
-
-    def after_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        self._has_joined = True
-        self._partitions.assign(partitions)
-        self._bus.emit(PartitionsChanged("assigned", list(partitions)))
-
-    def on_revoke(self, partitions: Sequence[TopicPartition]) -> None:
-        self._partitions.commit("revoke")  # on failure the next owner re-reads the rest
-        self._partitions.forget(partitions)
-        self._bus.emit(PartitionsChanged("revoked", list(partitions)))
-
-    def on_lost(self, partitions: Sequence[TopicPartition]) -> None:
-        self._partitions.forget(partitions)
-        self._bus.emit(PartitionsChanged("lost", list(partitions)))
-
-    def on_commit(self, offsets: Mapping[TopicPartition, int], error: str | None) -> None:
-        self._partitions.committed_periodically(offsets, error)
-
-    def on_stats(self, lag: Mapping[TopicPartition, int]) -> None:
-        self._bus.emit(LagMeasured(lag))
 
     # -- errors and shutdown ------------------------------------------------------------
 

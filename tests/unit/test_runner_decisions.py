@@ -386,6 +386,26 @@ class TestPoisonAndRejections:
         assert h.stored() == []
 
 
+class TestGroupCallbacks:
+    def test_a_consumer_calling_back_while_it_is_built_finds_the_loop_s_state(self) -> None:
+        """The listener handed to the consumer factory is complete: an assignment delivered from inside the factory is the member's, before the loop runs."""
+        calls: list[tuple[str, Any]] = []
+        consumer = FakeConsumer([], calls)
+
+        def eager(listener: RebalanceListener) -> FakeConsumer:
+            listener.on_assign([TP])
+            listener.after_assign([TP])
+            return consumer.bind(listener)
+
+        spec = ConsumerSpec(name="unit", group_id="unit-group", handle=ok)
+        runner = Runner(
+            spec, RunnerSettings(topic_prefix=TOPICS.prefix), eager, FakeProducer(calls), Bus()
+        )
+
+        assert runner.ready
+        assert calls == []
+
+
 class TestClose:
     def test_the_consumer_is_closed_whatever_ends_the_loop(self) -> None:
         """An exception nobody expected (here from the client's poll) still closes the consumer, without a commit, before it propagates (issue 12: close in a finally)."""
