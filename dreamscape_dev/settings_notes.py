@@ -3,7 +3,7 @@
 Two kinds. `MEANINGS` says what a field means when its settings class does not: a
 docstring under the field (or a pydantic `description`) always wins, and `settings_doc`
 refuses an entry no field needs any more, so each meaning is written in one place. The
-sections (`KAFKA`, `FROM_FILES`, `TRACING`, `TOOLING`) describe what the environment holds
+sections (`KAFKA`, `KAFKA_DEFAULTS`, `FROM_FILES`, `TRACING`, `TOOLING`) describe what the environment holds
 beyond the settings classes' fields: librdkafka properties, secrets from files, the
 OpenTelemetry SDK's `OTEL_*`, the tooling's own variables. Links are relative to docs/.
 """
@@ -97,7 +97,17 @@ under `consumer` the runtime leaves out the classic-only `partition.assignment.s
 `session.timeout.ms` and `heartbeat.interval.ms`. Which to choose:
 [brokers.md](brokers.md#which-consumer-group-protocol).
 """
-"""After the table of the runtime's defaults (generated from `common.settings`)."""
+"""Before the runtime's Kafka defaults (generated from `common.settings`)."""
+
+KAFKA_DEFAULTS: Final = """\
+`auto.offset.reset=earliest`: a new group reads the topics' history rather than skipping
+payments published before it first started. Auto commit commits only the offsets the loop
+stored, which it does once a record's outcome is durable, so `enable.auto.offset.store` stays
+`false`. `statistics.interval.ms` feeds consumer lag to `/metrics`, and
+`topic.metadata.refresh.interval.ms` bounds how long a topic or partition created after start
+takes to be seen. The DLQ producer waits for every in-sync replica, idempotently.
+"""
+"""After the runtime's Kafka defaults: why they are what they are."""
 
 FROM_FILES: Final = """\
 The Kafka secret properties can come from files the same way: `KAFKA_<PROPERTY>_FILE` for a

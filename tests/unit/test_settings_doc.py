@@ -14,7 +14,7 @@ import pytest
 from pydantic import Field, SecretStr
 
 from common.settings import DatabaseURL, RunnerSettings
-from dreamscape_dev import settings_doc, settings_notes
+from dreamscape_dev import settings_doc, settings_notes, settings_reading
 from tests.deploy.service_settings import SERVICE_PACKAGES, settings_classes
 
 
@@ -38,16 +38,16 @@ class TestThePage:
         for service in settings_doc.SERVICES:
             cls = service.settings
             section = next(s for s in sections if f"`{cls.__module__}.{cls.__qualname__}`" in s)
-            for name in settings_doc.own_fields(cls):
-                assert f"| `{settings_doc.env_name(cls, name)}` |" in section, name
+            for name in settings_reading.own_fields(cls):
+                assert f"| `{settings_reading.env_name(cls, name)}` |" in section, name
         runtime = next(s for s in sections if s.startswith("Every service"))
         for name in RunnerSettings.model_fields:
-            variable = settings_doc.env_name(RunnerSettings, name)
+            variable = settings_reading.env_name(RunnerSettings, name)
             assert f"| `{variable}` |" in runtime or name == "kafka", name
 
     def test_the_variables_read_outside_pydantic_are_found(self) -> None:
         """The scan of the source finds what common/tracing.py reads itself."""
-        found = settings_doc.read_outside_settings()
+        found = settings_reading.read_outside_settings(settings_doc.ROOT, settings_doc.SOURCES)
         assert {"OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_SDK_DISABLED"} <= set(found)
         assert found["OTEL_SERVICE_NAME"] == "common/tracing.py"
 
@@ -60,7 +60,7 @@ class TestMeanings:
         notes = dict(settings_notes.MEANINGS)
         del notes["SMTP_HOST"]
         monkeypatch.setattr(settings_notes, "MEANINGS", notes)
-        with pytest.raises(settings_doc.SettingsDocError, match="no meaning for SMTP_HOST"):
+        with pytest.raises(settings_reading.SettingsDocError, match="no meaning for SMTP_HOST"):
             settings_doc.render()
 
     def test_a_meaning_no_field_needs_stops_the_generator(
@@ -69,7 +69,7 @@ class TestMeanings:
         """A hand-written meaning for a variable that is gone, or documented in code, is refused."""
         notes = {**settings_notes.MEANINGS, "NO_SUCH_SETTING": "whatever"}
         monkeypatch.setattr(settings_notes, "MEANINGS", notes)
-        with pytest.raises(settings_doc.SettingsDocError, match="NO_SUCH_SETTING"):
+        with pytest.raises(settings_reading.SettingsDocError, match="NO_SUCH_SETTING"):
             settings_doc.render()
 
     def test_a_docstring_wins_over_a_note(self) -> None:
@@ -101,7 +101,7 @@ class TestRendering:
     )
     def test_type_names(self, annotation: object, text: str) -> None:
         """Each kind of field type reads as a word, not as Python."""
-        assert settings_doc.type_name(annotation) == text
+        assert settings_reading.type_name(annotation) == text
 
     def test_bounds_follow_the_type(self) -> None:
         """`Field(ge=..., le=...)` bounds are shown after the type."""
@@ -110,8 +110,8 @@ class TestRendering:
             example_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
         info = Example.model_fields["example_size"]
-        assert settings_doc.type_text(info) == "integer, ≥ 1, ≤ 100,000"
-        assert settings_doc.default_text(info) == "`1000`"
+        assert settings_reading.type_text(info) == "integer, ≥ 1, ≤ 100,000"
+        assert settings_reading.default_text(info) == "`1000`"
 
     @pytest.mark.parametrize(
         ("value", "text"),
@@ -129,4 +129,4 @@ class TestRendering:
     )
     def test_defaults_as_the_environment_spells_them(self, value: object, text: str) -> None:
         """A default reads as the value one would set."""
-        assert settings_doc.value_text(value) == text
+        assert settings_reading.value_text(value) == text
