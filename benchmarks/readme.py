@@ -72,7 +72,8 @@ def _when(run: Mapping[str, Any]) -> str:
     during = load["during_1min"]
     text = (
         f"{run['date'][:10]} on {cores} cores (commit {str(run.get('commit') or '?')[:7]}, "
-        f"{run['duration_s'] // 60} min); 1-minute load average {load['before'][0]} before, "
+        f"{run['duration_s'] // 60} min {run['duration_s'] % 60} s); 1-minute load average "
+        f"{load['before'][0]} before, "
         f"{during['min']}-{during['max']} (mean {during['mean']}) during, {load['after'][0]} after"
     )
     if during["mean"] > cores:
