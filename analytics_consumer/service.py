@@ -58,4 +58,5 @@ def build(
         starting_offsets=store.starting_offsets,
         validate=validate_amount,
         readiness_checks={"database": lambda: reachable(engine)},
+        closers=(engine.dispose,),
     )

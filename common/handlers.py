@@ -48,6 +48,11 @@ class ConsumerSpec:
     """Called (from a signal handler: it must only set a flag) when shutdown is requested, so
     a handler in a long call can stop starting new work and fail the call, leaving its records
     to be delivered again; what it finished it must make durable before raising."""
+    closers: Sequence[Callable[[], None]] = ()
+    """What the service opened, closed by the run loop in this order once it stopped, whatever
+    stopped it (a crash too), after its consumer: SMTP sessions, a lock's connection, the
+    database engine. One that raises is logged, and neither stops the others nor hides why
+    the loop stopped."""
 
 
 def per_event(handlers: Mapping[type[PaymentEvent], EventHandler]) -> BatchHandler:

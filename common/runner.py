@@ -21,7 +21,8 @@ critical errors stop the loop without storing. Which partitions are still ours w
 rebalance lands mid-batch, what to read again after a pause, and which offsets to store, is
 `common.partitions`; the group's callbacks that change them are `common.rebalance`.
 
-This module is what ties them together: the loop itself, the paused polls and shutdown. It
+This module is what ties them together: the loop itself, the paused polls and shutdown
+(commit, close the consumer, then what the service opened: `ConsumerSpec.closers`). It
 builds the partitions, then the rebalance listener over them, then the consumer with that
 listener, so nothing the consumer can call back into is missing.
 """
@@ -32,6 +33,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+import structlog
 
 from common import dlq
 from common.dlq_writer import DlqWriter
@@ -289,7 +292,23 @@ class Runner:
                 self._bus.emit(ConsumerError(error.code, error.message, error.fatal))
 
     def _close(self, *, commit: bool, reason: str) -> None:
-        committed = self._partitions.commit("shutdown") if commit else {}
-        self._consumer.close()
-        self._tracer.close()
+        try:
+            committed = self._partitions.commit("shutdown") if commit else {}
+            self._consumer.close()
+            self._tracer.close()
+        finally:
+            self._close_service()
         self._bus.emit(LoopStopped(reason, committed))
+
+    def _close_service(self) -> None:
+        """Close what the service opened (`ConsumerSpec.closers`): each one, whatever the others did."""
+        for close in self._spec.closers:
+            try:
+                close()
+            except Exception as exc:  # logged: it must not hide why the loop stopped
+                structlog.get_logger("common.runner").error(
+                    "loop.close_failed",
+                    closer=getattr(close, "__qualname__", type(close).__name__),
+                    error_type=type(exc).__name__,
+                    exc_info=True,
+                )

@@ -115,6 +115,10 @@ class NotificationHandler:
         """
         self._stopping.set()
 
+    def close(self) -> None:
+        """Release this member's presence lock (its own connection) once the loop stopped."""
+        self._presence.close()
+
     def __call__(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
         if self._unrecorded:  # sent by an earlier attempt while the database was down
             self._record(self._unrecorded)

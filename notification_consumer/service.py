@@ -48,22 +48,24 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
     )
     engine = open_database(SCHEMA, settings)
     smtp = SmtpConfig.from_settings(settings)
+    mailer = Mailer(smtp, connections=settings.smtp_connections)
+    group = settings.group_id(GROUP_NOTIFICATION)
     handler = NotificationHandler(
         engine=engine,
         renderer=renderer,
-        mailer=Mailer(smtp, connections=settings.smtp_connections),
+        mailer=mailer,
         sender=settings.mail_from,
         metrics=NotificationMetrics(registry),
         address_template=settings.recipient_email_template,
         message_id_domain=settings.message_id_domain,
         record_every=settings.record_every,
         defer_attempts=settings.smtp_defer_attempts,
-        consumer=settings.group_id(GROUP_NOTIFICATION),
+        consumer=group,
         on_claimed=BusinessMetrics(registry, SERVICE),
     )
     return ConsumerSpec(
         name=SERVICE,
-        group_id=settings.group_id(GROUP_NOTIFICATION),
+        group_id=group,
         handle=handler,
         transient_errors=TRANSIENT_DB_ERRORS,
         readiness_checks={
@@ -71,6 +73,7 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
             "smtp": lambda: _listening(smtp.host, smtp.port),
         },
         on_stop=handler.request_stop,
+        closers=(handler.close, mailer.close, engine.dispose),
     )
 
 

@@ -31,4 +31,5 @@ def build(settings: VoyageSettings, registry: CollectorRegistry) -> ConsumerSpec
         handle=VoyageHandler(engine, VoyageMetrics(registry)),
         transient_errors=TRANSIENT_DB_ERRORS,
         readiness_checks={"database": lambda: reachable(engine)},
+        closers=(engine.dispose,),
     )

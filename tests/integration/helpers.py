@@ -273,11 +273,17 @@ class ObservedRunner(RunnerThread):
         producer: Callable[[ProducerPort], ProducerPort] = lambda p: p,
         producer_config: Mapping[str, str] | None = None,
         transient_errors: tuple[type[BaseException], ...] = (),
+        closers: Sequence[Callable[[], None]] = (),
     ) -> None:
-        """`producer` wraps the DLQ producer; `producer_config` replaces its settings."""
+        """`producer` wraps the DLQ producer; `producer_config` replaces its settings;
+        `closers` are the service's (`ConsumerSpec.closers`), run when the loop stops."""
         self.recorder = Recorder()
         self.spec = ConsumerSpec(
-            name=name, group_id=group, handle=handle, transient_errors=transient_errors
+            name=name,
+            group_id=group,
+            handle=handle,
+            transient_errors=transient_errors,
+            closers=closers,
         )
         self.flow_control: list[tuple[str, list[TopicPartition]]] = []
         """Every pause and resume call the runner made on its consumer, in order."""

@@ -8,10 +8,8 @@ lifecycle events and from what the SMTP server received, never from sleeps.
 
 from __future__ import annotations
 
-import gc
 import signal
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +45,6 @@ TIMEOUT_S = 20.0
 OUTAGE_RETRIES = 6  # backoff 0.05 s doubling to 0.5 s: an outage of a few seconds
 
 
-@pytest.fixture(autouse=True)
-def _release_clients() -> Iterator[None]:
-    """Collect finished runners so their Kafka clients disconnect promptly."""
-    yield
-    gc.collect()
-
-
 def _runner(
     topics: Topics, bootstrap: str, smtp: SmtpSink, database_url: str, **overrides: Any
 ) -> ObservedRunner:
@@ -76,6 +67,7 @@ def _runner(
         group=f"notification-{uuid.uuid4().hex[:8]}",
         name="notification",
         transient_errors=spec.transient_errors,
+        closers=spec.closers,
     )
 
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from common import dlq, failures, retry
 from common.errors import (
@@ -209,8 +210,10 @@ class Harness:
         validate: Callable[[Any], None] | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_value_bytes: int = 1_000_000,
+        closers: Sequence[str] = (),
         **consumer_options: Any,
     ) -> None:
+        """`closers` names the service's closers, each logged in `calls` (`broken` raises)."""
         self.calls: list[tuple[str, Any]] = []
         self.events: list[LifecycleEvent] = []
         self.handler_calls: list[list[int]] = []
@@ -236,6 +239,7 @@ class Harness:
             handle=recording,
             transient_errors=transient,
             validate=validate,
+            closers=[self._closer(name) for name in closers],
         )
         self.bus = Bus([self.events.append])
         self.runner = Runner(
@@ -247,6 +251,14 @@ class Harness:
             wall_clock=wall_clock,
         )
         self.consumer.on_drained = self.runner.stop
+
+    def _closer(self, name: str) -> Callable[[], None]:
+        def close() -> None:
+            self.calls.append((f"closed {name}", None))
+            if name == "broken":
+                raise OSError("the SMTP pool would not shut down")
+
+        return close
 
     def run(self) -> str:
         return self.runner.run()
@@ -419,6 +431,31 @@ class TestClose:
             h.run()
         assert h.names()[-1] == "close"
         assert "commit" not in h.names()
+
+    def test_the_service_s_closers_run_after_the_consumer_on_a_clean_stop(self) -> None:
+        """A clean stop commits, closes the consumer, then each of the service's closers in order."""
+        h = Harness(ok, [[record(0)]], closers=("mailer", "engine"))
+
+        assert h.run() == "stop requested"
+
+        assert h.names()[-4:] == ["commit", "close", "closed mailer", "closed engine"]
+
+    def test_a_failing_closer_is_logged_and_neither_stops_the_others_nor_hides_the_crash(
+        self,
+    ) -> None:
+        """When the loop crashes every closer still runs; one that raises is logged, and the loop's own exception is the one that propagates."""
+        h = Harness(ok, [[record(0)]], closers=("broken", "engine"))
+
+        def broken(max_records: int, timeout_s: float) -> Any:
+            raise RuntimeError("client bug")
+
+        h.consumer.poll_batch = broken  # type: ignore[method-assign]
+        with capture_logs() as logs, pytest.raises(RuntimeError, match="client bug"):
+            h.run()
+
+        assert h.names()[-3:] == ["close", "closed broken", "closed engine"]
+        [failed] = [e for e in logs if e["event"] == "loop.close_failed"]
+        assert (failed["log_level"], failed["error_type"]) == ("error", "OSError")
 
 
 class TestLongBatches:

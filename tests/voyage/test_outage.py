@@ -8,8 +8,7 @@ everything once the database is back.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -30,13 +29,6 @@ from voyage_consumer.tables import SCHEMA
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 TIMEOUT_S = 30.0
-
-
-@pytest.fixture(autouse=True)
-def _release_clients() -> Iterator[None]:
-    """Collect finished runners so their producers disconnect before the broker stops."""
-    yield
-    gc.collect()
 
 
 def _transient_retries(consumer: ObservedRunner) -> list[RetryScheduled]:

@@ -8,7 +8,6 @@ never from watermarks or sleeps.
 
 from __future__ import annotations
 
-import gc
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -37,13 +36,6 @@ from voyage_consumer.tables import BOOKINGS, HOLDS, SCHEMA
 pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 30.0
-
-
-@pytest.fixture(autouse=True)
-def _release_clients() -> Iterator[None]:
-    """Collect finished runners so their producers disconnect before the broker stops."""
-    yield
-    gc.collect()
 
 
 @pytest.fixture
