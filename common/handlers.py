@@ -32,6 +32,8 @@ class ConsumerSpec:
 
     name: str
     group_id: str
+    """The consumer group, as `settings.group_id(DEFAULT)` resolves it (`KAFKA_GROUP_ID` wins):
+    the loop joins it and names the DLQ and spans after it, and reads it nowhere else."""
     handle: BatchHandler
     event_types: Sequence[str] = EVENT_TYPES
     transient_errors: tuple[type[BaseException], ...] = ()

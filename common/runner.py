@@ -89,8 +89,7 @@ class Runner:
         self._consumer = consumer(self._rebalance)
         self._partitions.bind(self._consumer)
         self._retry = RetryPolicy(settings, (*spec.transient_errors,), bus, sleep=self._paused_wait)
-        # KAFKA_GROUP_ID, when set, overrides the service's group: name the DLQ after the real one.
-        group = settings.kafka.get("group.id", spec.group_id)
+        group = spec.group_id  # resolved once, by the service (`RunnerSettings.group_id`)
         if tracer is None:
             tracer = from_env(service=spec.name, group=group, transient=(*spec.transient_errors,))
         self._tracer = tracer
