@@ -7,7 +7,8 @@ The one event builder of the suite (and of a team testing its own consumer):
   `doc` instead: the same fact published again);
 * `outbound(doc)` is the record the payment-service publishes for it: on its type's topic,
   keyed by paymentId; `inbound(...)` is a record as the run loop hands it to a handler,
-  consumed at an offset and parsed;
+  consumed at an offset and parsed; `payment_event(...)` is only the parsed event, what a
+  test of a pure function of events (a domain's fold, a renderer, a business key) wants;
 * `to_json` writes a `Decimal` as the exact number text it holds (`1250.00`), as the
   payment-service does, which `json.dumps` can only do through a binary float.
 """
@@ -24,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
+from common.events import PaymentEvent
 from common.parsing import parse_event
 from common.records import Header, Inbound, OutboundRecord, Record
 from common.topics import DEFAULT_TOPICS, EVENT_TYPES, Topics
@@ -179,6 +181,24 @@ def inbound(
         record.headers,
     )
     return Inbound(consumed, parse_event(record.value, record.topic, topics=topics))
+
+
+def payment_event(
+    of: str | Document,
+    *,
+    topics: Topics = DEFAULT_TOPICS,
+    event_id: str | None = None,
+    at: datetime | None = None,
+    **payload: Any,
+) -> PaymentEvent:
+    """`event(of, ...)` parsed as the run loop parses it, on its type's topic: a `PaymentEvent`.
+
+    The arguments are `event`'s (`payment_event("payment.completed", paymentId="pay_1")`),
+    so a document `of` is copied with a fresh eventId; `inbound(document).event` parses a
+    document as it is. Raises `InvalidEvent` if the fields named make the event invalid.
+    """
+    document = event(of, event_id=event_id, at=at, **payload)
+    return parse_event(encode(document), topics.for_event(document["eventType"]), topics=topics)
 
 
 def inbounds(

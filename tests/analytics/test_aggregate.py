@@ -20,12 +20,7 @@ from analytics_consumer.domain import (
     extract,
     fold,
 )
-from common.events import PaymentEvent
-from dreamscape_dev.testing.builders import event, inbound
-
-
-def _event(event_type: str, **payload: object) -> PaymentEvent:
-    return inbound(event(event_type, **payload)).event
+from dreamscape_dev.testing.builders import payment_event
 
 
 class TestMoney:
@@ -57,7 +52,7 @@ class TestMoney:
 class TestDays:
     def test_an_event_counts_on_the_utc_day_of_its_own_time(self) -> None:
         """A completedAt at 23:30 in UTC-02:00 belongs to the next UTC day."""
-        event = _event("payment.completed", completedAt="2025-12-18T23:30:00-02:00")
+        event = payment_event("payment.completed", completedAt="2025-12-18T23:30:00-02:00")
         fact = extract(event)
         assert day_of(fact.at_ms) == "2025-12-19"
 
@@ -85,8 +80,12 @@ class TestDays:
 class TestFold:
     def test_each_event_type_feeds_its_counters_and_the_payment_facts(self) -> None:
         """An initiated and a completed event of one payment give counts, revenue and a joined duration."""
-        initiated = extract(_event("payment.initiated", initiatedAt="2025-12-18T10:30:00.000Z"))
-        completed = extract(_event("payment.completed", completedAt="2025-12-18T10:32:15.500Z"))
+        initiated = extract(
+            payment_event("payment.initiated", initiatedAt="2025-12-18T10:30:00.000Z")
+        )
+        completed = extract(
+            payment_event("payment.completed", completedAt="2025-12-18T10:32:15.500Z")
+        )
         delta = fold([completed, initiated])
         day = day_number(initiated.at_ms)
         assert delta.counters[(day, EVENTS, "payment.initiated")] == [1, 0]
@@ -97,17 +96,19 @@ class TestFold:
 
     def test_the_first_value_seen_for_a_payment_wins(self) -> None:
         """A second initiated event for one payment (another eventId) is counted but does not overwrite the facts."""
-        first = extract(_event("payment.initiated", paymentMethod="paypal"))
-        again = extract(_event("payment.initiated", paymentMethod="crypto"))
+        first = extract(payment_event("payment.initiated", paymentMethod="paypal"))
+        again = extract(payment_event("payment.initiated", paymentMethod="crypto"))
         delta = fold([first, again])
         assert delta.payments["pay_abc123xyz"].method == "paypal"
         assert sum(n for (_, metric, _), (n, _) in delta.counters.items() if metric == EVENTS) == 2
 
     def test_refunds_keep_the_earliest_time_and_every_refund_row(self) -> None:
         """Two partial refunds give two refund rows and the earlier time as the first refund."""
-        late = extract(_event("payment.refunded", refundId="r2", refundedAt="2025-12-21T10:00:00Z"))
+        late = extract(
+            payment_event("payment.refunded", refundId="r2", refundedAt="2025-12-21T10:00:00Z")
+        )
         early = extract(
-            _event("payment.refunded", refundId="r1", refundedAt="2025-12-20T10:00:00Z")
+            payment_event("payment.refunded", refundId="r1", refundedAt="2025-12-20T10:00:00Z")
         )
         delta = fold([late, early])
         assert [row.refund_id for row in delta.refunds] == ["r2", "r1"]
@@ -115,7 +116,7 @@ class TestFold:
 
     def test_a_fact_names_what_its_event_type_is_counted_by(self) -> None:
         """A failed event's fact is a FailedFact carrying its errorCode by name; facts stay tuples, cheap to build and compare."""
-        fact = extract(_event("payment.failed"))
+        fact = extract(payment_event("payment.failed"))
         assert isinstance(fact, FailedFact)
         assert isinstance(fact, tuple)
         assert fact.error_code == "card_declined"
@@ -127,12 +128,14 @@ class TestAttemptsAndReasons:
     ) -> None:
         """Two failed attempts of one payment (two errorCodes) count one failure each; the payment's failure time is the earlier one, whatever the order."""
         late = extract(
-            _event(
+            payment_event(
                 "payment.failed", errorCode="insufficient_funds", failedAt="2025-12-18T10:33:00Z"
             )
         )
         early = extract(
-            _event("payment.failed", errorCode="card_declined", failedAt="2025-12-18T10:31:00Z")
+            payment_event(
+                "payment.failed", errorCode="card_declined", failedAt="2025-12-18T10:31:00Z"
+            )
         )
         delta = fold([late, early])
         day = day_number(early.at_ms)
@@ -143,8 +146,8 @@ class TestAttemptsAndReasons:
 
     def test_outcomes_are_counted_per_minute_of_the_day_for_the_gateway_alert(self) -> None:
         """A completion at 10:32:15 and a failure at 10:31:45 count under minutes 0632 and 0631."""
-        completed = extract(_event("payment.completed"))
-        failed = extract(_event("payment.failed"))
+        completed = extract(payment_event("payment.completed"))
+        failed = extract(payment_event("payment.failed"))
         delta = fold([completed, failed])
         day = day_number(completed.at_ms)
         assert delta.counters[(day, OUTCOME_MINUTE, "0632 completed")] == [1, 0]
@@ -152,7 +155,7 @@ class TestAttemptsAndReasons:
 
     def test_refunds_are_counted_by_their_reason(self) -> None:
         """The spec's refund counts once under its reason "Customer requested cancellation"."""
-        fact = extract(_event("payment.refunded"))
+        fact = extract(payment_event("payment.refunded"))
         delta = fold([fact])
         key = (day_number(fact.at_ms), REFUND_REASON, "Customer requested cancellation")
         assert delta.counters[key] == [1, 0]
