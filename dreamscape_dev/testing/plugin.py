@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,9 +48,16 @@ FAST_GROUP_SETTINGS: KafkaConfig = {"session.timeout.ms": 1000, "heartbeat.inter
 _CHOICE = pytest.StashKey[BrokerChoice]()
 
 
+POSTGRES_MARKER = (
+    "postgres: needs the PostgreSQL server (skipped unless reachable; REQUIRE_POSTGRES=1 makes "
+    "it a failure)"
+)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Decide the session's broker once, before the header is printed."""
+    """Decide the session's broker once, before the header is printed; declare `postgres`."""
     config.stash[_CHOICE] = choose_broker()
+    config.addinivalue_line("markers", POSTGRES_MARKER)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -61,6 +68,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """`REQUIRE_KAFKA=apache` stops the run at once if Apache Kafka is not what it would use."""
     if problem := requirement_unmet(session.config.stash[_CHOICE]):
         pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def unmarked_postgres_tests(items: Iterable[pytest.Item]) -> list[str]:
+    """The tests among `items` that use PostgreSQL without saying so with `@pytest.mark.postgres`.
+
+    A test uses it when `postgres_server` is among its fixtures (asking for `postgres_url`
+    asks for it); `database_url` marks its PostgreSQL run itself.
+    """
+    return [
+        item.nodeid
+        for item in items
+        if "postgres_server" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("postgres") is None
+    ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m postgres` would hide them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Stop the run if a test uses PostgreSQL unmarked: `-m "not postgres"` would still run it."""
+    if unmarked := unmarked_postgres_tests(items):
+        raise pytest.UsageError(
+            "these tests use PostgreSQL (postgres_url, postgres_server) but are not marked "
+            "@pytest.mark.postgres:\n  " + "\n  ".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")

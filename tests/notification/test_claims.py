@@ -7,6 +7,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import select
 
@@ -17,6 +18,8 @@ from notification_consumer import store
 from notification_consumer.domain import Outcome
 from notification_consumer.presence import Presence, is_gone
 from notification_consumer.tables import SCHEMA, NotificationClaim
+
+pytestmark = pytest.mark.integration
 
 NOW = datetime(2025, 12, 18, 10, 30, tzinfo=UTC)
 KEYS = [("e-1", "receipt"), ("e-2", "receipt"), ("e-2", "refund"), ("e-3", "receipt")]
@@ -91,6 +94,7 @@ class TestTakingClaimsOver:
         a.close()
         b.close()
 
+    @pytest.mark.postgres
     def test_the_claims_of_a_killed_member_are_taken_over_without_waiting_for_the_ttl(
         self, postgres_url: str
     ) -> None:
@@ -126,6 +130,7 @@ class TestTakingClaimsOver:
             process.wait(10)
         assert claims(postgres_url) == set(KEYS)
 
+    @pytest.mark.postgres
     def test_presence_is_taken_again_after_the_server_ended_its_session(
         self, postgres_url: str
     ) -> None:
