@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# kustomize renders deploy/kubernetes for tests/deploy/test_kubernetes.py: built once from the
+# Go module proxy into .venv/bin (~40 s on a fresh machine; needs Go), again only when this
+# version changes.
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE_STAMP := $(VENV)/.kustomize-$(KUSTOMIZE_VERSION)
 
 .PHONY: test unit demo chaos lint typecheck bench soak profile contracts docs clean
 
@@ -13,7 +18,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-test: $(STAMP)
+$(KUSTOMIZE_STAMP): | $(STAMP)
+	@command -v go >/dev/null 2>&1 || { echo "Go is needed to build kustomize $(KUSTOMIZE_VERSION) (tests/deploy/test_kubernetes.py renders deploy/kubernetes with it)"; exit 1; }
+	GOBIN=$(abspath $(VENV))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@touch $@
+
+test: $(STAMP) $(KUSTOMIZE_STAMP)
 	@bash scripts/ensure-tools.sh
 	$(PY) -m ruff check .
 	$(PY) -m mypy

@@ -19,7 +19,7 @@ from tests.deploy.deployment import ROOT, argv, environment, services
 from tests.deploy.observability import mounts
 from tests.deploy.test_docs import section
 
-CRONJOB: Final = ROOT / "deploy" / "kubernetes" / "reconcile-cronjob.yaml"
+CRONJOB: Final = ROOT / "deploy" / "kubernetes" / "reconcile-cronjob.yaml"  # base/'s, linked
 ANALYTICS_DOCS: Final = ROOT / "docs" / "analytics.md"
 CRON_FIELD: Final = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?(,[0-9]{1,2})*)(/[0-9]+)?"
 
@@ -93,7 +93,7 @@ class TestKubernetes:
     def test_its_container_runs_a_recorded_run_with_the_database_secret(
         self, cronjob: dict[str, Any]
     ) -> None:
-        """The pod never restarts in place, runs the CLI's recorded run of yesterday as the image's non-root user, with DATABASE_URL from a Secret and the reports read-only."""
+        """The pod never restarts in place, runs the CLI's recorded run of yesterday as the image's non-root user, with DATABASE_URL read from a file of a Secret and the reports read-only."""
         job = cronjob["spec"]["jobTemplate"]["spec"]
         pod = job["template"]["spec"]
         assert pod["restartPolicy"] == "Never"
@@ -101,9 +101,15 @@ class TestKubernetes:
         [container] = pod["containers"]
         _assert_daily_recorded_run(container["command"])
         env = {e["name"]: e for e in container["env"]}
-        assert "secretKeyRef" in env["DATABASE_URL"]["valueFrom"]
-        [mount] = container["volumeMounts"]
-        assert (mount["mountPath"], mount["readOnly"]) == ("/reports", True)
+        assert "DATABASE_URL" not in env
+        directory, file = env["DATABASE_URL_FILE"]["value"].rsplit("/", 1)
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        secret = volumes[mounts[directory]["name"]]["secret"]
+        assert secret["secretName"] == "analytics-database"
+        assert [item["path"] for item in secret["items"]] == [file]
+        reports = mounts["/reports"]
+        assert reports["readOnly"] is True
         [rule] = job["podFailurePolicy"]["rules"]
         assert rule["onExitCodes"]["values"] == [2]  # an unreadable report is not retried
 
