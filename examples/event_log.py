@@ -4,6 +4,11 @@ It is the example the README walks through and the consumer `make demo` runs bef
 real services exist. The file is flushed and fsync'd before the handler returns, so "the
 effect is durable" means what it says, and an offset is stored only after that.
 
+One file, so its roles are functions rather than the modules of a service
+(docs/writing-a-consumer.md, "Layout"): `line` is the pure core (`domain`),
+`append_durably` the handler and its store, `build` the wiring (`service`), `main` the
+command line (`cli`).
+
     EVENT_LOG_PATH=events.jsonl KAFKA_BOOTSTRAP_SERVERS=localhost:9092 \\
         python -m examples.event_log
 """

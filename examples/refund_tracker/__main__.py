@@ -1,7 +1,6 @@
-"""`python -m examples.refund_tracker`: run the refund tracker until SIGTERM or SIGINT."""
+"""`python -m examples.refund_tracker`: the command line of `cli`."""
 
-from common.service import run_service
-from examples.refund_tracker.consumer import NAME, RefundTrackerSettings, build
+from examples.refund_tracker.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(run_service(RefundTrackerSettings, build, service=NAME))
+    raise SystemExit(main())

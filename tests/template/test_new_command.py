@@ -49,8 +49,8 @@ def recorded(project: Path) -> dict[str, Any]:
 class TestWhatItGenerates:
     """The tree and the answers of each kind of consumer."""
 
-    def test_a_sqlite_consumer_has_models_migrations_and_tests(self, tmp_path: Path) -> None:
-        """The SQLite variant gets the whole tree: service, store, schema, tests, deployment."""
+    def test_a_sqlite_consumer_has_tables_migrations_and_tests(self, tmp_path: Path) -> None:
+        """The SQLite variant gets the whole tree: the role files, schema, tests, deployment."""
         project = generate(SQLITE, tmp_path / "fraud-watch")
         package = "fraud_watch"
         assert files(project) == {
@@ -66,29 +66,31 @@ class TestWhatItGenerates:
                 for name in (
                     "__init__.py",
                     "__main__.py",
+                    "cli.py",
+                    "domain.py",
                     "handler.py",
-                    "models.py",
                     "py.typed",
                     "service.py",
                     "settings.py",
                     "store.py",
+                    "tables.py",
                     "migrations/__init__.py",
                     "migrations/r0001_initial.py",
                 )
             ),
             "tests/__init__.py",
+            "tests/test_domain.py",
             "tests/test_handler.py",
             "tests/test_service.py",
-            "tests/test_store.py",
         }
 
     def test_a_consumer_without_a_database_has_no_schema(self, tmp_path: Path) -> None:
-        """`--database none` swaps the store, models and migrations for Prometheus counters."""
+        """`--database none`: the store is Prometheus counters; no tables, no migrations."""
         project = generate(NO_DATABASE, tmp_path / "attempt-meter")
         generated = files(project)
-        assert "attempt_meter/counters.py" in generated
-        assert not {p for p in generated if re.search(r"store|models|migrations", p)}
-        assert "migrate" not in (project / "attempt_meter/__main__.py").read_text()
+        assert "class Counters" in (project / "attempt_meter/store.py").read_text()
+        assert not {p for p in generated if re.search(r"tables|migrations|test_handler", p)}
+        assert "migrate" not in (project / "attempt_meter/cli.py").read_text()
 
     def test_the_answers_are_recorded_for_updates(self, tmp_path: Path) -> None:
         """.copier-answers.yml keeps the answers (topics in lifecycle order) and the template."""
@@ -256,7 +258,7 @@ class TestDeploymentFiles:
         """CMD is the `[project.scripts]` entry of pyproject.toml; USER is numeric, not 0."""
         project = generate(variant, tmp_path / variant.name)
         scripts = tomllib.loads((project / "pyproject.toml").read_text())["project"]["scripts"]
-        assert scripts == {variant.name: f"{variant.package}.__main__:main"}
+        assert scripts == {variant.name: f"{variant.package}.cli:main"}
         dockerfile = (project / "Dockerfile").read_text()
         assert f'CMD ["{variant.name}"]' in dockerfile
         [user] = re.findall(r"^USER (\d+):\d+$", dockerfile, re.MULTILINE)

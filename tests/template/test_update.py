@@ -19,7 +19,7 @@ from common.cli import main as dreamscape
 from dreamscape_dev.new import TEMPLATE, template_source
 from tests.template.support import ROOT, SQLITE, commit_all, generate, git
 
-HANDLER = "project/{{package}}/handler.py.jinja"
+DOMAIN = "project/{{package}}/domain.py.jinja"
 PURE = "Replace the totals with what your service decides, and keep this module pure."
 
 
@@ -30,8 +30,8 @@ def commit_of(project: Path) -> str:
 
 
 def change_template(template: Path, old: str, new: str, *, tag: str) -> None:
-    """Replace `old` by `new` in the handler template and commit the result as `tag`."""
-    path = template / HANDLER
+    """Replace `old` by `new` in the domain template and commit the result as `tag`."""
+    path = template / DOMAIN
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
@@ -76,19 +76,19 @@ class TestUpdate:
         self, service: Path, template: Path
     ) -> None:
         """v1 to v2: the template's new line arrives, the team's own line stays, v2 is recorded."""
-        handler = service / "fraud_watch/handler.py"
-        handler.write_text(handler.read_text() + "\n\nTEAM_THRESHOLD = 3  # our own addition\n")
+        domain = service / "fraud_watch/domain.py"
+        domain.write_text(domain.read_text() + "\n\nTEAM_THRESHOLD = 3  # our own addition\n")
         commit_all(service, "our change")
         change_template(template, PURE, PURE + "\nKeep it small, too.", tag="v2.0.0")
         assert update(service) == 0
-        merged = handler.read_text()
+        merged = domain.read_text()
         assert "Keep it small, too." in merged
         assert "TEAM_THRESHOLD = 3  # our own addition" in merged
         assert "<<<<<<<" not in merged
         assert commit_of(service) == "v2.0.0"
         assert set(git(service, "diff", "--name-only").split()) == {
             ".copier-answers.yml",
-            "fraud_watch/handler.py",
+            "fraud_watch/domain.py",
         }
 
     def test_an_update_to_a_named_version_stops_there(self, service: Path, template: Path) -> None:
@@ -96,7 +96,7 @@ class TestUpdate:
         change_template(template, PURE, PURE + "\nSecond.", tag="v2.0.0")
         change_template(template, "\nSecond.", "\nSecond.\nThird.", tag="v3.0.0")
         assert update(service, "--vcs-ref", "v2.0.0") == 0
-        text = (service / "fraud_watch/handler.py").read_text()
+        text = (service / "fraud_watch/domain.py").read_text()
         assert ("Second." in text, "Third." in text) == (True, False)
         assert commit_of(service) == "v2.0.0"
 
@@ -104,28 +104,28 @@ class TestUpdate:
         self, service: Path, template: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """The team and the template rewrote the same line: both kept, marked, file named."""
-        handler = service / "fraud_watch/handler.py"
-        handler.write_text(handler.read_text().replace(PURE, "Ours: count refunds only."))
+        domain = service / "fraud_watch/domain.py"
+        domain.write_text(domain.read_text().replace(PURE, "Ours: count refunds only."))
         commit_all(service, "our rewrite")
         change_template(template, PURE, "Theirs: a new sentence.", tag="v2.0.0")
         assert update(service) == 1
-        text = handler.read_text()
+        text = domain.read_text()
         assert "<<<<<<< before updating" in text
         assert "Ours: count refunds only." in text
         assert "Theirs: a new sentence." in text
-        assert "fraud_watch/handler.py" in capsys.readouterr().err
+        assert "fraud_watch/domain.py" in capsys.readouterr().err
 
     def test_uncommitted_changes_stop_the_update(
         self, service: Path, template: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Copier refuses a dirty work tree (the merge must be reviewable): exit 2, files as they were."""
-        handler = service / "fraud_watch/handler.py"
-        handler.write_text(handler.read_text() + "# not committed\n")
-        before = handler.read_text()
+        domain = service / "fraud_watch/domain.py"
+        domain.write_text(domain.read_text() + "# not committed\n")
+        before = domain.read_text()
         change_template(template, PURE, PURE + " New.", tag="v2.0.0")
         assert update(service) == 2
         assert "dirty" in capsys.readouterr().err.lower()
-        assert handler.read_text() == before
+        assert domain.read_text() == before
         assert commit_of(service) == "v1.0.0"
 
     def test_a_service_made_from_a_plain_directory_cannot_be_updated(
@@ -153,9 +153,9 @@ class TestFromARepositoryCheckout:
         assert dreamscape([*argv, "--template", source, "--vcs-ref", str(first)]) == 0
         assert commit_of(project) == git(checkout, "rev-parse", "--short", first)
         commit_all(project, "generated")
-        handler = checkout / "dreamscape_dev/templates/consumer" / HANDLER
-        handler.write_text(handler.read_text().replace(PURE, PURE + " Release 2."))
+        domain = checkout / "dreamscape_dev/templates/consumer" / DOMAIN
+        domain.write_text(domain.read_text().replace(PURE, PURE + " Release 2."))
         commit_all(checkout, "release 2")
         assert update(project) == 0  # the checkout's current commit, not its work tree
-        assert "Release 2." in (project / "fraud_watch/handler.py").read_text()
+        assert "Release 2." in (project / "fraud_watch/domain.py").read_text()
         assert commit_of(project) == git(checkout, "rev-parse", "--short", "HEAD")

@@ -3,7 +3,9 @@
 A newcomer who knows one service knows where everything is in the others: the command line
 in `cli.py`, the settings in `settings.py`, the wiring in `service.py`, the pure core in
 `domain.py`, the glue the run loop calls in `handler.py`, the tables in `tables.py`, the
-database reads and writes in `store.py`, the migrations in `migrations/`.
+database reads and writes in `store.py`, the migrations in `migrations/`. The services are
+checked in the source tree, the consumer template (`dreamscape new consumer`) by the names
+its files render to.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Final
 import pytest
 
 ROOT: Final = Path(__file__).resolve().parents[2]
+TEMPLATE_PACKAGE: Final = ROOT / "dreamscape_dev/templates/consumer/project/{{package}}"
+TEMPLATE_TESTS: Final = TEMPLATE_PACKAGE.parent / "tests"
 
 SERVICES: Final = ("voyage_consumer", "notification_consumer", "analytics_consumer")
 
@@ -45,6 +49,8 @@ RETIRED: Final = (
 """Names the roles had before issue 24: a module under one of them is a second name for a role."""
 
 REVISION: Final = re.compile(r"r\d{4}_\w+\.py")
+WITH_A_DATABASE: Final = "{% if database != 'none' %}"
+_CONDITIONAL: Final = re.compile(r"(\{% if [^%]+ %\})(.*?)\{% endif %\}")
 
 
 @pytest.mark.parametrize("package", SERVICES)
@@ -87,3 +93,42 @@ class TestServiceLayout:
             if isinstance(target, ast.Name)
         }
         assert "SCHEMA" in assigned
+
+
+def rendered(path: Path) -> tuple[str, str]:
+    """The name a template file or directory renders to, and the condition it is rendered on."""
+    name = path.name.removesuffix(".jinja")
+    conditional = _CONDITIONAL.fullmatch(name)
+    return (conditional[2], conditional[1]) if conditional else (name, "")
+
+
+class TestTemplateLayout:
+    """A generated project has the services' layout: the same role files, the same names."""
+
+    def test_every_role_is_rendered_whatever_the_database(self) -> None:
+        """__main__, cli, settings, service, domain, handler and store are in every variant."""
+        names = dict(rendered(path) for path in TEMPLATE_PACKAGE.iterdir())
+        always = [name for name in ROLES if name != "tables.py"]
+        assert {name: names.get(name) for name in always} == dict.fromkeys(always, "")
+
+    def test_tables_and_migrations_come_with_a_database(self) -> None:
+        """tables.py and migrations/ are rendered exactly when the service has a database."""
+        names = dict(rendered(path) for path in TEMPLATE_PACKAGE.iterdir())
+        assert names["tables.py"] == WITH_A_DATABASE
+        assert names["migrations"] == WITH_A_DATABASE
+        [revision] = [rendered(p)[0] for p in TEMPLATE_PACKAGE.glob("*migrations*/r*")]
+        assert REVISION.fullmatch(revision)
+
+    def test_no_template_file_keeps_a_retired_role_name(self) -> None:
+        """Nor does the template: no models.py, no counters.py beside the store."""
+        names = {rendered(path)[0] for path in TEMPLATE_PACKAGE.iterdir()}
+        assert not names & {*RETIRED, "counters.py"}
+
+    def test_the_template_tests_are_named_after_the_modules_they_test(self) -> None:
+        """tests/test_domain.py for the pure core, test_handler.py with a database, test_service.py."""
+        names = dict(rendered(path) for path in TEMPLATE_TESTS.iterdir())
+        assert names["test_domain.py"] == ""
+        assert names["test_service.py"] == ""
+        assert names["test_handler.py"] == WITH_A_DATABASE
+        modules = {name for name in names if name.endswith(".py")}
+        assert modules == {"__init__.py", "test_domain.py", "test_handler.py", "test_service.py"}
