@@ -92,7 +92,7 @@ def _merge(fact: PaymentFact, event: PaymentEvent) -> None:
 def knowledge(
     *, session: Session, events: Sequence[PaymentEvent], payments: Mapping[str, PaymentFact]
 ) -> Knowledge:
-    """Everything `notifications.plan` needs about `events`, read in one pass per table.
+    """Everything `domain.plan` needs about `events`, read in one pass per table.
 
     `payments` is what `remember_payments` returned in this transaction: no need to read it back.
     """
