@@ -13,7 +13,7 @@ from dreamscape_dev.simulator import SimulationConfig, generate
 from tests.analytics import independent
 from tests.analytics.helpers import engine_for, report, stored_offsets
 from tests.analytics.running import expected_positions, wait_caught_up
-from tests.integration.helpers import process_env, produce, service_process, wait_until
+from tests.integration.helpers import kill_mid_batch, process_env, produce, service_process
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +43,7 @@ class TestCrash:
         )
         crash = {"CRASH_AFTER_BATCHES": "5", "CRASH_MARKER_PATH": str(marker)}
 
-        with service_process("tests.analytics.crash_analytics", env | crash, tmp_path) as crashing:
-            wait_until(marker.exists, TIMEOUT_S, "the crash marker", abort=crashing.died)
-            crashing.signal(signal.SIGKILL)
-            assert crashing.wait(10) == -signal.SIGKILL
+        kill_mid_batch("tests.analytics.crash_analytics", env | crash, tmp_path, marker, TIMEOUT_S)
 
         engine = engine_for(url)
         expected = independent.figures(independent.distinct_events(records))

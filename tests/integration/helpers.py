@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -379,6 +382,27 @@ def service_process(module: str, env: Mapping[str, str], log_dir: Path) -> Itera
         yield service
     finally:
         service.kill()
+
+
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of the service's /readyz on `port`, ready or not."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, json.loads(refused.read())
+
+
+def kill_mid_batch(
+    module: str, env: Mapping[str, str], log_dir: Path, marker: Path, timeout_s: float
+) -> None:
+    """Run a service's crashing twin (`tests.voyage.crash_voyage` ...) until it writes
+    `marker`, hanging mid-batch (`tests.integration.crash_consumer.hang`), and SIGKILL it."""
+    with service_process(module, env, log_dir) as crashing:
+        wait_until(marker.exists, timeout_s, "the crash marker", abort=crashing.died)
+        crashing.signal(signal.SIGKILL)
+        assert crashing.wait(10) == -signal.SIGKILL
 
 
 def logged(path: Path) -> list[dict[str, Any]]:

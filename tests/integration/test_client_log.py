@@ -8,60 +8,23 @@ producer's check between polls), a fixed number of times, and the log lines coun
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import socket
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from common.kafka import KafkaConsumer, KafkaProducer, RebalanceListener
 from common.kafka.client import client_log
 from dreamscape_dev.testing.running import wait_until
-from tests.integration.helpers import service_process
+from tests.deploy.observability import metrics_port
+from tests.integration.helpers import readyz, service_process
 
 POLLS = 60
 POLL_TIMEOUT_S = 0.1
 
 
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A localhost port that refuses connections (bound, never listening) for the test."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def librdkafka_lines() -> Iterator[list[logging.LogRecord]]:
-    logger = logging.getLogger("librdkafka")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
 class TestUnreachableBroker:
     def test_an_unreachable_broker_logs_a_bounded_number_of_lines(
-        self, closed_port: int, librdkafka_lines: list[logging.LogRecord]
+        self, closed_port: int, librdkafka_lines: list[str]
     ) -> None:
         """A consumer and a DLQ producer polled 60 times (6 s) against a closed port log fewer than 10 lines, where librdkafka alone logs about 20 a second."""
         bootstrap = f"127.0.0.1:{closed_port}"
@@ -76,12 +39,11 @@ class TestUnreachableBroker:
                 producer.check()
         finally:
             consumer.close()
-        texts = [record.getMessage() for record in librdkafka_lines]
-        assert any("Connection refused" in text for text in texts), texts
-        assert len(texts) < 10, "\n".join(texts)
+        assert any("Connection refused" in text for text in librdkafka_lines), librdkafka_lines
+        assert len(librdkafka_lines) < 10, "\n".join(librdkafka_lines)
 
     def test_the_cause_of_the_last_client_error_is_broker_unreachable(
-        self, closed_port: int, librdkafka_lines: list[logging.LogRecord]
+        self, closed_port: int, librdkafka_lines: list[str]
     ) -> None:
         """After a few polls against a closed port, the client log names the cause "broker unreachable"."""
         consumer = KafkaConsumer(
@@ -97,16 +59,6 @@ class TestUnreachableBroker:
         finally:
             consumer.close()
         assert client_log.cause() == "broker unreachable"
-
-
-def readyz(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-            body = answer.read()
-    except urllib.error.HTTPError as refused:
-        body = refused.read()
-    parsed: dict[str, Any] = json.loads(body)
-    return parsed
 
 
 class TestServiceProcess:
@@ -125,23 +77,15 @@ class TestServiceProcess:
             EVENT_LOG_PATH=str(tmp_path / "events.jsonl"),
         )
         with service_process("examples.event_log", env, tmp_path) as service:
-
-            def started() -> dict[str, object] | None:
-                for text in service.output.read_text(errors="replace").splitlines():
-                    if '"service.started"' in text:
-                        return dict(json.loads(text))
-                return None
-
-            wait_until(started, 30.0, "service.started", abort=service.died)
-            port = int(str((started() or {})["http_port"]))
+            port = metrics_port(service)
             wanted = "waiting for assignment: broker unreachable"
             wait_until(
-                lambda: readyz(port)["checks"]["partitions_assigned"] == wanted,
+                lambda: readyz(port)[1]["checks"]["partitions_assigned"] == wanted,
                 30.0,
                 "/readyz naming the cause",
                 abort=service.died,
             )
-            body = json.dumps(readyz(port))
+            body = json.dumps(readyz(port)[1])
             service.signal(signal.SIGTERM)
             assert service.wait(30.0) == 0
         assert str(closed_port) not in body

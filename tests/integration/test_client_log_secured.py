@@ -7,21 +7,16 @@ fixed number of times, and the log lines counted; a real service says the cause 
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from common.kafka import KafkaConsumer, KafkaProducer, RebalanceListener
 from dreamscape_dev.testing.broker import SecuredBroker
 from dreamscape_dev.testing.running import wait_until
-from tests.integration.helpers import service_process
+from tests.deploy.observability import metrics_port
+from tests.integration.helpers import readyz, service_process
 
 pytestmark = pytest.mark.integration
 
@@ -29,28 +24,6 @@ POLLS = 60
 POLL_TIMEOUT_S = 0.1
 #: A CA bundle that did not sign the test broker's certificate.
 OTHER_CA = "/etc/ssl/certs/ca-certificates.crt"
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.texts.append(record.getMessage())
-
-
-@pytest.fixture
-def librdkafka_lines() -> Iterator[list[str]]:
-    logger = logging.getLogger("librdkafka")
-    handler, level = Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
-    try:
-        yield handler.texts
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def refused(broker: SecuredBroker, how: str) -> dict[str, str]:
@@ -103,28 +76,11 @@ class TestRefusedClients:
             EVENT_LOG_PATH=str(tmp_path / "events.jsonl"),
         )
         with service_process("examples.event_log", env, tmp_path) as service:
-
-            def port() -> int | None:
-                for text in service.output.read_text(errors="replace").splitlines():
-                    if '"service.started"' in text:
-                        return int(json.loads(text)["http_port"])
-                return None
-
-            wait_until(port, 30.0, "service.started", abort=service.died)
+            port = metrics_port(service)
             wanted = f"waiting for assignment: {CAUSES[how]}"
             wait_until(
-                lambda: readyz(port() or 0)["checks"]["partitions_assigned"] == wanted,
+                lambda: readyz(port)[1]["checks"]["partitions_assigned"] == wanted,
                 30.0,
                 f"/readyz saying {wanted!r}",
                 abort=service.died,
             )
-
-
-def readyz(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as answer:
-            body = answer.read()
-    except urllib.error.HTTPError as refused_answer:
-        body = refused_answer.read()
-    parsed: dict[str, Any] = json.loads(body)
-    return parsed

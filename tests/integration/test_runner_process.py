@@ -24,6 +24,7 @@ from tests.integration.helpers import (
     ROOT,
     committed_offsets,
     event_id,
+    kill_mid_batch,
     logged,
     logged_ids,
     next_offsets,
@@ -67,14 +68,8 @@ class TestCrash:
             KAFKA_GROUP_PROTOCOL=group_protocol,
         )
 
-        with service_process(
-            CRASH_CONSUMER,
-            env | {"CRASH_AFTER": "120", "CRASH_MARKER_PATH": str(marker)},
-            tmp_path,
-        ) as crashing:
-            wait_until(marker.exists, TIMEOUT_S, "the crash marker", abort=crashing.died)
-            crashing.signal(signal.SIGKILL)
-            assert crashing.wait(10) == -signal.SIGKILL
+        crash = {"CRASH_AFTER": "120", "CRASH_MARKER_PATH": str(marker)}
+        kill_mid_batch(CRASH_CONSUMER, env | crash, tmp_path, marker, TIMEOUT_S)
         before_restart = logged(log)
         assert len(before_restart) == 120
         committed = committed_offsets(kafka_bootstrap_servers, group, _all_partitions(topics))

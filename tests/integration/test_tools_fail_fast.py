@@ -9,15 +9,11 @@ what is asserted is its exit code and its one line on stderr.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from dreamscape_dev.testing.builders import event, to_json
 
@@ -25,14 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_FLAG = ("--timeout", "3")
 #: Far above any bound the tools keep (the default wait is 15 s): proves they end, no more.
 ENDS_WITHIN_S = 60.0
-
-
-@pytest.fixture
-def closed_port() -> Iterator[int]:
-    """A localhost port that refuses connections (bound, never listening) for the test."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
 
 
 @dataclass

@@ -7,9 +7,6 @@ own where it matters that the user may write nowhere else, so the fleet keeps it
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +23,7 @@ from dreamscape_dev.testing import builders
 from dreamscape_dev.testing.broker import SecuredBroker
 from dreamscape_dev.testing.running import wait_until
 from tests.deploy.observability import metrics_port
-from tests.integration.helpers import ServiceProcess, service_process
+from tests.integration.helpers import ServiceProcess, readyz, service_process
 from tests.security.secured import (
     TIMEOUT_S,
     SecuredFleet,
@@ -58,15 +55,6 @@ def says(service: ServiceProcess, *words: str) -> bool:
 
 def nothing_committed(broker: SecuredBroker, group: str, ends: dict[TopicPartition, int]) -> bool:
     return all(offset < 0 for offset in committed(broker, group, list(ends)).values())
-
-
-def readyz(port: int) -> tuple[int, dict[str, Any]]:
-    """Status and JSON body of the service's /readyz."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as refused:
-        return refused.code, json.loads(refused.read())
 
 
 def not_ready(**failing: str) -> dict[str, Any]:

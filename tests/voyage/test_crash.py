@@ -26,7 +26,13 @@ from common.schema import connect
 from common.topics import Topics
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.builders import inbound
-from tests.integration.helpers import process_env, produce, service_process, wait_until
+from tests.integration.helpers import (
+    kill_mid_batch,
+    process_env,
+    produce,
+    service_process,
+    wait_until,
+)
 from tests.voyage.test_service import processed
 from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import ANOMALIES, BOOKINGS, FACTS, HOLDS, SCHEMA
@@ -87,10 +93,7 @@ def test_a_consumer_killed_mid_batch_ends_with_the_database_of_an_uninterrupted_
     )
     crashing_env = env | {"CRASH_AFTER": str(crash_after), "CRASH_MARKER_PATH": str(marker)}
 
-    with service_process("tests.voyage.crash_voyage", crashing_env, tmp_path) as crashing:
-        wait_until(marker.exists, TIMEOUT_S, "the crash marker", abort=crashing.died)
-        crashing.signal(signal.SIGKILL)
-        assert crashing.wait(10) == -signal.SIGKILL
+    kill_mid_batch("tests.voyage.crash_voyage", crashing_env, tmp_path, marker, TIMEOUT_S)
     observer = make_engine(database_url)
     committed = processed(observer)
     assert 0 < committed < crash_after, "the batch in hand at the kill was committed"
