@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # kustomize renders deploy/kubernetes for tests/deploy/test_kubernetes.py: built once from the
-# Go module proxy into .venv/bin (~40 s on a fresh machine; needs Go), again only when this
-# version changes.
+# Go module proxy into .venv/bin (~40 s on a fresh machine) where Go is installed, again only
+# when this version changes. Without Go (or kubectl) those tests skip saying so, and fail
+# under REQUIRE_TOOLS=1 as CI runs them: like Chromium and promtool, a tool, not a step.
 KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE_STAMP := $(VENV)/.kustomize-$(KUSTOMIZE_VERSION)
 
@@ -19,9 +20,11 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 $(KUSTOMIZE_STAMP): | $(STAMP)
-	@command -v go >/dev/null 2>&1 || { echo "Go is needed to build kustomize $(KUSTOMIZE_VERSION) (tests/deploy/test_kubernetes.py renders deploy/kubernetes with it)"; exit 1; }
-	GOBIN=$(abspath $(VENV))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
-	@touch $@
+	@if command -v go >/dev/null 2>&1; then \
+	  GOBIN=$(abspath $(VENV))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION) && touch $@; \
+	else \
+	  echo "Go not installed: kustomize $(KUSTOMIZE_VERSION) not built (the Kubernetes manifest tests use kubectl if present, else skip)"; \
+	fi
 
 test: $(STAMP) $(KUSTOMIZE_STAMP)
 	@bash scripts/ensure-tools.sh

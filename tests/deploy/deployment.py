@@ -221,14 +221,6 @@ def addresses(variable: str, value: str) -> list[tuple[str, int | None]]:
     return [(value, None)]
 
 
-HOST_VARIABLES: Final = (
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "BOOTSTRAP_SERVERS",
-    "DATABASE_URL",
-    "SMTP_HOST",
-)
-
-
 def duration_s(text: str) -> float:
     """A compose duration (`1m30s`, `30s`, `500ms`) in seconds."""
     units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}

@@ -2,8 +2,9 @@
 
 Shared helpers of tests/deploy/test_kubernetes.py. The renderer is the standalone
 `kustomize` that `make test` builds into .venv/bin (the Makefile's KUSTOMIZE_VERSION, from
-the Go module proxy, once); rendering needs no cluster. A missing renderer fails the tests:
-a skip would let the manifests drift unchecked on any machine without it.
+the Go module proxy, once, where Go is installed); rendering needs no cluster. A missing
+renderer fails the tests in CI (REQUIRE_TOOLS=1), so the manifests cannot drift unchecked
+there; elsewhere they skip naming what is missing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,12 @@ def pinned_version() -> str:
 
 
 def kustomize_binary() -> str:
-    """The kustomize to render with: $KUSTOMIZE, else the venv's, else one on PATH; else FAIL."""
+    """The kustomize to render with: $KUSTOMIZE, else the venv's, else one on PATH.
+
+    None: the test fails under REQUIRE_TOOLS=1 (CI), and elsewhere skips saying what is
+    missing, as the other tool-backed tests do (a machine without Go). kubectl's built-in
+    kustomize is not used: it is another release, and renders are compared to the pin.
+    """
     candidates = [
         os.environ.get("KUSTOMIZE"),
         str(Path(sys.executable).parent / "kustomize"),
@@ -51,10 +57,13 @@ def kustomize_binary() -> str:
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
-    pytest.fail(
+    message = (
         f"kustomize is not installed: `make test` builds kustomize {pinned_version()} into "
-        f".venv/bin first (`make .venv/.kustomize-{pinned_version()}`; needs Go once)"
+        ".venv/bin where Go is installed (`make .venv/.kustomize-{pinned_version()}`)"
     )
+    if os.environ.get("REQUIRE_TOOLS") == "1":
+        pytest.fail(f"{message} (and REQUIRE_TOOLS=1)")
+    pytest.skip(message)
 
 
 def render(directory: Path) -> list[Object]:
