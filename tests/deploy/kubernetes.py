@@ -59,7 +59,7 @@ def kustomize_binary() -> str:
             return candidate
     message = (
         f"kustomize is not installed: `make test` builds kustomize {pinned_version()} into "
-        ".venv/bin where Go is installed (`make .venv/.kustomize-{pinned_version()}`)"
+        f".venv/bin where Go is installed (`make .venv/.kustomize-{pinned_version()}`)"
     )
     if os.environ.get("REQUIRE_TOOLS") == "1":
         pytest.fail(f"{message} (and REQUIRE_TOOLS=1)")
