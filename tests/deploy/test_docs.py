@@ -27,6 +27,7 @@ CHECKED_DOCS: Final = (
     "writing-a-consumer.md",
     "settings.md",
     "testing.md",
+    "kubernetes.md",
 )
 
 
