@@ -30,7 +30,6 @@ from common.settings import RunnerSettings
 
 class EventLogSettings(RunnerSettings):
     event_log_path: Path = Path("data/event-log.jsonl")
-    event_log_group: str = "event-log"
 
 
 def line(inbound: Inbound) -> str:
@@ -61,7 +60,7 @@ def build(settings: EventLogSettings, _registry: CollectorRegistry) -> ConsumerS
     path.parent.mkdir(parents=True, exist_ok=True)
     return ConsumerSpec(
         name="event-log",
-        group_id=settings.event_log_group,
+        group_id=settings.group_id("event-log"),  # KAFKA_GROUP_ID, else event-log
         handle=lambda batch: append_durably(path, batch),
     )
 

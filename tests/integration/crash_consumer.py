@@ -42,7 +42,9 @@ def build(settings: CrashSettings, _registry: CollectorRegistry) -> ConsumerSpec
             if handled >= settings.crash_after:
                 hang(settings.crash_marker_path, handled)
 
-    return ConsumerSpec(name="crash-consumer", group_id=settings.event_log_group, handle=handle)
+    return ConsumerSpec(
+        name="crash-consumer", group_id=settings.group_id("event-log"), handle=handle
+    )
 
 
 def hang(marker: Path, handled: int) -> None:
