@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 KUSTOMIZE_VERSION := v5.7.1
 KUSTOMIZE_STAMP := $(VENV)/.kustomize-$(KUSTOMIZE_VERSION)
 
-.PHONY: test unit demo chaos lint typecheck bench soak profile contracts docs clean
+.PHONY: test unit demo chaos lint typecheck bench soak profile contracts docs dist clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version.split()[0])'
@@ -75,6 +75,19 @@ contracts: $(STAMP)
 # Regenerates docs/settings.md from the settings classes; tests/unit/test_settings_doc.py fails when it is stale.
 docs: $(STAMP)
 	$(PY) -m dreamscape_dev.settings_doc
+
+# Every distribution's wheel and sdist (distributions/*/, one version: common.__version__) into
+# dist/ (or DIST=dir), each built in an isolated environment, then `twine check --strict`.
+# About 15 s; docs/releasing.md. tests/packaging builds them once per session this way.
+DIST ?= dist
+DISTRIBUTIONS := $(sort $(wildcard distributions/*/pyproject.toml))
+dist: $(STAMP)
+	rm -rf $(DIST)
+	@for project in $(dir $(DISTRIBUTIONS)); do \
+	  $(PY) -m build --outdir $(DIST) $$project >/dev/null || exit 1; \
+	done
+	$(PY) -m twine check --strict $(DIST)/*
+	@ls -l $(DIST)
 
 clean:
 	rm -rf $(VENV) demo-output chaos-output data .pytest_cache .mypy_cache .ruff_cache
