@@ -4,8 +4,10 @@
 |------------------|------------------------------------------|---------------------------------------|
 | `InvalidEvent`   | the record cannot be parsed or validated | dead-letter at once                   |
 | `PermanentError` | a handler says this record can never work | dead-letter at once                   |
+| `RetryLater`     | a handler says this record's effect could not happen now, for a reason of its own (returned, like a rejection) | call the handler again with it alone, backing off, up to `ConsumerSpec.record_attempts`; then give up and dead-letter it |
 | `TransientError` | a dependency is unreachable (DB, SMTP...) | pause, back off, retry without limit  |
 | `CriticalError`  | carrying on would do harm                | stop without storing the offset       |
+| `ShutdownRequested` | the process is stopping: the call leaves its work undone | leave the batch unstored (its records come again), commit, close |
 | `FatalClientError` | the consumer or the DLQ producer failed for good (a `CriticalError`) | stop, commit what is durable, exit 1 |
 | anything else    | a bug or a surprise                      | retry a bounded number of times, then dead-letter |
 
@@ -15,6 +17,7 @@ Services may also declare their own exception types as transient (for instance S
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 RejectionReason = Literal[
@@ -48,6 +51,30 @@ class PermanentError(Exception):
         self.error_type = error_type
 
 
+class RetryLater(Exception):  # noqa: N818 - the name reads as the verdict it is
+    """Returned (never raised) by a handler for one record, like a `PermanentError`: this
+    record's effect could not happen now, for a reason of its own (its recipient's server
+    said 4xx); the batch's other records are done.
+
+    The run loop calls the handler again with the still-deferred records alone, backing off
+    between calls, until they succeed or have had `ConsumerSpec.record_attempts` calls; then
+    it calls `give_up` (if any: say, to record that it gave up) and dead-letters the record
+    as `error_type`. An outage that no record causes is a `TransientError` instead.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        error_type: str,
+        give_up: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+        self.give_up = give_up
+
+
 class TransientError(Exception):
     """A dependency is unavailable; the same record will succeed later."""
 
@@ -62,6 +89,16 @@ class ProduceRefusedError(Exception):
     def __init__(self, refused: dict[int, str]) -> None:
         super().__init__(f"{len(refused)} record(s) refused: {sorted(set(refused.values()))}")
         self.refused = refused
+
+
+class ShutdownRequested(Exception):  # noqa: N818 - a state, like TransientError
+    """The process is stopping: raised to end a handler call (or a retry wait) early.
+
+    The run loop raises it out of a retry wait once `stop()` was called, and a handler in a
+    long call may raise it after `ConsumerSpec.on_stop` (having made durable what it
+    finished). The retry policy lets it through; the loop stores nothing for the batch in
+    hand (its records are delivered again), commits what was stored and closes.
+    """
 
 
 class CriticalError(Exception):

@@ -3,8 +3,10 @@
 The primary contract is the batch handler: it receives every parsed record of one poll
 (several partitions and event types mixed, in offset order per partition) and applies them,
 typically in one database transaction. It returns the records it rejects for good, with the
-reason; every other record counts as handled once it returns. Raising means "the batch did not
-happen": the run loop decides what next from the exception (see `common.errors`).
+reason (`PermanentError`), and those whose effect could not happen now for a reason of their
+own (`RetryLater`: the loop calls the handler again with them alone, a bounded number of
+times); every other record counts as handled once it returns. Raising means "the batch did
+not happen": the run loop decides what next from the exception (see `common.errors`).
 
 `per_event` adapts plain per-event functions to that contract for services that need no batch.
 """
@@ -15,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import PermanentError
+from common.errors import PermanentError, RetryLater
 from common.events import PaymentEvent
 from common.records import Inbound, TopicPartition
 from common.topics import EVENT_TYPES
 
-Rejections = Mapping[Inbound, PermanentError]
+Rejections = Mapping[Inbound, PermanentError | RetryLater]
 BatchHandler = Callable[[Sequence[Inbound]], Rejections | None]
 StartingOffsets = Callable[[Sequence[TopicPartition]], Mapping[TopicPartition, int]]
 EventHandler = Callable[[Any], None]
@@ -46,10 +48,17 @@ class ConsumerSpec:
     offsets with its state (and resumes from them) can never cover a record whose DLQ copy
     was not yet acknowledged when the process died."""
     readiness_checks: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
+    record_attempts: int = 3
+    """How many calls a record the handler keeps returning as `RetryLater` gets (the first
+    included) before the loop gives up on it and dead-letters it under its `error_type`. The
+    loop backs off between calls as for a transient error, every partition paused, so one
+    such record holds the others a few seconds at most. A service that stores its offsets
+    with its state must not store one past a record it returns as `RetryLater`."""
     on_stop: Callable[[], None] | None = None
     """Called (from a signal handler: it must only set a flag) when shutdown is requested, so
-    a handler in a long call can stop starting new work and fail the call, leaving its records
-    to be delivered again; what it finished it must make durable before raising."""
+    a handler in a long call can stop starting new work and end the call by raising
+    `common.errors.ShutdownRequested`, leaving its records to be delivered again; what it
+    finished it must make durable before raising (`common.retry.until_durable`)."""
     closers: Sequence[Callable[[], None]] = ()
     """What the service opened, closed by the run loop in this order once it stopped, whatever
     stopped it (a crash too), after its consumer: SMTP sessions, a lock's connection, the

@@ -40,7 +40,7 @@ class RetryScheduled:
     """Handling failed; the records' partitions are paused until `delay_s` has passed."""
 
     records: Sequence[Record]
-    kind: str  # "transient" or "unexpected"
+    kind: str  # "transient", "unexpected" or "deferred" (a handler's `RetryLater`)
     error: BaseException
     attempt: int
     delay_s: float

@@ -141,7 +141,7 @@ class RuntimeMetrics:
             self._record_child(event_type, "dead_lettered")
             self._age_child(event_type, "handled")
         self._record_child(UNKNOWN_EVENT_TYPE, "dead_lettered")
-        _touch(self._retries, self._service, ("transient", "unexpected"))
+        _touch(self._retries, self._service, ("transient", "unexpected", "deferred"))
         _touch(self._commits, self._service, ("periodic", "revoke", "shutdown"))
         _touch(self._errors, self._service, ("true", "false"))
 

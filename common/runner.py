@@ -17,7 +17,10 @@ Failures follow one decision table (`common.failures.decide`), applied by one re
 long as it takes, the consumer's partitions paused and the loop still polling (so the group
 keeps it); unexpected errors are retried a bounded number of times on the failing record
 alone, then dead-lettered; permanent errors and invalid records go to the DLQ at once;
-critical errors stop the loop without storing. Which partitions are still ours when a
+critical errors stop the loop without storing. Records the handler returns as `RetryLater`
+(a failure of their own while the others succeed) are handed back to it alone after the
+same backoff, `ConsumerSpec.record_attempts` calls in all, then given up and dead-lettered;
+that count lives in the batch's handling, never longer. Which partitions are still ours when a
 rebalance lands mid-batch, what to read again after a pause, and which offsets to store, is
 `common.partitions`; the group's callbacks that change them are `common.rebalance`.
 
@@ -38,7 +41,13 @@ import structlog
 
 from common import dlq
 from common.dlq_writer import DlqWriter
-from common.errors import CriticalError, FatalClientError, InvalidEvent
+from common.errors import (
+    CriticalError,
+    FatalClientError,
+    InvalidEvent,
+    RetryLater,
+    ShutdownRequested,
+)
 from common.failures import Decision, dead_letter, decide
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import ClientError, RebalanceListener
@@ -49,7 +58,7 @@ from common.partitions import Partitions
 from common.ports import ConsumerPort, ProducerPort
 from common.rebalance import Rebalance
 from common.records import Inbound, Record
-from common.retry import GaveUp, RetryPolicy, Stopping
+from common.retry import GaveUp, RetryPolicy
 from common.settings import RunnerSettings
 from common.topics import Topics
 from common.tracing import NO_TRACER, Tracer, from_env
@@ -151,8 +160,8 @@ class Runner:
                 self._report(errors)
                 if records:
                     self._process(records)
-        except Stopping:
-            reason = "stop requested during retry"
+        except ShutdownRequested as exc:  # from a retry wait, or a handler told to stop
+            reason = str(exc) or "stop requested mid-batch"
         except FatalClientError as exc:
             # Only a new process recovers the client: say why once, and commit what is
             # stored (durable outcomes only), unless the consumer itself is what failed.
@@ -220,8 +229,12 @@ class Runner:
         self._tracer.parsed(valid)
         return valid, letters
 
-    def _handle(self, batch: list[Inbound]) -> list[dlq.DeadLetter]:
-        """Apply `batch`; returns the records to dead-letter. Isolates a failing record."""
+    def _handle(self, batch: list[Inbound], attempt: int = 1) -> list[dlq.DeadLetter]:
+        """Apply `batch`; returns the records to dead-letter. Isolates a failing record.
+
+        `attempt` counts the calls of records the handler deferred (`RetryLater`): this is
+        the batch's first call, or the next one for those it deferred.
+        """
         started = time.perf_counter()
         try:
             live, rejected = self._retry.run(
@@ -233,20 +246,64 @@ class Runner:
                 # is handled: a later record's effect (and the offset a service stores with
                 # it) must never pass a record whose letter is not yet written.
                 for inbound in batch:
-                    self._dlq.write(self._handle([inbound]))
+                    self._dlq.write(self._handle([inbound], attempt))
                 return []
             failed = batch[0]
             return [dead_letter(failed.record, failed, failure.error, failure.attempts)]
-        handled = [i for i in live if i not in rejected] if rejected else live
+        if not rejected:  # the hot path: every record handled
+            self._bus.emit(BatchHandled(live, time.perf_counter() - started))
+            return []
+        handled = [i for i in live if i not in rejected]
         self._bus.emit(BatchHandled(handled, time.perf_counter() - started))
-        return [dead_letter(i.record, i, rejected[i], 1) for i in live if i in rejected]
+        letters: list[dlq.DeadLetter] = []
+        deferred: list[Inbound] = []
+        for inbound in live:
+            verdict = rejected.get(inbound)
+            if isinstance(verdict, RetryLater):
+                deferred.append(inbound)
+            elif verdict is not None:
+                letters.append(dead_letter(inbound.record, inbound, verdict, 1))
+        if deferred:
+            letters.extend(self._defer(deferred, rejected, attempt))
+        return letters
+
+    def _defer(
+        self, deferred: list[Inbound], verdicts: Rejections, attempt: int
+    ) -> list[dlq.DeadLetter]:
+        """Call the handler again with the records it deferred, after the policy's backoff,
+        until `ConsumerSpec.record_attempts` calls; then give up on them.
+
+        The count lives in this batch's handling only: nothing survives it, and a record
+        whose partition was revoked meanwhile drops out with the others (`_call`).
+        """
+        if attempt < self._spec.record_attempts:
+            first = verdicts[deferred[0]]
+            self._retry.backoff([i.record for i in deferred], "deferred", first, attempt)
+            return self._handle(deferred, attempt + 1)
+        letters: list[dlq.DeadLetter] = []
+        for inbound in deferred:
+            later = verdicts[inbound]
+            assert isinstance(later, RetryLater)
+            if later.give_up is not None:
+                try:
+                    self._retry.run(later.give_up, [inbound.record], bounded=True)
+                except GaveUp as failure:  # dead-lettered all the same, saying so
+                    later = RetryLater(
+                        f"{later.reason}; giving up failed: {failure.error!r}",
+                        error_type=later.error_type,
+                    )
+            letters.append(dead_letter(inbound.record, inbound, later, attempt))
+        return letters
 
     def _call(self, batch: list[Inbound]) -> tuple[list[Inbound], Rejections]:
-        """Hand the live part of `batch` to the service; returns it and what it rejected."""
+        """Hand the live part of `batch` to the service; returns it and what it rejected.
+
+        The call runs with the loop's retry policy current, for `common.retry.until_durable`.
+        """
         live = self._partitions.live(batch)
         if not live:
             return live, {}
-        with self._tracer.handler_call(live):
+        with self._tracer.handler_call(live), self._retry.serving(live):
             return live, self._spec.handle(live) or {}
 
     # -- polling with every partition paused ---------------------------------------------
@@ -270,7 +327,7 @@ class Runner:
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.is_set():
-                raise Stopping
+                raise ShutdownRequested("stop requested during retry")
             self._heartbeat()
             self._client_check()
             records, errors = self._consumer.poll_batch(

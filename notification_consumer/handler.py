@@ -10,16 +10,22 @@ Per batch:
    happened (even when SMTP failed midway), the final outcomes go to `sent_notification`.
 
 Exactly once in effect: a (eventId, kind) with a recorded outcome is never sent again, and
-an outcome is recorded only after the server accepted (or refused) the message. Outcomes
-the database would not take are kept in memory and recorded before the retry sends
-anything. A process killed between "accepted" and "recorded" resends at most
-`record_every` + `SMTP_CONNECTIONS` messages when the records are redelivered, each with
-the Message-ID it had the first time (`<eventId.kind@domain>`), so receiving systems can
-drop the copy (docs/notification.md, "Exactly once").
+an outcome is recorded only after the server accepted (or refused) the message. The
+outcomes of a call are recorded before it ends, whatever ended it: if the database refuses,
+the write is retried under the run loop's policy within the call
+(`common.retry.until_durable`), so nothing is kept for a later call. A process killed
+between "accepted" and "recorded" resends at most `record_every` + `SMTP_CONNECTIONS`
+messages when the records are redelivered, each with the Message-ID it had the first time
+(`<eventId.kind@domain>`), so receiving systems can drop the copy (docs/notification.md,
+"Exactly once").
 
-Nothing here is dead-lettered: SMTP and database outages raise transient errors (the run
-loop pauses and retries the batch; what was already recorded is skipped), 5xx refusals and
-missing addresses are recorded outcomes. Only a bug (say, a template error) fails a record.
+SMTP and database outages raise transient errors (the run loop pauses and retries the batch;
+what was already recorded is skipped); 5xx refusals and missing addresses are recorded
+outcomes. A recipient deferring its message (4xx at RCPT) while others are accepted is that
+record's: it is returned as `RetryLater`, and the run loop calls again with it alone up to
+`SMTP_DEFER_ATTEMPTS` times, then gives up (the handler's `give_up` records it `deferred`)
+and dead-letters it as `smtp_deferred`. Only a bug (say, a template error) fails a record
+otherwise. This handler keeps no retry state across calls.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from sqlalchemy import Engine
@@ -37,9 +44,10 @@ from sqlalchemy.exc import IntegrityError
 
 from common.business import Claimed, claim_facts
 from common.db import transaction
-from common.errors import PermanentError, TransientError
+from common.errors import RetryLater, ShutdownRequested, TransientError
 from common.logs import record_context
 from common.records import Inbound
+from common.retry import until_durable
 from common.topics import GROUP_NOTIFICATION
 from notification_consumer import store
 from notification_consumer.domain import (
@@ -62,10 +70,6 @@ from notification_consumer.smtp import Deferred, MailSession, SmtpUnavailable
 _log = structlog.get_logger("notification_consumer")
 
 
-class ShuttingDown(TransientError):  # noqa: N818 - a state, like SmtpUnavailable
-    """The process is stopping: the batch is left undone for its records to come again."""
-
-
 class NotificationHandler:
     """Callable as a `ConsumerSpec.handle`; built once in `service.build`."""
 
@@ -80,7 +84,6 @@ class NotificationHandler:
         address_template: str | None = None,
         message_id_domain: str = "notifications.dreamscape",
         record_every: int = 50,
-        defer_attempts: int = 3,
         consumer: str = GROUP_NOTIFICATION,
         on_claimed: Callable[[Claimed], None] = lambda _claimed: None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -98,20 +101,14 @@ class NotificationHandler:
         self._domain = message_id_domain
         self._record_every = record_every
         self._now = now
-        self._unrecorded: list[Outcome] = []
-        self._defer_attempts = defer_attempts
-        #: Per notification deferred by its recipient (4xx at RCPT): attempts so far, and, once
-        #: they ran out, the rejection to hand back for its record (it leaves this batch).
-        self._deferrals: dict[tuple[str, str], int] = {}
-        self._given_up: dict[tuple[str, str], PermanentError] = {}
         self._stopping = threading.Event()
 
     def request_stop(self) -> None:
         """Shutdown was asked for: start no new send (signal-safe: it sets a flag).
 
-        The call in progress then records every email already accepted and raises, so its
-        records are delivered again (to this member after a restart, or to the next owner)
-        rather than having their offsets stored.
+        The call in progress then records every email already accepted and raises
+        `ShutdownRequested`, so its records are delivered again (to this member after a
+        restart, or to the next owner) rather than having their offsets stored.
         """
         self._stopping.set()
 
@@ -119,14 +116,11 @@ class NotificationHandler:
         """Release this member's presence lock (its own connection) once the loop stopped."""
         self._presence.close()
 
-    def __call__(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
-        if self._unrecorded:  # sent by an earlier attempt while the database was down
-            self._record(self._unrecorded)
-            self._unrecorded = []
+    def __call__(self, batch: Sequence[Inbound]) -> dict[Inbound, RetryLater]:
         decisions = plan(batch, self._learn(batch), self._address_template)
         pending: list[Outcome] = []
         deferred: list[Outcome] = []
-        answered = 0  # sends the server took or refused for good in this attempt
+        answered = 0  # sends the server took or refused for good in this call
 
         def keep(outcome: Outcome) -> None:
             nonlocal answered
@@ -136,25 +130,23 @@ class NotificationHandler:
             answered += outcome.status in ("sent", "failed")
             pending.append(outcome)
             if len(pending) >= self._record_every:
-                self._record(pending)
+                self._record(pending)  # if refused, the mailer starts no new send
                 pending.clear()
 
+        sends: list[Send] = []
         try:
             for skip in (d for d in decisions if isinstance(d, Skip)):
                 for outcome in self._skip(skip):
                     keep(outcome)
-            sends = [
-                d
-                for d in decisions
-                if isinstance(d, Send) and (d.inbound.event.event_id, d.kind) not in self._given_up
-            ]
-            sends, elsewhere = self._claim(sends)
+            sends, elsewhere = self._claim([d for d in decisions if isinstance(d, Send)])
             self._mailer.deliver(sends, self._send, keep)
-            if deferred:
-                to: dict[tuple[str, str], str] = {
-                    (d.inbound.event.event_id, d.kind): d.recipient.address for d in sends
-                }
-                pending.extend(self._settle_deferrals(deferred, answered, to))
+            if deferred and not answered and _recipients(sends, deferred) > 1:
+                # Every recipient deferred, none answered: the server is the problem, not
+                # the recipients. An outage, retried without limit and without counting.
+                raise SmtpUnavailable(
+                    f"every recipient deferred ({deferred[0].smtp_code} {deferred[0].detail}); "
+                    "the server is not taking mail"
+                )
             if elsewhere:
                 raise TransientError(
                     f"{elsewhere} notification(s) being sent by another member; retrying until "
@@ -162,8 +154,28 @@ class NotificationHandler:
                 )
         finally:
             if pending:  # even when SMTP failed midway: what was sent is never sent again
-                self._record_or_keep(pending)
-        return self._rejections(batch)
+                until_durable(lambda: self._record(pending))
+        return self._retry_later(sends, deferred)
+
+    def _retry_later(
+        self, sends: Sequence[Send], deferred: list[Outcome]
+    ) -> dict[Inbound, RetryLater]:
+        """The records whose recipient deferred its message, for the run loop to call again.
+
+        Once the loop gives up on one (`SMTP_DEFER_ATTEMPTS` calls), `give_up` records it
+        `deferred` (not final: a replay of its `smtp_deferred` letter sends it).
+        """
+        if not deferred:
+            return {}
+        inbound = {(d.inbound.event.event_id, d.kind): d.inbound for d in sends}
+        return {
+            inbound[(o.event_id, o.kind)]: RetryLater(
+                f"recipient deferred the message: {o.smtp_code} {o.detail}",
+                error_type="smtp_deferred",
+                give_up=partial(self._record, [o]),
+            )
+            for o in deferred
+        }
 
     def resend(self, batch: Sequence[Inbound]) -> dict[str, int]:
         """Send the notifications of `batch` recorded `undeliverable` that can be sent now.
@@ -208,55 +220,6 @@ class NotificationHandler:
         mine = [d for d, key in zip(sends, keys, strict=True) if key in held]
         return mine, len(sends) - len(mine)
 
-    def _settle_deferrals(
-        self, deferred: list[Outcome], answered: int, to: Mapping[tuple[str, str], str]
-    ) -> list[Outcome]:
-        """The deferred outcomes to record now (attempts used up); raises to retry the others.
-
-        Every recipient deferred with none answered means the server, not the recipients,
-        is the problem: an outage, retried without limit and without counting. Otherwise a
-        deferred notification is retried with the batch (the run loop backs off) until it
-        has had `defer_attempts`; then it is recorded `deferred` and its record rejected as
-        `smtp_deferred`, so it holds neither the batch nor other partitions any longer.
-        """
-        recipients = {to.get((o.event_id, o.kind)) for o in deferred}
-        if not answered and len(recipients) > 1:
-            raise SmtpUnavailable(
-                f"every recipient deferred ({deferred[0].smtp_code} {deferred[0].detail}); "
-                "the server is not taking mail"
-            )
-        exhausted, again = [], []
-        for outcome in deferred:
-            key = (outcome.event_id, outcome.kind)
-            attempts = self._deferrals[key] = self._deferrals.get(key, 0) + 1
-            if attempts < self._defer_attempts:
-                again.append(outcome)
-                continue
-            del self._deferrals[key]
-            exhausted.append(outcome)
-            self._given_up[key] = PermanentError(
-                f"recipient deferred {attempts} times: {outcome.smtp_code} {outcome.detail}",
-                error_type="smtp_deferred",
-            )
-        if again:
-            self._unrecorded.extend(exhausted)  # recorded first by the retry
-            raise SmtpUnavailable(
-                f"{len(again)} recipient(s) deferred ({again[0].smtp_code}); retrying them"
-            )
-        return exhausted
-
-    def _rejections(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
-        """The records of this batch whose notification was given up on (see `_settle_deferrals`)."""
-        if not self._given_up:
-            return {}
-        rejected = {}
-        for inbound in batch:
-            kind = kind_of(inbound.event)
-            key = (inbound.event.event_id, kind or "")
-            if key in self._given_up:
-                rejected[inbound] = self._given_up.pop(key)
-        return rejected
-
     def _learn(self, batch: Sequence[Inbound]) -> Knowledge:
         """Record the batch's payment facts, then read what planning needs (one transaction)."""
         events = [inbound.event for inbound in batch]
@@ -296,7 +259,7 @@ class NotificationHandler:
 
     def _send(self, smtp: MailSession, decision: Send) -> Outcome:
         if self._stopping.is_set():
-            raise ShuttingDown("stopping: no new email is sent")
+            raise ShutdownRequested("stopping: no new email is sent")
         event, kind = decision.inbound.event, decision.kind
         email = self._renderer.render(
             event, EmailContext(kind, decision.recipient, decision.payment)
@@ -346,19 +309,17 @@ class NotificationHandler:
             detail=detail,
         )
 
-    def _record_or_keep(self, outcomes: list[Outcome]) -> None:
-        """Record `outcomes`; if the database refuses, keep them for the retry to record first."""
-        try:
-            self._record(outcomes)
-        except BaseException:
-            self._unrecorded.extend(outcomes)
-            raise
-
     def _record(self, outcomes: list[Outcome]) -> None:
         with transaction(self._engine) as session:
             store.record_outcomes(session=session, outcomes=outcomes, now=self._now())
         for outcome in outcomes:
             self._metrics.count(outcome.kind, outcome.status)
+
+
+def _recipients(sends: Sequence[Send], deferred: list[Outcome]) -> int:
+    """How many distinct addresses the `deferred` outcomes were for."""
+    to = {(d.inbound.event.event_id, d.kind): d.recipient.address for d in sends}
+    return len({to.get((o.event_id, o.kind)) for o in deferred})
 
 
 def _context(inbound: Inbound, kind: Kind) -> dict[str, object]:

@@ -59,7 +59,6 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
         address_template=settings.recipient_email_template,
         message_id_domain=settings.message_id_domain,
         record_every=settings.record_every,
-        defer_attempts=settings.smtp_defer_attempts,
         consumer=group,
         on_claimed=BusinessMetrics(registry, SERVICE),
     )
@@ -68,6 +67,7 @@ def build(settings: NotificationSettings, registry: CollectorRegistry) -> Consum
         group_id=group,
         handle=handler,
         transient_errors=TRANSIENT_DB_ERRORS,
+        record_attempts=settings.smtp_defer_attempts,  # a recipient deferring (4xx at RCPT)
         readiness_checks={
             "database": lambda: reachable(engine),
             "smtp": lambda: _listening(smtp.host, smtp.port),

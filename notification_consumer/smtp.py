@@ -6,7 +6,8 @@ A message's outcome is one of three, and the batch handler acts on each differen
 * `Refused`: a 5xx reply for this recipient or this message (unknown mailbox, content
   rejected). Sending it again would get the same answer, so it is recorded as failed;
 * `Deferred`: a 4xx reply for this recipient at RCPT (over quota, greylisting). It is this
-  message's for now: the handler retries it a bounded number of times, then gives up on it;
+  message's for now: the handler returns its record as `RetryLater`, and the run loop
+  retries it a bounded number of times, then gives up on it;
 * `SmtpUnavailable` (raised, a `TransientError`): the server cannot take mail *now*:
   connection refused or dropped, timeout, any other 4xx, authentication or TLS trouble, and a
   5xx for our own sender (MAIL FROM), which would refuse every message alike. The run loop
@@ -46,8 +47,8 @@ class Refused:
 class Deferred:
     """A temporary (4xx) refusal of one recipient (over quota, greylisted): that message's.
 
-    Other recipients may be accepted meanwhile, so it does not stop the batch: the handler
-    retries it a few times, then gives up on it for now (`smtp_deferred`, replayable).
+    Other recipients may be accepted meanwhile, so it does not stop the batch: the run loop
+    retries its record a few times, then gives up on it for now (`smtp_deferred`, replayable).
     """
 
     code: int

@@ -9,14 +9,21 @@ recorded once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
-from common.errors import TransientError
+from common.db import TRANSIENT_DB_ERRORS
+from common.errors import RetryLater, ShutdownRequested, TransientError
+from common.lifecycle import Bus, LifecycleEvent, RetryScheduled
+from common.records import Inbound
+from common.retry import RetryPolicy
+from common.settings import RunnerSettings
 from dreamscape_dev.testing.builders import event, inbounds
 from dreamscape_dev.testing.proxy import TcpProxy
 from dreamscape_dev.testing.running import wait_until
@@ -25,6 +32,21 @@ from notification_consumer import store
 from tests.notification.support import Service, settings
 
 pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def under_the_loop(batch: Sequence[Inbound]) -> Iterator[list[LifecycleEvent]]:
+    """A handler call as the run loop makes it: its retry policy current (for
+    `common.retry.until_durable`), here waiting with plain sleeps; yields what it announced."""
+    events: list[LifecycleEvent] = []
+    policy = RetryPolicy(
+        RunnerSettings(retry_initial_seconds=0.01, retry_max_seconds=0.05),
+        TRANSIENT_DB_ERRORS,
+        Bus([events.append]),
+        sleep=time.sleep,
+    )
+    with policy.serving(batch):
+        yield events
 
 
 class TestExactlyOnce:
@@ -87,8 +109,8 @@ class TestExactlyOnce:
     def test_a_4xx_reply_is_transient_and_the_email_goes_out_once_it_clears(
         self, service: Service, smtp_server: SmtpSink
     ) -> None:
-        """A 451 raises a TransientError with nothing recorded, and the retried batch sends the email once."""
-        smtp_server.reject_with("451 4.3.0 try again later")
+        """A 451 at the end of DATA raises a TransientError with nothing recorded, and the retried batch sends the email once."""
+        smtp_server.reject_with("451 4.3.0 try again later", at="DATA")
         completed = event("payment.completed")
         with pytest.raises(TransientError):
             service.handle([completed])
@@ -144,10 +166,10 @@ class TestExactlyOnce:
         assert len(ids) - 30 <= connections
         assert service.count("receipt", "sent") == 30
 
-    def test_a_ledger_write_refused_by_the_database_is_kept_and_not_resent(
+    def test_a_ledger_write_refused_by_the_database_is_retried_within_the_call_and_not_resent(
         self, sqlite_service: Service, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """When recording fails after the emails went out, the retry records them first and sends nothing twice."""
+        """When recording fails after the emails went out, the write is retried within the call under the loop's policy (a transient retry), the call succeeds, and a redelivery sends nothing twice: no outcome is kept for a later call."""
         real = store.record_outcomes
         failures = [OperationalError("INSERT", {}, Exception("database is locked"))]
 
@@ -158,22 +180,60 @@ class TestExactlyOnce:
 
         monkeypatch.setattr(store, "record_outcomes", flaky)
         docs = [event("payment.completed", paymentId=f"pay_{n}") for n in range(3)]
-        with pytest.raises(OperationalError):
-            sqlite_service.handle(docs)
-        sqlite_service.handle(docs)
+        batch = inbounds(docs)
+        with under_the_loop(batch) as announced:
+            assert sqlite_service.spec.handle(batch) in (None, {})
+        sqlite_service.handle(docs)  # delivered again
 
         assert len(smtp_server.wait_for(3)) == 3
+        assert len(smtp_server.messages) == 3
+        assert [e.kind for e in announced if isinstance(e, RetryScheduled)] == ["transient"]
         assert all(sqlite_service.outcome(d["eventId"], "receipt") is not None for d in docs)
+
+    def test_a_ledger_write_refused_mid_batch_stops_new_sends_and_records_the_sent_ones(
+        self, smtp_server: SmtpSink, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With RECORD_EVERY=2, the first write of 8 refused: no new send starts, every email already accepted is recorded before the call fails, and the retried call sends only the rest (each Message-ID once)."""
+        service = Service(
+            settings(
+                smtp_server,
+                sqlite_url,
+                record_every=2,
+                recipient_email_template="{user_id}@example.test",
+            )
+        )
+        real = store.record_outcomes
+        failures = [OperationalError("INSERT", {}, Exception("database is locked"))]
+
+        def flaky(**kwargs: Any) -> None:
+            if failures:
+                raise failures.pop()
+            real(**kwargs)
+
+        monkeypatch.setattr(store, "record_outcomes", flaky)
+        docs = [event("payment.completed", paymentId=f"pay_mid{n}") for n in range(8)]
+        batch = inbounds(docs)
+        with under_the_loop(batch), pytest.raises(OperationalError):
+            service.spec.handle(batch)
+        sent = {m.message["Message-ID"].strip() for m in smtp_server.messages}
+        assert 2 <= len(sent) < 8
+        recorded = {o.message_id for d in docs if (o := service.outcome(d["eventId"], "receipt"))}
+        assert recorded == sent
+        service.handle(docs)  # the loop's retry of the batch
+
+        ids = [m.message["Message-ID"].strip() for m in smtp_server.wait_for(8)]
+        assert len(ids) == len(set(ids)) == 8
 
 
 class TestDeferredRecipient:
-    def test_one_recipient_over_quota_is_retried_a_few_times_then_dead_lettered_while_the_rest_go_out(
+    def test_one_recipient_over_quota_is_deferred_for_the_loop_then_recorded_deferred(
         self, smtp_server: SmtpSink, database_url: str
     ) -> None:
-        """A 452 for one recipient while the others are accepted costs the batch a bounded number of retries (3 attempts), after which that notification is recorded `deferred` and returned as an `smtp_deferred` rejection (replayable); a later replay sends it once, with the same Message-ID (issue 10, finding 5)."""
+        """A 452 for one recipient while the others are accepted: the handler returns that record alone as `RetryLater` (smtp_deferred), each call sending it and nothing else again; the `give_up` the loop calls after SMTP_DEFER_ATTEMPTS (3) calls records it `deferred` (replayable), and a later replay sends it once, with the same Message-ID (issue 10, finding 5). The loop's side is tests/unit/test_runner_decisions.py, TestDeferredRecords, and tests/notification/test_service.py."""
         service = Service(
             settings(smtp_server, database_url, recipient_email_template="{user_id}@example.test")
         )
+        assert service.spec.record_attempts == 3  # SMTP_DEFER_ATTEMPTS
         docs = [
             event("payment.completed", userId=f"user-{n}", paymentId=f"pay_user{n}")
             for n in range(3)
@@ -181,15 +241,21 @@ class TestDeferredRecipient:
         smtp_server.reply_to_recipient("user-1@example.test", "452 4.2.2 mailbox over quota")
         batch = inbounds(docs)
 
-        for _ in range(2):
-            with pytest.raises(TransientError, match="deferred"):
-                service.spec.handle(batch)
-        rejected = service.spec.handle(batch)
+        deferred_record = batch[1]
+        verdicts = []
+        for call in (batch, [deferred_record], [deferred_record]):  # as the loop calls
+            rejected = service.spec.handle(call)
+            assert rejected is not None
+            [(inbound, verdict)] = rejected.items()
+            assert inbound is deferred_record
+            assert isinstance(verdict, RetryLater)
+            verdicts.append(verdict)
+        assert {(v.error_type, "452" in v.reason) for v in verdicts} == {("smtp_deferred", True)}
+        assert service.outcome(docs[1]["eventId"], "receipt") is None
+        give_up = verdicts[-1].give_up
+        assert give_up is not None
+        give_up()
 
-        assert rejected is not None
-        [(inbound, error)] = rejected.items()
-        assert inbound.event.event_id == docs[1]["eventId"]
-        assert error.error_type == "smtp_deferred"
         assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
             "user-0@example.test",
             "user-2@example.test",
@@ -264,7 +330,7 @@ class TestShutdownMidBatch:
         worker.join(10)
 
         assert len(outcome) == 1
-        assert isinstance(outcome[0], TransientError)
+        assert isinstance(outcome[0], ShutdownRequested)
         received = {m.rcpt_tos[0] for m in smtp_server.messages}
         assert 3 <= len(received) < 20
         recorded = {

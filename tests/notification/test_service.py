@@ -152,6 +152,41 @@ def test_an_smtp_outage_mid_stream_delays_but_loses_and_repeats_nothing(
     assert dlq_records(kafka_bootstrap_servers, consumer.dlq_topic) == []
 
 
+def test_one_recipient_over_quota_holds_the_others_a_few_retries_then_is_dead_lettered(
+    kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
+) -> None:
+    """A 452 for one of three recipients on the real loop: the other two are sent once; the loop calls again with that record alone (two "deferred" retries), then records it `deferred` and dead-letters it once as `smtp_deferred`, storing the offsets; replayed once the mailbox has room, it is sent once with the same Message-ID."""
+    docs = [
+        event("payment.completed", userId=f"quota-{n}", paymentId=f"pay_quota{n}") for n in range(3)
+    ]
+    smtp_server.reply_to_recipient("quota-1@example.test", "452 4.2.2 mailbox over quota")
+    with _runner(topics, kafka_bootstrap_servers, smtp_server, sqlite_url) as consumer:
+        produce(kafka_bootstrap_servers, [outbound(doc, topics) for doc in docs])
+        wait_until(lambda: consumer.recorder.dead_lettered(), TIMEOUT_S, "the letter")
+        smtp_server.reply_to_recipient("quota-1@example.test", None)
+        produce(kafka_bootstrap_servers, [outbound(docs[1], topics)])  # the replay
+        wait_until(lambda: len(smtp_server.messages) == 3, TIMEOUT_S, "the replayed receipt")
+        consumer.stop()
+
+    [letter] = consumer.recorder.dead_lettered()
+    assert (letter.error_type, letter.attempts) == ("smtp_deferred", 3)
+    assert letter.message.startswith("deferred 3 times: recipient deferred the message: 452")
+    assert [(r.kind, len(r.records)) for r in consumer.recorder.retries()] == [
+        ("deferred", 1),
+        ("deferred", 1),
+    ]
+    assert sorted(m.rcpt_tos[0] for m in smtp_server.messages) == [
+        f"quota-{n}@example.test" for n in range(3)
+    ]
+    [replayed] = [m for m in smtp_server.messages if m.rcpt_tos[0] == "quota-1@example.test"]
+    assert (
+        replayed.message["Message-ID"].strip()
+        == f"<{docs[1]['eventId']}.receipt@notifications.dreamscape>"
+    )
+    [dlq] = dlq_records(kafka_bootstrap_servers, consumer.dlq_topic)
+    assert dlq.value == outbound(docs[1], topics).value
+
+
 def test_a_5xx_refusal_is_recorded_failed_and_never_dead_lettered(
     kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
 ) -> None:

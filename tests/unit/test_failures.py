@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import CriticalError, InvalidEvent, PermanentError, TransientError
+from common.errors import (
+    CriticalError,
+    InvalidEvent,
+    PermanentError,
+    RetryLater,
+    ShutdownRequested,
+    TransientError,
+)
 from common.failures import Decision, dead_letter, decide
 from common.parsing import parse_event
 from common.records import Inbound, Record
@@ -25,6 +32,7 @@ class TestDecide:
         ("error", "decision"),
         [
             (CriticalError("disk corrupt"), Decision.STOP),
+            (ShutdownRequested("stopping"), Decision.STOP),
             (InvalidEvent("not_json", "x"), Decision.DEAD_LETTER),
             (PermanentError("no such booking"), Decision.DEAD_LETTER),
         ],
@@ -32,7 +40,7 @@ class TestDecide:
     def test_critical_invalid_and_permanent_errors(
         self, error: BaseException, decision: Decision
     ) -> None:
-        """Critical errors stop the loop; invalid events and permanent errors go to the DLQ."""
+        """Critical errors and a shutdown request stop the loop (never retried); invalid events and permanent errors go to the DLQ."""
         assert decide(error, ()) is decision
 
     @pytest.mark.parametrize(
@@ -69,6 +77,16 @@ class TestDeadLetter:
             "no_booking",
             "gone",
             inbound,
+        )
+
+    def test_a_record_given_up_on_after_deferrals_is_named_by_its_error_type(self) -> None:
+        """A RetryLater the loop gave up on names the letter by its error_type, the message saying how many attempts and why."""
+        later = RetryLater("452 mailbox over quota", error_type="smtp_deferred")
+        letter = dead_letter(RECORD, None, later, 3)
+        assert (letter.error_type, letter.message, letter.attempts) == (
+            "smtp_deferred",
+            "deferred 3 times: 452 mailbox over quota",
+            3,
         )
 
     def test_anything_else_is_unexpected_with_its_type_and_attempts(self) -> None:

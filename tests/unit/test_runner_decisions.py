@@ -14,6 +14,7 @@ import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from common.errors import (
     CriticalError,
     PermanentError,
     ProduceRefusedError,
+    RetryLater,
+    ShutdownRequested,
     TransientError,
 )
 from common.handlers import ConsumerSpec
@@ -211,6 +214,7 @@ class Harness:
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_value_bytes: int = 1_000_000,
         closers: Sequence[str] = (),
+        record_attempts: int = 3,
         **consumer_options: Any,
     ) -> None:
         """`closers` names the service's closers, each logged in `calls` (`broken` raises)."""
@@ -240,6 +244,7 @@ class Harness:
             transient_errors=transient,
             validate=validate,
             closers=[self._closer(name) for name in closers],
+            record_attempts=record_attempts,
         )
         self.bus = Bus([self.events.append])
         self.runner = Runner(
@@ -771,7 +776,218 @@ class TestRetries:
         assert h.of(RetryScheduled) == []
 
 
+class TestDeferredRecords:
+    """A record the handler returns as `RetryLater`: retried alone by the loop, then given up."""
+
+    @staticmethod
+    def deferring(
+        offsets: set[tuple[int, int]],
+        times: int | None = None,
+        given_up: list[int] | None = None,
+    ) -> Callable[[Sequence[Inbound]], dict[Inbound, RetryLater]]:
+        """A handler deferring the records at (partition, offset) in `offsets`, `times` calls
+        each (None: for ever); `given_up` collects the offsets whose give_up the loop called."""
+        calls: dict[tuple[int, int], int] = {}
+
+        def handle(batch: Sequence[Inbound]) -> dict[Inbound, RetryLater]:
+            later = {}
+            for i in batch:
+                key = (i.record.partition, i.record.offset)
+                if key not in offsets:
+                    continue
+                calls[key] = calls.get(key, 0) + 1
+                if times is None or calls[key] <= times:
+                    later[i] = RetryLater(
+                        "452 mailbox over quota",
+                        error_type="svc_deferred",
+                        give_up=None if given_up is None else partial(given_up.append, key[1]),
+                    )
+            return later
+
+        return handle
+
+    def test_a_deferred_record_is_retried_alone_until_it_goes_through(self) -> None:
+        """A record deferred twice is handed back alone, after a backoff announced as "deferred", while its neighbours are handled once; nothing is dead-lettered and the offsets are stored once the batch is settled."""
+        h = Harness(self.deferring({(0, 1)}, times=2), [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1, 2], [1], [1]]
+        assert h.handled_offsets() == [0, 2, 1]
+        assert [
+            (r.kind, r.attempt, [x.offset for x in r.records]) for r in h.of(RetryScheduled)
+        ] == [
+            ("deferred", 1, [1]),
+            ("deferred", 2, [1]),
+        ]
+        assert h.of(RecordDeadLettered) == []
+        names = h.names()
+        assert names.index("pause") < names.index("resume") < names.index("store")
+        assert h.stored() == [{TP: 3}]
+
+    def test_a_record_deferred_record_attempts_times_is_given_up_once_and_dead_lettered(
+        self,
+    ) -> None:
+        """With record_attempts=3 a record deferred on every call is called 3 times, its give_up called once, and it is dead-lettered once under the declared error type, the message saying how many attempts and why; the offsets are stored after the letter."""
+        given_up: list[int] = []
+        h = Harness(
+            self.deferring({(0, 1)}, given_up=given_up), [[record(0), record(1), record(2)]]
+        )
+        h.run()
+
+        assert h.handler_calls == [[0, 1, 2], [1], [1]]
+        assert given_up == [1]
+        assert h.handled_offsets() == [0, 2]
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type, letter.attempts) == (1, "svc_deferred", 3)
+        assert letter.message == "deferred 3 times: 452 mailbox over quota"
+        assert header(h.producer.sent[0], "dlq.attempts") == "3"
+        assert h.names().index("send") < h.names().index("store")
+        assert h.stored() == [{TP: 3}]
+
+    def test_the_declared_record_attempts_bounds_the_calls(self) -> None:
+        """A spec declaring record_attempts=1 gives up on a deferred record at once, without waiting."""
+        h = Harness(self.deferring({(0, 0)}), [[record(0)]], record_attempts=1)
+        h.run()
+
+        assert h.handler_calls == [[0]]
+        assert h.of(RetryScheduled) == []
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.error_type, letter.attempts) == ("svc_deferred", 1)
+
+    def test_a_give_up_failing_transiently_is_retried_under_the_policy(self) -> None:
+        """A give_up raising a TransientError (the database down) is retried until it succeeds; the record is dead-lettered once."""
+        failures = [TransientError("db down")]
+        given_up: list[int] = []
+
+        def give_up() -> None:
+            if failures:
+                raise failures.pop(0)
+            given_up.append(0)
+
+        def handle(batch: Sequence[Inbound]) -> dict[Inbound, RetryLater]:
+            return {i: RetryLater("4xx", error_type="svc_deferred", give_up=give_up) for i in batch}
+
+        h = Harness(handle, [[record(0)]], record_attempts=2)
+        h.run()
+
+        assert given_up == [0]
+        assert [r.kind for r in h.of(RetryScheduled)] == ["deferred", "transient"]
+        assert len(h.of(RecordDeadLettered)) == 1
+
+    def test_a_deferred_record_of_a_partition_revoked_during_the_wait_is_dropped(self) -> None:
+        """A record deferred on a partition a rebalance takes away during the wait is neither handed to the handler again nor given up nor dead-lettered, and its offset is not stored."""
+        other = TopicPartition(TOPIC, 1)
+        given_up: list[int] = []
+        h = Harness(
+            self.deferring({(1, 0)}, given_up=given_up),
+            [[record(0), record(0, tp=other)]],
+            revoke_while_paused=[other],
+        )
+        h.run()
+
+        assert h.handler_calls == [[0, 0]]
+        assert given_up == []
+        assert h.of(RecordDeadLettered) == []
+        assert h.stored() == [{TP: 1}]
+
+    def test_stop_during_a_deferral_wait_leaves_without_storing_the_batch(self) -> None:
+        """stop() while the loop waits to call a deferred record again ends the loop: the batch's offsets are not stored (its records come again), nothing is given up or dead-lettered, and the stored offsets are committed."""
+        given_up: list[int] = []
+        h = Harness(
+            self.deferring({(0, 1)}, given_up=given_up),
+            [[record(0), record(1)]],
+            settings={"retry_initial_seconds": 5},
+        )
+        h.bus.subscribe(lambda e: h.runner.stop() if isinstance(e, RetryScheduled) else None)
+
+        assert h.run() == "stop requested during retry"
+
+        assert h.handler_calls == [[0, 1]]
+        assert given_up == []
+        assert h.of(RecordDeadLettered) == []
+        assert h.stored() == []
+        assert h.names()[-2:] == ["commit", "close"]
+
+    def test_a_batch_with_nothing_deferred_waits_for_nothing(self) -> None:
+        """Records rejected with PermanentError beside no RetryLater are dead-lettered at once, with no deferral wait."""
+
+        def reject(batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
+            return {batch[0]: PermanentError("no", error_type="svc_no")}
+
+        h = Harness(reject, [[record(0), record(1)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1]]
+        assert h.of(RetryScheduled) == []
+        assert "pause" not in h.names()
+
+
+class TestUntilDurable:
+    """`common.retry.until_durable`: what a handler must make durable within its call."""
+
+    def test_a_transient_failure_is_retried_within_the_handler_call(self) -> None:
+        """Under the loop, a function failing transiently twice is retried by the loop's policy inside the one handler call, announced as transient retries, every partition paused; the handler is not called again."""
+        failures = [TransientError("db down"), TransientError("db down")]
+        done: list[int] = []
+
+        def write() -> None:
+            if failures:
+                raise failures.pop(0)
+            done.append(1)
+
+        def handle(batch: Sequence[Inbound]) -> None:
+            retry.until_durable(write)
+
+        h = Harness(handle, [[record(0), record(1)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1]]
+        assert done == [1]
+        assert [(r.kind, [x.offset for x in r.records]) for r in h.of(RetryScheduled)] == [
+            ("transient", [0, 1]),
+            ("transient", [0, 1]),
+        ]
+        assert "pause" in h.names()
+        assert h.stored() == [{TP: 2}]
+
+    def test_any_other_error_is_raised_as_it_is(self) -> None:
+        """A function raising a bug is not retried by until_durable: the error leaves the handler as raised, and the loop applies its table (bounded retries, then the DLQ)."""
+        calls: list[int] = []
+
+        def write() -> None:
+            calls.append(1)
+            raise ValueError("bug")
+
+        h = Harness(lambda _batch: retry.until_durable(write), [[record(0)]])
+        h.run()
+
+        assert len(calls) == 3  # MAX_ATTEMPTS handler calls, one write each
+        [letter] = h.of(RecordDeadLettered)
+        assert letter.error_type == "unexpected:ValueError"
+
+    def test_without_a_loop_the_function_is_called_once(self) -> None:
+        """Outside a handler call of the run loop (a unit test of a handler), until_durable calls the function once and lets its error through."""
+        with pytest.raises(TransientError):
+            retry.until_durable(lambda: (_ for _ in ()).throw(TransientError("db down")))
+        assert retry.until_durable(lambda: 42) == 42
+
+
 class TestStopping:
+    def test_a_handler_raising_shutdown_requested_ends_the_loop_without_storing(self) -> None:
+        """A handler told to stop (on_stop) raises ShutdownRequested: not retried even for a single record, the batch is not stored, the stored offsets are committed and the loop says why."""
+
+        def stopping(_batch: Sequence[Inbound]) -> None:
+            raise ShutdownRequested("stopping: no new email is sent")
+
+        h = Harness(stopping, [[record(0)]])
+
+        assert h.run() == "stopping: no new email is sent"
+
+        assert h.handler_calls == [[0]]
+        assert h.of(RetryScheduled) == []
+        assert h.stored() == []
+        assert h.names()[-2:] == ["commit", "close"]
+
     def test_stop_during_a_retry_wait_leaves_without_storing_the_batch_in_hand(self) -> None:
         """stop() while a transient retry waits ends the loop at once, commits and closes, and stores nothing for the failing batch."""
 
