@@ -48,12 +48,6 @@ class ConsumerSpec:
     offsets with its state (and resumes from them) can never cover a record whose DLQ copy
     was not yet acknowledged when the process died."""
     readiness_checks: Mapping[str, Callable[[], bool]] = field(default_factory=dict)
-    record_attempts: int = 3
-    """How many calls a record the handler keeps returning as `RetryLater` gets (the first
-    included) before the loop gives up on it and dead-letters it under its `error_type`. The
-    loop backs off between calls as for a transient error, every partition paused, so one
-    such record holds the others a few seconds at most. A service that stores its offsets
-    with its state must not store one past a record it returns as `RetryLater`."""
     on_stop: Callable[[], None] | None = None
     """Called (from a signal handler: it must only set a flag) when shutdown is requested, so
     a handler in a long call can stop starting new work and end the call by raising
@@ -64,6 +58,12 @@ class ConsumerSpec:
     stopped it (a crash too), after its consumer: SMTP sessions, a lock's connection, the
     database engine. One that raises is logged, and neither stops the others nor hides why
     the loop stopped."""
+    record_attempts: int = 3  # last: a new field never moves the others
+    """How many calls a record the handler keeps returning as `RetryLater` gets (the first
+    included) before the loop gives up on it and dead-letters it under its `error_type`. The
+    loop backs off between calls as for a transient error, every partition paused, so one
+    such record holds the others a few seconds at most. A service that stores its offsets
+    with its state must not store one past a record it returns as `RetryLater`."""
 
 
 def per_event(handlers: Mapping[type[PaymentEvent], EventHandler]) -> BatchHandler:
