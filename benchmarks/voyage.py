@@ -20,8 +20,9 @@ not the broker nor the PostgreSQL server): on a shared machine that last figure 
 less than events/s does.
 
 The anchor of each voyage row is the no-op run loop over the same records in the same run:
-the ratio is the share of the runtime's speed the service keeps. Goals (issue 13): 15k
-events/s on SQLite, 12k on PostgreSQL. `--quick` reads about 5,000 records.
+the ratio is the share of the runtime's speed the service keeps. The goal (issue 25) is that
+ratio: at least 0.5x on SQLite and on PostgreSQL, printed as met or not. Each voyage run also
+prints the rows it wrote per event. `--quick` reads about 5,000 records.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from typing import Any, NamedTuple
 from prometheus_client import CollectorRegistry
 from results import Result, add_arguments, describe_database, report, size
 from run_loop import FAST_GROUP, bare, run_loop
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from common.db import TRANSIENT_DB_ERRORS
+from common.db import TRANSIENT_DB_ERRORS, table_of
 from common.handlers import ConsumerSpec, Rejections
 from common.kafka import KafkaConsumer, KafkaProducer, create_topics
 from common.lifecycle import BatchHandled, Bus, LifecycleEvent
@@ -60,8 +61,8 @@ from voyage_consumer import store
 from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import SCHEMA
 
-GOALS = {"SQLite": 15_000, "PostgreSQL": 12_000}
-"""Events/s, issue 13."""
+GOAL_RATIO = 0.5
+"""Of the no-op run loop's events/s in the same run, on each database (issue 25)."""
 
 
 class VoyageRun(NamedTuple):
@@ -159,6 +160,10 @@ def voyage_loop(bootstrap: str, total: int, group: str, batch_size: int, url: st
         raise RuntimeError(f"only {state['seen']:.0f} of {total} events handled in 600 s")
     with Session(engine) as session:
         applied = store.count_processed(session=session, consumer=CONSUMER)
+        rows = sum(
+            session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in (table_of(model).name for model in SCHEMA.models)
+        )
     engine.dispose()
     elapsed = state["ended"] - state["started"]
     details = {
@@ -166,11 +171,13 @@ def voyage_loop(bootstrap: str, total: int, group: str, batch_size: int, url: st
         "mean_batch": round(total / state["batches"]),
         "share_in_handler": round(state["in_handler"] / elapsed, 3),
         "events_per_cpu_second": round(total / state["cpu"]),
+        "rows_per_event": round(rows / applied, 2),
     }
     print(
         f"  {database}: {state['batches']:.0f} batches of {details['mean_batch']} records on "
         f"average, {details['share_in_handler']:.0%} of the time in the handler, "
-        f"{details['events_per_cpu_second']:,} events per CPU-second of this process",
+        f"{details['events_per_cpu_second']:,} events per CPU-second of this process, "
+        f"{details['rows_per_event']} rows in the database per event applied",
         flush=True,
     )
     return VoyageRun(state["seen"] / elapsed, applied, database, details)
@@ -215,7 +222,7 @@ def main() -> None:
                     anchor_events_per_s=loop,
                     records=total,
                     database=run.database,
-                    goal_events_per_s=GOALS[name],
+                    goal_ratio=GOAL_RATIO,
                     references={"bare consume()": bare_rate},
                     details={**run.details, "distinct_events": distinct},
                 )

@@ -22,7 +22,7 @@ The rules, in the order they decide:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Final, Literal, NamedTuple
@@ -112,21 +112,26 @@ class Canonical(NamedTuple):
     """The latest time of any fact, duplicates included (a set property, like the rest)."""
 
 
+_SLOTS: Final = {"initiated": 0, "completed": 1, "failed": 2, "refunded": 3}
+
+
 def canonical(facts: Iterable[Fact]) -> Canonical:
     """Keep, per (kind, paymentId or refundId), the earliest fact by (occurredAt, eventId)."""
-    found = Canonical({}, {}, {}, {}, None)
-    slots = {"initiated": found.initiated, "completed": found.completed}
-    slots |= {"failed": found.failed, "refunded": found.refunded}
+    slots: tuple[dict[str, Fact], dict[str, Fact], dict[str, Fact], dict[str, Fact]]
+    slots = ({}, {}, {}, {})
+    index = _SLOTS
     latest = None
     for fact in facts:
-        slot = slots[fact.kind]
-        natural = fact.refund_id or fact.event_id if fact.kind == "refunded" else fact.payment_id
+        kind = fact.kind
+        slot = slots[index[kind]]
+        natural = fact.refund_id or fact.event_id if kind == "refunded" else fact.payment_id
         current = slot.get(natural)
-        if current is None or fact.order_key < current.order_key:
+        at = fact.occurred_at
+        if current is None or (at, fact.event_id) < (current.occurred_at, current.event_id):
             slot[natural] = fact
-        if latest is None or fact.occurred_at > latest:
-            latest = fact.occurred_at
-    return found._replace(latest=latest)
+        if latest is None or at > latest:
+            latest = at
+    return Canonical(slots[0], slots[1], slots[2], slots[3], latest)
 
 
 def derive(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
@@ -136,8 +141,8 @@ def derive(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
     if not attempts:
         return None
     assert c.latest is not None
-    refunds = sorted(c.refunded.values(), key=lambda f: (f.occurred_at, f.refund_id))
-    completions = sorted(c.completed.values(), key=lambda f: (f.occurred_at, f.payment_id))
+    refunds = _in_order(c.refunded, _refund_order)
+    completions = _in_order(c.completed, _completion_order)
     anomalies = amount_mismatches(booking_id, c.initiated, completions)
     if not completions:
         return _unpaid(booking_id, attempts, refunds, anomalies, c.latest)
@@ -159,26 +164,53 @@ def derive(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
         winner,
         outcome.applied,
         outcome.rejected,
-        tuple(r for r in refunds if r.payment_id not in c.completed),
+        tuple(r for r in refunds if r.payment_id not in c.completed) if refunds else (),
         tuple(
             r for r in refunds if r.payment_id in c.completed and r.payment_id != winner.payment_id
-        ),
+        )
+        if refunds
+        else (),
     )
 
 
+def _in_order(
+    facts: dict[str, Fact], key: Callable[[Fact], tuple[datetime, str | None]]
+) -> list[Fact]:
+    """`facts`' values sorted by `key` (one or none need no sorting: the common case)."""
+    found = list(facts.values())
+    if len(found) > 1:
+        found.sort(key=key)
+    return found
+
+
+def _refund_order(fact: Fact) -> tuple[datetime, str | None]:
+    return (fact.occurred_at, fact.refund_id)
+
+
+def _completion_order(fact: Fact) -> tuple[datetime, str | None]:
+    return (fact.occurred_at, fact.payment_id)
+
+
 def _attempts(c: Canonical) -> tuple[Attempt, ...]:
+    initiated, completed, failed = c.initiated, c.completed, c.failed
+    ids = initiated.keys() | completed.keys() | failed.keys() if completed or failed else initiated
     attempts = []
-    for payment_id in c.initiated.keys() | c.completed.keys() | c.failed.keys():
-        initiated = c.initiated.get(payment_id)
-        completed = c.completed.get(payment_id)
-        failed = c.failed.get(payment_id)
-        if initiated is not None:
-            started = initiated.occurred_at
+    for payment_id in ids:
+        started = initiated.get(payment_id)
+        done = completed.get(payment_id)
+        lost = failed.get(payment_id)
+        if started is not None:
+            at = started.occurred_at
         else:
-            started = min(f.occurred_at for f in (completed, failed) if f is not None)
-        attempts.append(Attempt(payment_id, started, initiated, completed, failed))
-    attempts.sort(key=lambda a: (a.started_at, a.payment_id))
+            at = min(f.occurred_at for f in (done, lost) if f is not None)
+        attempts.append(Attempt(payment_id, at, started, done, lost))
+    if len(attempts) > 1:
+        attempts.sort(key=_attempt_order)
     return tuple(attempts)
+
+
+def _attempt_order(attempt: Attempt) -> tuple[datetime, str]:
+    return (attempt.started_at, attempt.payment_id)
 
 
 def _paid_status(winner: Fact, outcome: RefundOutcome) -> BookingStatus:

@@ -6,11 +6,14 @@ order of a batch's steps and what the run loop sees.
 `apply_facts` applies a batch inside one transaction; the order of its steps is what makes
 it safe:
 
-1. lock the batch's bookings (PostgreSQL) so concurrent consumers serialise per booking;
-2. claim the eventIds in the inbox; only the ones not seen before go on (a duplicate, at
-   any offset and in any earlier batch, stops here and changes nothing);
-3. load the stored facts of the bookings the new facts touch, store the new facts;
-4. derive each touched booking from all its facts and upsert its rows;
+1. lock the batch's bookings (PostgreSQL; on SQLite, take the database's write lock) so
+   concurrent consumers serialise per booking;
+2. load the stored facts of those bookings: the facts are the inbox, so a batch's fact
+   already among them (a duplicate, at any offset and in any earlier batch) stops here and
+   changes nothing; the others are new, and the locks keep them so until the commit;
+3. insert the new facts;
+4. derive each booking a new fact touches from its stored facts and the new ones, and
+   upsert its row;
 5. bring the stored anomalies of those bookings in line with the derived ones.
 
 Everything is written in the caller's transaction, so a crash at any point leaves either
@@ -38,7 +41,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from common.db import claim_events, transaction
+from common.db import transaction
 from common.errors import PermanentError
 from common.logs import record_context
 from common.records import Inbound
@@ -48,7 +51,8 @@ from voyage_consumer.domain import Derivation, derive
 from voyage_consumer.facts import Fact, storage_problem, to_fact
 
 CONSUMER: Final = "voyage-service"
-"""The inbox's consumer name: fixed, so a new consumer group still skips applied events."""
+"""The inbox name of the releases whose inbox was `processed_event` (the facts are the inbox
+now, whatever the consumer group, so a new group still skips applied events)."""
 
 _log = structlog.get_logger("voyage_consumer")
 
@@ -64,23 +68,20 @@ class Applied:
     resolved_anomalies: int
 
 
-def apply_facts(
-    *, session: Session, facts: Sequence[Fact], consumer: str, now: datetime
-) -> Applied:
+def apply_facts(*, session: Session, facts: Sequence[Fact]) -> Applied:
     """Apply `facts` (distinct eventIds) in `session`'s transaction; the caller commits."""
-    store.lock_bookings(session=session, booking_ids=sorted({f.booking_id for f in facts}))
-    claimed = claim_events(
-        session=session, consumer=consumer, event_ids=[f.event_id for f in facts], now=now
-    )
-    fresh = [f for f in facts if f.event_id in claimed]
+    bookings = sorted({f.booking_id for f in facts})
+    store.lock_bookings(session=session, booking_ids=bookings)
+    known = store.load_facts(session=session, booking_ids=bookings)
+    stored = {(f.booking_id, f.event_id) for facts_of in known.values() for f in facts_of}
+    fresh = [f for f in facts if (f.booking_id, f.event_id) not in stored]
     duplicates = len(facts) - len(fresh)
     if not fresh:
         return Applied(0, duplicates, (), (), 0)
-    touched = sorted({f.booking_id for f in fresh})
-    known = store.load_facts(session=session, booking_ids=touched)
     store.insert_facts(session=session, facts=fresh)
     for fact in fresh:
         known.setdefault(fact.booking_id, []).append(fact)
+    touched = sorted({f.booking_id for f in fresh})
     derivations = tuple(d for b in touched if (d := derive(b, known[b])) is not None)
     store.save_derivations(session=session, derivations=derivations)
     new, resolved = _sync_anomalies(session, touched, derivations)
@@ -131,12 +132,12 @@ class VoyageHandler:
         metrics: VoyageMetrics,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        consumer: str = CONSUMER,
     ) -> None:
+        """`now` is the clock; no row holds the wall-clock time today (every stored time is
+        an event's own), so it is unused, and kept for the callers that pin it."""
         self._engine = engine
         self._metrics = metrics
         self._now = now
-        self._consumer = consumer
 
     def __call__(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
         rejected: dict[Inbound, PermanentError] = {}
@@ -150,12 +151,7 @@ class VoyageHandler:
                 facts.setdefault(fact.event_id, fact)
         if facts:
             with transaction(self._engine) as session:
-                applied = apply_facts(
-                    session=session,
-                    facts=list(facts.values()),
-                    consumer=self._consumer,
-                    now=self._now(),
-                )
+                applied = apply_facts(session=session, facts=list(facts.values()))
             self._report(applied, batch, len(batch) - len(rejected) - len(facts))
         return rejected
 

@@ -34,9 +34,8 @@ def report(booking_id: str, facts: list[Any], rows: dict[str, list[dict[str, Any
     if stored is None:
         out.append("  no booking row (only refunds are known so far)")
     else:
-        hold = rows["inventory_hold"][0]["status"] if rows["inventory_hold"] else "none"
         out += [
-            f"  status {stored['status']}, inventory {hold}",
+            f"  status {stored['status']}, inventory {stored['inventory_hold']}",
             f"  user {stored['user_id']}, payment {stored['payment_id']}, "
             f"transaction {stored['transaction_id'] or '-'}",
             f"  confirmation {stored['confirmation_number'] or '-'}",
@@ -51,7 +50,7 @@ def report(booking_id: str, facts: list[Any], rows: dict[str, list[dict[str, Any
         out.append("derivation:")
         out += [f"  {line}" for line in explain(derivation)]
         if stored is not None:
-            derived = derivation.booking._asdict()
+            derived = derivation.booking._asdict() | {"inventory_hold": derivation.hold}
             differ = [k for k, v in derived.items() if stored.get(k) != v]
             out.append(
                 "  stored row matches the derivation"

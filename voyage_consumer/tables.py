@@ -1,8 +1,11 @@
 """The voyage service's tables: facts as they arrived, and the rows derived from them.
 
-`payment_fact` is the source of truth (one row per eventId, never updated); `booking`,
-`inventory_hold` and `booking_anomaly` are projections rewritten from the facts of every
-booking a batch touches. The inbox is `common.db.ProcessedEvent`.
+`payment_fact` is the source of truth (one row per event, never updated) and the inbox: an
+event is applied when its fact is inserted, and a redelivered one finds its fact there.
+`booking` (with its inventory hold) and `booking_anomaly` are projections rewritten from
+the facts of every booking a batch touches. Two rows per event at most, then: its fact,
+and its booking's row (revision `0002_hold_in_booking`; before it, an inbox row and a
+separate `inventory_hold` row were written too).
 
 Money and times use the shared column types (`common.columns`): exact decimals and aware
 UTC datetimes on both databases.
@@ -49,7 +52,8 @@ class PaymentFact(SQLModel, table=True):
     booking_id: str = Field(primary_key=True)
     """First in the key, so a booking's facts are one index range (the hot read)."""
     event_id: str = Field(primary_key=True)
-    """Unique on its own too: the inbox admits each eventId once (see `handler.apply_facts`)."""
+    """The inbox's key with `booking_id`: a fact already stored is never inserted again
+    (`store.claim_facts`), so a redelivered event changes nothing."""
     kind: str
     payment_id: str
     user_id: str
@@ -80,17 +84,12 @@ class Booking(SQLModel, table=True):
     currency: str
     refunded_amount: Decimal = Field(sa_type=Money)
     updated_at: datetime = Field(sa_type=UtcDateTime)
-
-
-class InventoryHold(SQLModel, table=True):
-    """The booking's inventory: held, converted into the sold trip, or released."""
-
-    __tablename__ = "inventory_hold"
-    __table_args__ = (_one_of("inventory_hold", "status", HOLD_STATUSES), _CLUSTERED)
-
-    booking_id: str = Field(primary_key=True)
-    status: str
-    updated_at: datetime = Field(sa_type=UtcDateTime)
+    inventory_hold: str = Field(
+        sa_column_args=[_one_of("booking", "inventory_hold", HOLD_STATUSES)]
+    )
+    """The booking's inventory: held, converted into the sold trip, or released
+    (`domain.HOLD_BY_STATUS`). A column of the booking row, written with it: it changes
+    only with the status, and a table of its own cost a second upsert per booking."""
 
 
 class BookingAnomaly(SQLModel, table=True):
@@ -110,14 +109,14 @@ MODELS: Final[tuple[type[SQLModel], ...]] = (
     ProcessedEvent,
     PaymentFact,
     Booking,
-    InventoryHold,
     BookingAnomaly,
 )
+"""`processed_event` is no longer written (the facts are the inbox) but kept: it holds the
+inbox of the releases before `0002_hold_in_booking`, which a later revision may drop."""
 
 SCHEMA: Final = Schema("voyage", "voyage_consumer.migrations", MODELS)
 """The voyage database: these tables, built by the revisions in `voyage_consumer/migrations`."""
 
 FACTS: Final = table_of(PaymentFact)
 BOOKINGS: Final = table_of(Booking)
-HOLDS: Final = table_of(InventoryHold)
 ANOMALIES: Final = table_of(BookingAnomaly)
