@@ -33,7 +33,6 @@ from sqlmodel import Field, SQLModel
 
 from analytics_consumer.days import iso
 from analytics_consumer.domain import Fact
-from common.business import Verdict
 from common.events import (
     PaymentCompleted,
     PaymentEvent,
@@ -47,12 +46,12 @@ TABLE: Final = "analytics_audit"
 PARTITION_PREFIX: Final = f"{TABLE}_m"
 """A month's partition is `analytics_audit_m202612` (PostgreSQL only)."""
 
-OUTCOMES: Final[Mapping[Verdict, str]] = {
+OUTCOMES: Final[Mapping[str, str]] = {
     "new": "counted",
     "duplicate": "duplicate",
     "anomaly": "anomaly",
 }
-"""What the analytics did with an audited event: counted, or not (see `common.business`)."""
+"""What the analytics did with an audited event, by its verdict: counted, or not (`dedup`)."""
 
 
 class AnalyticsAudit(SQLModel, table=True):
@@ -121,7 +120,7 @@ def searchable(text: str | None) -> str | None:
 
 
 def rows(
-    accepted: Sequence[tuple[Inbound, Fact]], verdicts: Mapping[str, Verdict], recorded_ms: int
+    accepted: Sequence[tuple[Inbound, Fact]], verdicts: Mapping[str, str], recorded_ms: int
 ) -> list[tuple[Any, ...]]:
     """The audit rows of a batch's accepted events, sorted by key (the order they lock in).
 

@@ -44,6 +44,11 @@ class Partitions:
         self._now = now
         self._known: set[Month] = set()
 
+    @property
+    def needed(self) -> bool:
+        """Whether there are partitions to make (PostgreSQL): if not, skip finding the months."""
+        return self._postgres
+
     def ensure(self, months: Iterable[Month]) -> None:
         """Create the partitions of `months` that this process has not seen exist."""
         if not self._postgres:

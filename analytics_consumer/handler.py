@@ -1,9 +1,9 @@
 """The batch handler the run loop calls (`ConsumerSpec.handle`): store the batch, then look.
 
-The work is in `store.AnalyticsStore.apply` (one transaction: fence, inbox, the `domain`'s
-delta, audit rows). After its commit the live `monitor` may re-read the figures and log
-alert transitions, at most every ANALYTICS_REFRESH_SECONDS; it never fails the batch, whose
-effects are already committed.
+The work is in `store.AnalyticsStore.apply` (one transaction: fence, business keys, the
+`domain`'s delta, audit rows). After its commit the live `monitor` may re-read the figures
+and log alert transitions, at most every ANALYTICS_REFRESH_SECONDS; it never fails the
+batch, whose effects are already committed.
 """
 
 from __future__ import annotations

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
+import msgspec
 import structlog
 from sqlalchemy import text
 from sqlmodel import Session
 
+from common import bulk
 from common.errors import TransientError
 from common.records import Record, TopicPartition
 
@@ -51,6 +54,19 @@ _ADVANCE = text(
     "UPDATE analytics_offset SET next_offset = :next "
     "WHERE topic = :topic AND kafka_partition = :p AND next_offset = :expected"
 )
+
+
+_PAIRS = "json_array_elements(%s::json) AS v"
+_LOCK = (
+    "SELECT o.topic, o.kafka_partition, o.next_offset FROM analytics_offset AS o "  # noqa: S608
+    f"JOIN {_PAIRS} ON o.topic = v->>0 AND o.kafka_partition = (v->>1)::int "
+    "ORDER BY o.topic, o.kafka_partition FOR UPDATE OF o"
+)
+_MOVE = (
+    "UPDATE analytics_offset AS o SET next_offset = (v->>2)::bigint "  # noqa: S608
+    f"FROM {_PAIRS} WHERE o.topic = v->>0 AND o.kafka_partition = (v->>1)::int"
+)
+_JSON = msgspec.json.Encoder().encode
 
 
 class OffsetFencedError(TransientError):
@@ -95,13 +111,17 @@ class OffsetBook:
         Raises `OffsetFencedError` if another instance owns a partition's position.
         """
         counted: dict[TopicPartition, int] = {}
+        ahead = {}
         for tp in sorted(spans):
-            span = spans[tp]
             expected = self._expected.get(tp)
             if expected is None:  # no assignment callback seen: adopt the stored position
                 expected = self._expected[tp] = self._stored(session, tp)
-            if span.end <= expected:
-                continue
+            if spans[tp].end > expected:
+                ahead[tp] = expected
+        if ahead and bulk.dialect_of(session) == "postgresql":
+            return self._advance_locked(session, spans, ahead)
+        for tp, expected in ahead.items():
+            span = spans[tp]
             params = {"topic": tp.topic, "p": tp.partition, "expected": expected, "next": span.end}
             if session.execute(_ADVANCE, params).rowcount == 1:  # type: ignore[attr-defined]
                 counted[tp] = expected
@@ -120,10 +140,44 @@ class OffsetBook:
                     counted[tp] = stored
                     continue
                 stored = self._stored(session, tp)
-            _log.warning("analytics.offset_fenced", **_positions(tp, expected, stored))
-            raise OffsetFencedError(
-                f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
-            )
+            _fenced(tp, expected, stored)
+        return counted
+
+    def _advance_locked(
+        self,
+        session: Session,
+        spans: Mapping[TopicPartition, Span],
+        ahead: Mapping[TopicPartition, int],
+    ) -> dict[TopicPartition, int]:
+        """PostgreSQL: the same decisions in two round trips whatever the partitions.
+
+        The batch's offset rows are locked in key order and read (`FOR UPDATE` returns their
+        latest committed values), the decisions made on what was read, and the rows advanced
+        by one UPDATE. The locks are held to the commit, so nothing moves in between.
+        """
+        keys = _JSON([[tp.topic, tp.partition] for tp in ahead]).decode()
+        stored = {
+            TopicPartition(topic, partition): offset
+            for topic, partition, offset in session.connection().exec_driver_sql(_LOCK, (keys,))
+        }
+        counted: dict[TopicPartition, int] = {}
+        for tp, expected in ahead.items():
+            span, found = spans[tp], stored.get(tp)
+            if found is None:  # the row is gone: make it again, at 0, as `_stored` does
+                found = self._stored(session, tp)
+            if found == expected:
+                counted[tp] = expected
+            elif found >= span.end:  # all of it counted already: skip
+                if found == span.end:
+                    self._expected[tp] = found
+            elif expected < found and span.first <= found:
+                _log.info("analytics.offset_adopted", **_positions(tp, expected, found))
+                counted[tp] = found
+            else:
+                _fenced(tp, expected, found)
+        if counted:
+            moves = _JSON([[tp.topic, tp.partition, spans[tp].end] for tp in counted]).decode()
+            session.connection().exec_driver_sql(_MOVE, (moves,))
         return counted
 
     def committed(
@@ -139,6 +193,13 @@ class OffsetBook:
         session.execute(_CREATE, params)
         stored: int = session.execute(_SELECT, params).scalar_one()
         return stored
+
+
+def _fenced(tp: TopicPartition, expected: int, stored: int) -> NoReturn:
+    _log.warning("analytics.offset_fenced", **_positions(tp, expected, stored))
+    raise OffsetFencedError(
+        f"{tp.topic}[{tp.partition}]: stored offset is {stored}, expected {expected}"
+    )
 
 
 def _positions(tp: TopicPartition, expected: int, stored: int) -> dict[str, object]:

@@ -3,7 +3,11 @@
 * `analytics_offset`: per Kafka partition, the next offset whose effects are *not* yet in
   this database. Written in the same transaction as the effects: it is where a consumer
   resumes, and the fence that stops a stale instance from writing (see `store`).
-* `processed_event` (common's inbox): eventIds already counted, so a duplicate counts once.
+* `business_fact` (`common.business`): the business key of every counted event, with its
+  eventId and fingerprint: the one dedup row per event (`dedup`). `business_anomaly`: the
+  events that restated a known fact with other content.
+* `processed_event` (common's inbox): written by releases before issue 25, no longer; kept
+  so the revisions need not change (`dedup` says why it went).
 * `analytics_daily`: additive counters per UTC day, metric and key (event counts, amounts
   per currency, methods, failure reasons). `writer` is a per-process id: each instance adds
   to its own rows, so instances never wait on each other's counters; reads sum over writers.

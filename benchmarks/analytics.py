@@ -20,7 +20,11 @@ table creation are excluded):
 
 PostgreSQL runs use a throw-away database on the server `provision_postgres` finds or starts.
 Every row's anchor is the no-op run loop over the same records in the same run. Goal (issue
-13): 40k events/s on SQLite and on PostgreSQL. `--quick` reads 10,000 records.
+25): the service at 0.5x that anchor or more, on SQLite and on PostgreSQL; each service row
+prints its ratio against it, met or not. (Issue 13's goal was 40k events/s; a ratio to a
+loop timed in the same run moves less on a shared machine.) The store alone has no goal: its
+ratio says how much of the anchor the analytics' own work leaves. `--quick` reads 10,000
+records.
 """
 
 from __future__ import annotations
@@ -52,8 +56,8 @@ from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
 
-GOAL = 40_000
-"""Events/s on SQLite and on PostgreSQL, issue 13."""
+GOAL_RATIO = 0.5
+"""The service's events/s over the no-op run loop's, same records, same run (issue 25)."""
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 NOOP = "run loop, no-op handler"
 
@@ -143,6 +147,9 @@ def measure(
     noop = time_runner(noop_spec(noop_settings), noop_settings, len(records))
 
     def row(name: str, rate: float, url: str, goal: float | None, batch_size: int) -> Result:
+        details: dict[str, object] = {"batch_size": batch_size}
+        if goal is not None:
+            details["goal"] = "issue 25: >= 0.5x the no-op run loop"
         return Result(
             name=name,
             benchmark="analytics.py",
@@ -151,9 +158,9 @@ def measure(
             anchor_events_per_s=noop,
             records=len(records),
             database=describe_url(url),
-            goal_events_per_s=goal,
+            goal_ratio=goal,
             references={"bare consume()": bare_rate},
-            details={"batch_size": batch_size},
+            details=details,
         )
 
     results: list[Result] = []
@@ -163,7 +170,7 @@ def measure(
                 settings = settings_for(bootstrap, batch_size, url)
                 rate = time_runner(analytics_spec(settings), settings, len(records))
                 name = f"analytics on {NAMES[kind]} (batch {batch_size})"
-                results.append(row(name, rate, url, GOAL, batch_size))
+                results.append(row(name, rate, url, GOAL_RATIO, batch_size))
             with fresh(kind, directory, server) as url:
                 rate = store_only(url, records, batch_size)
                 name = f"analytics store alone on {NAMES[kind]} (batch {batch_size}, no Kafka)"

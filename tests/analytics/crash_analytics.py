@@ -1,7 +1,7 @@
 """The analytics service, except that it hangs for good inside a batch's transaction.
 
 Used as a subprocess by `test_crash.py`: after CRASH_AFTER_BATCHES batches it has written
-the batch's rows (offsets, inbox, counters, facts) but not committed; it then writes
+the batch's rows (offsets, business keys, counters, facts, audit) but not committed; it then writes
 CRASH_MARKER_PATH and blocks until the test SIGKILLs it, mid-aggregation.
 
     CRASH_AFTER_BATCHES=4 CRASH_MARKER_PATH=/tmp/crashed DATABASE_URL=sqlite:///... \\

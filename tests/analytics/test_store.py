@@ -209,7 +209,7 @@ class TestFence:
         assert report(engine)["events"] == expected["events"]
 
     def test_a_duplicate_at_another_offset_counts_once(self, database_url: str) -> None:
-        """The same eventId delivered again at a later offset is recognised by the inbox and not counted twice."""
+        """The same eventId delivered again at a later offset is recognised by its business key and not counted twice."""
         records = self._partition_stream()
         engine = engine_for(database_url)
         store = store_for(engine, records)

@@ -1,0 +1,194 @@
+"""Exactly once by business key alone: one dedup row per counted event, none per eventId.
+
+The analytics used to claim every eventId in common's inbox (`processed_event`) and then
+its business key (`common.business`): two rows per event, each a random key in its index.
+Here the business key is the only claim, so an event writes at most one dedup row:
+
+* `new`: the key was free and is now held under this eventId: count the event, audit it;
+* `seen`: the key is already held under this very eventId (or its legacy key is): the
+  event was counted by an earlier transaction and is delivered again (at another offset,
+  by a producer's retry): nothing to do. The inbox's job, done by the business key's row;
+* `duplicate` / `anomaly`: the key is held under another eventId, with the same content or
+  not (`common.business`): not counted, audited as such, an anomaly recorded. Such an
+  event has no dedup row of its own; its audit row is the record that it was accepted
+  once, and `store` inserts it with DO NOTHING ... RETURNING, so the same duplicate
+  delivered again adds nothing (and is not reported again).
+
+The keys and fingerprints are `common.business`'s, so the rows are the ones the previous
+release wrote (a fact claimed before the upgrade is recognised after it), and failures
+stored under their legacy key are read as `claim_facts` reads them. The fingerprint is
+computed here with a plan per payload type instead of `business.fingerprint`'s general
+loop: the same text hashed, pinned equal by tests/analytics/test_dedup.py, at under half
+the cost (one is computed per event).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from operator import attrgetter
+from typing import Any, Final, Literal
+
+from sqlmodel import Session, select
+
+from common import bulk
+from common.business import BusinessAnomaly, BusinessFact, business_key, fingerprint, legacy_key
+from common.db import table_of
+from common.events import PaymentEvent
+
+Verdict = Literal["new", "seen", "duplicate", "anomaly"]
+
+
+_FACT: Final = table_of(BusinessFact)
+_ANOMALY: Final = table_of(BusinessAnomaly)
+_FACT_COLUMNS: Final = ("consumer", "key", "fingerprint", "event_id", "first_seen")
+_ANOMALY_COLUMNS: Final = ("consumer", "event_id", "key", "first_event_id", "detected_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What the business keys made of a batch's events (by eventId)."""
+
+    verdicts: Mapping[str, Verdict]
+    first_event: Mapping[str, str]
+    """For duplicates and anomalies: the eventId that stated the fact first."""
+    keys: Mapping[str, str]
+    """For anomalies: their business key (recorded with them)."""
+
+
+def claim(*, session: Session, consumer: str, events: Sequence[PaymentEvent], at: Any) -> Claims:
+    """Claim the business keys of `events` (distinct eventIds) in the caller's transaction.
+
+    One `INSERT ... ON CONFLICT DO NOTHING RETURNING` of the keys, sorted (two instances lock
+    them in one order); one SELECT of the keys held already, only if some were; one more
+    for the legacy keys of failures, only if the batch has failures. `at` is `first_seen`,
+    encoded for the database.
+    """
+    keys = [business_key(event) for event in events]
+    first: dict[str, PaymentEvent] = {}
+    for key, event in zip(keys, events, strict=True):
+        first.setdefault(key, event)
+    prints = {key: fast_fingerprint(event) for key, event in first.items()}
+    stated = {key: (prints[key], event.event_id) for key, event in first.items()}
+    legacy = _legacy(session, consumer, first)
+    for key, (print_, event_id) in legacy.items():
+        if print_ == prints[key]:  # the same content: carry its first eventId to the new key
+            stated[key] = (print_, event_id)
+    inserted = set(
+        bulk.insert_rows(
+            session=session,
+            table=_FACT,
+            columns=_FACT_COLUMNS,
+            rows=[(consumer, key, *stated[key], at) for key in sorted(first)],
+            on_conflict="(consumer, key) DO NOTHING",
+            returning="key",
+        )
+    )
+    known = {key: stated[key] for key in inserted}
+    if len(inserted) < len(first):
+        known |= _held(session, consumer, [key for key in first if key not in inserted])
+    verdicts: dict[str, Verdict] = {}
+    firsts: dict[str, str] = {}
+    anomalous: dict[str, str] = {}
+    for key, event in zip(keys, events, strict=True):
+        event_id = event.event_id
+        stored_print, stored_id = known[key]
+        if event_id == stored_id:  # its own key: new now, or counted by an earlier batch
+            before = key not in inserted or (key in legacy and legacy[key][1] == event_id)
+            verdicts[event_id] = "seen" if before else "new"
+            continue
+        firsts[event_id] = stored_id
+        if (prints[key] if first[key] is event else fast_fingerprint(event)) == stored_print:
+            verdicts[event_id] = "duplicate"
+        else:
+            verdicts[event_id] = "anomaly"
+            anomalous[event_id] = key
+    return Claims(verdicts, firsts, anomalous)
+
+
+def record_anomalies(
+    *, session: Session, consumer: str, claims: Claims, event_ids: Iterable[str], at: Any
+) -> None:
+    """Record the anomalies among `event_ids` (those accepted for the first time)."""
+    rows = [
+        (consumer, event_id, claims.keys[event_id], claims.first_event[event_id], at)
+        for event_id in sorted(event_ids)
+        if claims.verdicts.get(event_id) == "anomaly"
+    ]
+    bulk.insert_rows(
+        session=session,
+        table=_ANOMALY,
+        columns=_ANOMALY_COLUMNS,
+        rows=rows,
+        on_conflict="(consumer, event_id) DO NOTHING",
+    )
+
+
+def _legacy(
+    session: Session, consumer: str, first: Mapping[str, PaymentEvent]
+) -> dict[str, tuple[str, str]]:
+    """(fingerprint, first eventId) stored under the legacy key of each failure that has one.
+
+    A failure claimed before issue 21 is held as `payment.failed:<paymentId>` (see
+    `common.business`); nothing is read for a batch without failures.
+    """
+    olds = {key: old for key, event in first.items() if (old := legacy_key(event)) is not None}
+    if not olds:
+        return {}
+    held = _held(session, consumer, set(olds.values()))
+    return {key: held[old] for key, old in olds.items() if old in held}
+
+
+def _held(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """(fingerprint, first eventId) of the keys `consumer` already holds."""
+    found: dict[str, tuple[str, str]] = {}
+    for condition in bulk.where_in(session=session, column=_FACT.c.key, values=keys):
+        statement = select(BusinessFact.key, BusinessFact.fingerprint, BusinessFact.event_id).where(
+            BusinessFact.consumer == consumer, condition
+        )
+        for key, print_, event_id in session.exec(statement):
+            found[key] = (print_, event_id)
+    return found
+
+
+# -- the fingerprint, planned per payload type -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    values: attrgetter[Any]
+    """The payload's fingerprinted fields, in sorted order, as one tuple."""
+    heads: tuple[str, ...]
+    """`"name":` of each field, quoted as `json.dumps` quotes it."""
+
+
+_PLANS: dict[type[Any], _Plan] = {}
+_OCCURRENCE_TIMES: Final = frozenset({"initiated_at", "completed_at", "failed_at", "refunded_at"})
+"""Left out of the fingerprint, as `common.business` leaves them (a redelivery restamps them)."""
+_QUOTED: Final = json.encoder.encode_basestring_ascii
+"""How `json.dumps` quotes a string (ensure_ascii), in C."""
+
+
+def _plan(payload_type: type[Any]) -> _Plan:
+    names = [n for n in sorted(payload_type.__struct_fields__) if n not in _OCCURRENCE_TIMES]
+    plan = _Plan(attrgetter(*names), tuple(f"{_QUOTED(name)}:" for name in names))
+    _PLANS[payload_type] = plan
+    return plan
+
+
+def fast_fingerprint(event: PaymentEvent) -> str:
+    """`common.business.fingerprint(event)`, the same digest, with less work per call."""
+    payload = event.payload
+    plan = _PLANS.get(type(payload)) or _plan(type(payload))
+    parts = []
+    for head, value in zip(plan.heads, plan.values(payload), strict=True):
+        if type(value) is str:
+            parts.append(head + _QUOTED(value))
+        elif isinstance(value, Decimal):  # `common.events.Amount`
+            parts.append(head + _QUOTED(format(value.normalize(), "f")))
+        else:  # not a payload field of today: the general function says what it makes of it
+            return fingerprint(event)
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
