@@ -11,9 +11,13 @@ template's changes as a merge with its own edits, which a create-only generator 
 
 The template is `dreamscape_dev/templates/consumer`. Copier versions a template by the git
 repository it is the root of, so this repository's root `copier.yml` includes the
-template's: generated from a checkout of the repository (the default where the tooling runs
-from one) a service records the commit in `.copier-answers.yml` and can be updated; from the
-bare template directory (an installed wheel, or `--template` naming it) it can only be made.
+template's. Installed from a package index (`dreamscape-dev`), the default source is this
+repository's canonical git URL (`REPOSITORY`) at the tag of the installed release
+(`v0.2.0` for 0.2.0), so `.copier-answers.yml` records that URL and tag and `--update` can
+later fetch the next one. Run from a checkout, the default is the checkout at its current
+commit. `--template` names another source; the bare template directory makes a service that
+cannot be updated. The generated project pins the runtime and the tooling to the installed
+release (`runtime_version`, `~=0.2.0`).
 """
 
 from __future__ import annotations
@@ -32,11 +36,14 @@ import copier
 import yaml
 from copier.errors import CopierError
 
+from common import __version__
 from common.settings import RunnerSettings
 
 TEMPLATE: Final = Path(__file__).resolve().parent / "templates" / "consumer"
 CHECKOUT: Final = Path(__file__).resolve().parents[1]
 """Where the tooling runs from: a checkout of this repository when installed editable."""
+REPOSITORY: Final = "https://github.com/dreamscape/dreamscape-payment-consumers.git"
+"""The canonical git URL of this repository: the template's default source outside a checkout."""
 
 ANSWERS_FILE: Final = ".copier-answers.yml"
 TOPICS: Final = ("initiated", "completed", "failed", "refunded")
@@ -96,20 +103,33 @@ def answers(
         data["inbox"] = inbox or "event_id"
     if description:
         data["description"] = description
+    data["runtime_version"] = __version__
     return data
 
 
-def template_source(checkout: Path = CHECKOUT) -> tuple[str, str | None]:
-    """Where to render from by default, and at which git revision (None: not versioned).
+def release_tag(version: str = __version__) -> str:
+    """The git tag of a release: `v0.2.0` for 0.2.0."""
+    return f"v{version}"
+
+
+def template_source(checkout: Path | None = None) -> tuple[str, str | None]:
+    """Where to render from by default, and at which git revision.
 
     A checkout whose current commit has the root `copier.yml` is used at that commit, so the
     service records a commit that exists and can be updated later; uncommitted changes are
     left out (name `--vcs-ref HEAD` to include them, at the price of that record). Anything
-    else (an installed wheel, a commit from before the template) renders the directory.
+    else (an installed wheel) renders the canonical repository at the installed release's tag.
     """
+    checkout = CHECKOUT if checkout is None else checkout
+    top = _git(checkout, "rev-parse", "--show-toplevel")
     head = _git(checkout, "rev-parse", "--verify", "HEAD^{commit}")
-    if head is None or _git(checkout, "cat-file", "-e", f"{head}:copier.yml") is None:
-        return str(TEMPLATE), None
+    if (
+        top is None
+        or head is None
+        or Path(top).resolve() != checkout.resolve()
+        or _git(checkout, "cat-file", "-e", f"{head}:copier.yml") is None
+    ):
+        return REPOSITORY, release_tag()
     return str(checkout), head
 
 
@@ -143,6 +163,7 @@ def update(dest: Path, *, vcs_ref: str | None = None) -> list[Path]:
         vcs_ref = _git(source, "rev-parse", "--verify", "HEAD^{commit}")
     copier.run_update(
         dest,
+        data={"runtime_version": __version__},  # pinned to the tooling doing the update
         vcs_ref=vcs_ref,
         defaults=True,
         overwrite=True,
@@ -176,8 +197,13 @@ def register_new(commands: Any) -> None:
     new.add_argument("--inbox", choices=INBOXES, help="event_id (default) or business_key")
     new.add_argument("--description", help="one line on what the service does")
     new.add_argument("--dest", type=Path, help="directory to create (default: ./NAME)")
-    new.add_argument("--template", help="a copier template: a path or git URL (default: this one)")
-    new.add_argument("--vcs-ref", help="template version: a tag or commit")
+    new.add_argument(
+        "--template",
+        help=f"a copier template, a path or git URL (default: {REPOSITORY}, or this checkout)",
+    )
+    new.add_argument(
+        "--vcs-ref", help=f"template version, a tag or commit (default: {release_tag()})"
+    )
     new.add_argument("--update", action="store_true", help="merge template changes into --dest")
     new.set_defaults(command=run_new)
 

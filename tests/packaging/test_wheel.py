@@ -2,19 +2,18 @@
 
 The suite itself runs on an editable install of the development project, which reads data
 files from the checkout and so cannot notice one a wheel leaves out. Here the five wheels
-`make dist` builds (distributions/*/) are read as archives, then installed into one new venv
-and used from a directory that cannot see this checkout (`PYTHONSAFEPATH`, another cwd): the
-spec's example events, the consumer template, the Apache Kafka POM, the email templates, every
-service's migrations and `py.typed`.
+`make dist` builds (distributions/*/) are read as archives, then used as installed in a new
+venv (the session's `team` venv, from the local index: tests/packaging/conftest.py) from a
+directory that cannot see this checkout (`PYTHONSAFEPATH`, another cwd): the spec's example
+events, the consumer template, the Apache Kafka POM, the email templates, every service's
+migrations and `py.typed`.
 """
 
 from __future__ import annotations
 
 import email.message
 import email.parser
-import os
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from common import __version__
 from tests.deploy.deployment import ROOT
-from tests.packaging.conftest import NAMES, Built
+from tests.packaging.conftest import NAMES, Built, Team, clean_env
 
 pytestmark = pytest.mark.integration
 
@@ -97,38 +96,6 @@ def metadata(wheel: Path) -> email.message.Message:
         return email.parser.Parser().parsestr(archive.read(name).decode())
 
 
-def clean_env(**values: str) -> dict[str, str]:
-    """Our environment without anything pointing at this checkout or its venv."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_", "PYTEST_", "KAFKA_"))
-    }
-    env["PATH"] = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(ROOT))
-    )
-    env["PYTHONSAFEPATH"] = "1"
-    env.update(values)
-    return env
-
-
-@pytest.fixture(scope="module")
-def clean_venv(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with the five wheels and their dependencies, nothing of this checkout."""
-    venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = venv / "bin" / "python"
-    wheels = [str(built.wheel(name)) for name in NAMES]
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *wheels],
-        check=True,
-        timeout=600,
-        cwd=venv,
-        env=clean_env(),
-    )
-    return python
-
-
 class TestTheArtifacts:
     """What `make dist` writes, read as archives."""
 
@@ -182,11 +149,11 @@ class TestInACleanVenv:
     """The installed wheels, used from a directory that cannot see this checkout."""
 
     def test_every_data_file_is_read_from_the_installed_wheels(
-        self, clean_venv: Path, tmp_path: Path
+        self, team: Team, tmp_path: Path
     ) -> None:
         """The builders, the consumer template, the emails and the migrations find their files."""
         done = subprocess.run(
-            [str(clean_venv), "-c", PROBE, str(ROOT)],
+            [str(team.bin / "python"), "-c", PROBE, str(ROOT)],
             cwd=tmp_path,
             env=clean_env(),
             capture_output=True,
@@ -197,9 +164,9 @@ class TestInACleanVenv:
         assert done.returncode == 0, done.stderr[-3000:]
         assert "probe ok" in done.stdout
 
-    def test_the_console_scripts_run(self, clean_venv: Path, tmp_path: Path) -> None:
+    def test_the_console_scripts_run(self, team: Team, tmp_path: Path) -> None:
         """`dreamscape` (with the tooling's `new`) and the three services' scripts answer --help."""
-        scripts = clean_venv.parent
+        scripts = team.bin
         for script in ("voyage-consumer", "notification-consumer", "analytics-consumer"):
             done = subprocess.run(
                 [str(scripts / script), "--help"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from common import __version__
 from common.cli import main as dreamscape
-from dreamscape_dev.new import TEMPLATE
+from dreamscape_dev.new import REPOSITORY, TEMPLATE, release_tag
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 BIN: Final = Path(sys.executable).parent
@@ -162,3 +164,34 @@ def pytest_counts(output: str) -> dict[str, int]:
     lines = [line for line in output.splitlines() if re.search(r"\bin [\d.]+s\b", line)]
     assert lines, f"no pytest summary line in:\n{output[-2000:]}"
     return {word: int(n) for n, word in re.findall(r"(\d+) (\w+)", lines[-1])}
+
+
+def release_clone(dest: Path) -> Path:
+    """A clone of this repository tagged as the installed release (`v0.2.0`), in `dest`.
+
+    The template as it is in this work tree is committed on top first, so what is tested is
+    what is here; the tag (copied from this repository, if it has one) is moved to that
+    commit in the clone only. This checkout's git is only read.
+    """
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True, timeout=120)
+    template = dest / "dreamscape_dev/templates/consumer"
+    shutil.rmtree(template)
+    shutil.copytree(TEMPLATE, template)
+    shutil.copy(ROOT / "copier.yml", dest / "copier.yml")
+    if git(dest, "status", "--porcelain"):
+        commit_all(dest, "the template as in the work tree")
+    git(dest, "tag", "-f", release_tag(__version__))
+    return dest
+
+
+def as_canonical(clone: Path) -> dict[str, str]:
+    """Environment in which git fetches the canonical URL (`REPOSITORY`) from `clone`.
+
+    git's `url.<base>.insteadOf`, set through GIT_CONFIG_* variables: copier clones the URL
+    a team's `dreamscape new` would, and records that URL, never the clone's path.
+    """
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{clone}.insteadOf",
+        "GIT_CONFIG_VALUE_0": REPOSITORY,
+    }

@@ -19,9 +19,10 @@ import copier
 import pytest
 import yaml
 
+from common import __version__
 from common.cli import _parser as dreamscape_parser
 from common.cli import main as dreamscape
-from dreamscape_dev.new import TEMPLATE, template_source
+from dreamscape_dev.new import REPOSITORY, TEMPLATE, template_source
 from tests.template.support import (
     NO_DATABASE,
     POSTGRES,
@@ -111,6 +112,7 @@ class TestWhatItGenerates:
             "topics": ["initiated", "refunded"],
             "database": "postgres",
             "inbox": "business_key",
+            "runtime_version": __version__,
         }
         assert recorded(project)["_src_path"] == str(TEMPLATE)
 
@@ -239,13 +241,62 @@ class TestTheRepositoryIsTheTemplate:
         head = git(checkout, "rev-parse", "HEAD")
         assert template_source(checkout) == (str(checkout), head)
 
-    def test_anything_else_falls_back_to_the_template_directory(self, tmp_path: Path) -> None:
-        """No git repository, or a HEAD without copier.yml: the plain directory, unversioned."""
-        assert template_source(tmp_path) == (str(TEMPLATE), None)
+    def test_anything_else_is_the_canonical_repository_at_the_installed_release(
+        self, tmp_path: Path
+    ) -> None:
+        """No git repository, a HEAD without copier.yml, or a directory inside another
+        repository (a venv in a project): the canonical git URL at tag v<installed version>."""
+        release = (REPOSITORY, f"v{__version__}")
+        assert template_source(tmp_path) == release
         (tmp_path / "README").write_text("before the template")
         commit_all(tmp_path, "no template yet")
         (tmp_path / "copier.yml").write_text("uncommitted: true\n")
-        assert template_source(tmp_path) == (str(TEMPLATE), None)
+        assert template_source(tmp_path) == release
+        inner = tmp_path / "lib" / "site-packages"
+        inner.mkdir(parents=True)
+        commit_all(tmp_path, "the template, at the top")
+        assert template_source(inner) == release
+
+
+class TestWhatTheProjectPins:
+    """The generated project names the release it was generated from, and only its topics."""
+
+    @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+    def test_the_runtime_and_the_tooling_are_pinned_to_the_release(
+        self, variant: Variant, tmp_path: Path
+    ) -> None:
+        """`dreamscape-runtime~=V` (and `dreamscape-dev~=V` for dev), V the installed version; the
+        Dockerfile's RUNTIME too."""
+        project = generate(variant, tmp_path / variant.name)
+        declared = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        assert declared["dependencies"] == [f"dreamscape-runtime~={__version__}"]
+        assert declared["optional-dependencies"]["dev"] == [f"dreamscape-dev~={__version__}"]
+        dockerfile = (project / "Dockerfile").read_text()
+        assert f'ARG RUNTIME="dreamscape-runtime~={__version__}"' in dockerfile
+        assert (
+            "dreamscape-payment-consumers" not in dockerfile + (project / "README.md").read_text()
+        )
+
+    @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
+    def test_the_readme_mentions_only_the_topics_it_consumes(
+        self, variant: Variant, tmp_path: Path
+    ) -> None:
+        """Each consumed topic is named; no other topic, nor its event ('refund' without refunded)."""
+        readme = (generate(variant, tmp_path / variant.name) / "README.md").read_text()
+        words = {
+            "initiated": r"\binitiat",
+            "completed": r"\bcomplet",
+            "failed": r"\bfail(?:ed|ure)\b|payment\.failed",
+            "refunded": r"\brefund",
+        }
+        for topic, pattern in words.items():
+            named = f"`dreamscape.payment.{topic}`" in readme
+            assert named == (topic in variant.topics), topic
+            if topic not in variant.topics:
+                assert not re.search(pattern, readme, re.IGNORECASE), (
+                    topic,
+                    re.findall(pattern, readme, re.I),
+                )
 
 
 class TestDeploymentFiles:
