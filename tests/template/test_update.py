@@ -12,12 +12,23 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import plumbum
 import pytest
 import yaml
 
+import dreamscape_dev.new
+from common import __version__
 from common.cli import main as dreamscape
-from dreamscape_dev.new import TEMPLATE, template_source
-from tests.template.support import ROOT, SQLITE, commit_all, generate, git
+from dreamscape_dev.new import REPOSITORY, TEMPLATE, release_tag, template_source
+from tests.template.support import (
+    ROOT,
+    SQLITE,
+    as_canonical,
+    commit_all,
+    generate,
+    git,
+    release_clone,
+)
 
 DOMAIN = "project/{{package}}/domain.py.jinja"
 PURE = "Replace the totals with what your service decides, and keep this module pure."
@@ -159,3 +170,47 @@ class TestFromARepositoryCheckout:
         assert update(project) == 0  # the checkout's current commit, not its work tree
         assert "Release 2." in (project / "fraud_watch/domain.py").read_text()
         assert commit_of(project) == git(checkout, "rev-parse", "--short", "HEAD")
+
+
+def next_patch(version: str) -> str:
+    """0.2.0 -> 0.2.1."""
+    major, minor, patch = version.split(".")
+    return f"{major}.{minor}.{int(patch) + 1}"
+
+
+class TestBetweenReleaseTags:
+    """As a team gets it: the tooling installed (not a checkout), the template fetched from the
+    canonical git URL at the release's tag, then updated to the next release's tag."""
+
+    @pytest.fixture
+    def upstream(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        """A clone of this repository at tag v<version>, served under the canonical URL."""
+        clone = release_clone(tmp_path / "upstream")
+        for name, value in as_canonical(clone).items():
+            monkeypatch.setenv(name, value)
+            monkeypatch.setitem(plumbum.local.env, name, value)  # copier's git reads this copy
+        monkeypatch.setattr(dreamscape_dev.new, "CHECKOUT", tmp_path / "site-packages")
+        return clone
+
+    def test_generated_at_one_tag_and_updated_to_the_next(
+        self, upstream: Path, tmp_path: Path
+    ) -> None:
+        """Made with no --template: answers record the URL and v0.2.0, no path; a template
+        change tagged v0.2.1 arrives with `--update`, which records v0.2.1."""
+        project = tmp_path / "service"
+        argv = ["new", "consumer", SQLITE.name, *SQLITE.flags, "--dest", str(project)]
+        assert dreamscape(argv) == 0
+        answers = (project / ".copier-answers.yml").read_text()
+        recorded = yaml.safe_load(answers)
+        assert (recorded["_src_path"], recorded["_commit"]) == (REPOSITORY, release_tag())
+        assert str(tmp_path) not in answers
+        assert str(ROOT) not in answers
+        commit_all(project, "generated")
+        later = release_tag(next_patch(__version__))
+        domain = upstream / "dreamscape_dev/templates/consumer" / DOMAIN
+        domain.write_text(domain.read_text().replace(PURE, PURE + " Later."))
+        commit_all(upstream, f"release {later}", tag=later)
+        assert update(project) == 0
+        assert "Later." in (project / "fraud_watch/domain.py").read_text()
+        recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        assert (recorded["_src_path"], recorded["_commit"]) == (REPOSITORY, later)
