@@ -34,9 +34,27 @@ def test_every_fact_field_goes_to_the_column_of_its_name() -> None:
         refund_id="rf_1",
         reason="reason text",
     )
-    [row] = fact_rows([fact], ENCODERS)
+    [(columns, [row])] = fact_rows([fact], ENCODERS).items()
     expected = fact._asdict() | {
         "amount": "decimal:12.50",
         "occurred_at": "time:2025-12-18T10:30:00+00:00",
     }
-    assert dict(zip(Fact._fields, row, strict=True)) == expected
+    assert dict(zip(columns, row, strict=True)) == expected
+
+
+def test_a_field_left_empty_is_left_out_of_the_columns() -> None:
+    """Facts are grouped by the columns they fill; an empty (None) field is not a column of its row, so it stays NULL."""
+    base = Fact(
+        "evt_1", "completed", "bk_1", "pay_1", "usr_1", Decimal("1.00"), "EUR",
+        datetime(2025, 12, 18, 10, 30, tzinfo=UTC), transaction_id="tx_1",
+    )  # fmt: skip
+    failed = base._replace(
+        event_id="evt_2", kind="failed", transaction_id=None, error_code="E", error_message="m"
+    )
+    groups = fact_rows([base, failed, base._replace(event_id="evt_3")], ENCODERS)
+    assert {columns[8:]: len(rows) for columns, rows in groups.items()} == {
+        ("transaction_id",): 2,
+        ("error_code", "error_message"): 1,
+    }
+    for columns, rows in groups.items():
+        assert all(None not in row and len(row) == len(columns) for row in rows)
