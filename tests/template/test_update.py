@@ -207,6 +207,8 @@ class TestBetweenReleaseTags:
         assert str(ROOT) not in answers
         commit_all(project, "generated")
         later = release_tag(next_patch(__version__))
+        if git(upstream, "tag", "--list", later):  # a real later release, cloned: ours replaces it
+            git(upstream, "tag", "-d", later)
         domain = upstream / "dreamscape_dev/templates/consumer" / DOMAIN
         domain.write_text(domain.read_text().replace(PURE, PURE + " Later."))
         commit_all(upstream, f"release {later}", tag=later)
