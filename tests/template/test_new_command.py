@@ -277,6 +277,11 @@ class TestWhatTheProjectPins:
             "dreamscape-payment-consumers" not in dockerfile + (project / "README.md").read_text()
         )
 
+    def test_copiers_own_default_is_the_release(self) -> None:
+        """`runtime_version`'s default in copier.yml (for `copier copy` by hand) is __version__."""
+        questions = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
+        assert questions["runtime_version"]["default"] == __version__
+
     @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
     def test_the_readme_mentions_only_the_topics_it_consumes(
         self, variant: Variant, tmp_path: Path
