@@ -17,6 +17,15 @@ from typing import Final
 PUBLIC: Final[Mapping[str, tuple[str, ...]]] = {
     # the run loop: what a service hands it, and running it
     "common.handlers": ("ConsumerSpec", "per_event"),
+    # what a handler raises or returns: the decision table's words (docs/architecture.md)
+    "common.errors": (
+        "CriticalError",
+        "PermanentError",
+        "RetryLater",
+        "ShutdownRequested",
+        "TransientError",
+    ),
+    "common.retry": ("until_durable",),
     "common.service": ("run_service",),
     "common.runner": ("Runner",),
     "common.settings": ("DatabaseURL", "RunnerSettings"),
