@@ -155,7 +155,7 @@ def _sqlite_locked(exc: BaseException) -> bool:
 
 
 def create_schema(engine: Engine, models: Iterable[type[SQLModel]]) -> None:
-    """Create the tables of `models` that do not exist yet (see README: schema changes)."""
+    """Create the tables of `models` that do not exist yet (docs/operations.md, "Schema migrations")."""
     SQLModel.metadata.create_all(engine, tables=[table_of(model) for model in models])
 
 

@@ -32,7 +32,7 @@ deciding anything itself:
   producer turns them into `ProduceRefusedError`, which is not a record's failure but an
   answer to a DLQ write: the writer replaces the letter by a marker letter.
 
-The README's table and docs/architecture.md say the same, with the bounded-time rule.
+docs/architecture.md says the same, with the bounded-time rule.
 """
 
 from __future__ import annotations
