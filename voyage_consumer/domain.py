@@ -136,16 +136,29 @@ def canonical(facts: Iterable[Fact]) -> Canonical:
 
 def derive(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
     """The booking derived from `facts` (all of one booking), or None if no payment is known."""
+    return _derive(booking_id, facts, explained=True)
+
+
+def decide(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
+    """`derive` without the explanation of a paid booking: the same `booking`, `hold` and
+    `anomalies`, but `attempts`, `pending_refunds` and `other_refunds` left empty.
+
+    What the handler stores (it derives every booking a batch touches, and lists the
+    attempts of a paid booking only to explain it); the rules are the same code.
+    """
+    return _derive(booking_id, facts, explained=False)
+
+
+def _derive(booking_id: str, facts: Iterable[Fact], *, explained: bool) -> Derivation | None:
     c = canonical(facts)
-    attempts = _attempts(c)
-    if not attempts:
+    if not (c.initiated or c.completed or c.failed):
         return None
     assert c.latest is not None
     refunds = _in_order(c.refunded, _refund_order)
     completions = _in_order(c.completed, _completion_order)
     anomalies = amount_mismatches(booking_id, c.initiated, completions)
     if not completions:
-        return _unpaid(booking_id, attempts, refunds, anomalies, c.latest)
+        return _unpaid(booking_id, _attempts(c), refunds, anomalies, c.latest)
     winner = completions[0]
     anomalies += double_charges(booking_id, winner, completions[1:])
     own = [r for r in refunds if r.payment_id == winner.payment_id] if refunds else []
@@ -156,19 +169,20 @@ def derive(booking_id: str, facts: Iterable[Fact]) -> Derivation | None:
         confirmation_number(booking_id, winner.payment_id), winner.amount, winner.currency,
         outcome.total, c.latest,
     )  # fmt: skip
+    explain = explained and refunds
     return Derivation(
         booking,
         HOLD_BY_STATUS[status],
         (*anomalies, *outcome.anomalies),
-        attempts,
+        _attempts(c) if explained else (),
         winner,
         outcome.applied,
         outcome.rejected,
-        tuple(r for r in refunds if r.payment_id not in c.completed) if refunds else (),
+        tuple(r for r in refunds if r.payment_id not in c.completed) if explain else (),
         tuple(
             r for r in refunds if r.payment_id in c.completed and r.payment_id != winner.payment_id
         )
-        if refunds
+        if explain
         else (),
     )
 

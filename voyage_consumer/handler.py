@@ -12,8 +12,8 @@ it safe:
    already among them (a duplicate, at any offset and in any earlier batch) stops here and
    changes nothing; the others are new, and the locks keep them so until the commit;
 3. insert the new facts;
-4. derive each booking a new fact touches from its stored facts and the new ones, and
-   upsert its row;
+4. derive each booking a new fact touches from its stored facts and the new ones
+   (`domain.decide`), and upsert its row;
 5. bring the stored anomalies of those bookings in line with the derived ones.
 
 Everything is written in the caller's transaction, so a crash at any point leaves either
@@ -47,7 +47,7 @@ from common.logs import record_context
 from common.records import Inbound
 from voyage_consumer import store
 from voyage_consumer.anomalies import ANOMALY_KINDS, Anomaly
-from voyage_consumer.domain import Derivation, derive
+from voyage_consumer.domain import Derivation, decide
 from voyage_consumer.facts import Fact, storage_problem, to_fact
 
 CONSUMER: Final = "voyage-service"
@@ -82,7 +82,7 @@ def apply_facts(*, session: Session, facts: Sequence[Fact]) -> Applied:
     for fact in fresh:
         known.setdefault(fact.booking_id, []).append(fact)
     touched = sorted({f.booking_id for f in fresh})
-    derivations = tuple(d for b in touched if (d := derive(b, known[b])) is not None)
+    derivations = tuple(d for b in touched if (d := decide(b, known[b])) is not None)
     store.save_derivations(session=session, derivations=derivations)
     new, resolved = _sync_anomalies(session, touched, derivations)
     return Applied(len(fresh), duplicates, derivations, new, resolved)
@@ -144,7 +144,7 @@ class VoyageHandler:
         facts: dict[str, Fact] = {}
         for inbound in batch:
             fact = to_fact(inbound.event)
-            problem = storage_problem(fact)
+            problem = storage_problem(fact) if _may_hold_nul(inbound.record.value) else None
             if problem is not None:
                 rejected[inbound] = PermanentError(problem, error_type="unstorable_event")
             else:
@@ -170,6 +170,16 @@ class VoyageHandler:
             )
         if applied.resolved_anomalies:
             _log.info("booking.anomalies_resolved", count=applied.resolved_anomalies)
+
+
+def _may_hold_nul(value: bytes | None) -> bool:
+    """Whether a record's JSON could decode to a text with a NUL (`facts.storage_problem`).
+
+    Only the escape `\\u0000` writes one (JSON allows no raw control character in a
+    string), so a record without it, or a raw NUL, needs no look at every text field: one
+    search of the bytes in C instead of eleven in Python, for almost every record.
+    """
+    return value is None or b"\\u0000" in value or b"\x00" in value
 
 
 def _context_of(subject: str, batch: Sequence[Inbound]) -> dict[str, object]:

@@ -10,6 +10,7 @@ row than the query.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -100,6 +101,24 @@ def _rows_of(session: Session, select_where: str, booking_ids: Sequence[str]) ->
         yield from connection.exec_driver_sql(f"{select_where} IN ({marks})", tuple(chunk))
 
 
+def _sqlite_encoders(session: Session) -> bulk.Encoders:
+    """SQLite's `common.bulk` encoders, with a shorter way for the times that are UTC already
+    (every event's, hence every fact's and booking's): the same text in less time."""
+    return _with_utc_fast_path(bulk.encoders(session))
+
+
+@functools.cache
+def _with_utc_fast_path(encode: bulk.Encoders) -> bulk.Encoders:
+    slow = encode.time
+
+    def time(value: datetime | None) -> str | None:
+        if value is not None and value.tzinfo is UTC:
+            return value.isoformat(" ", "microseconds")[:26]  # naive UTC, as `slow` writes
+        return slow(value)
+
+    return dataclasses.replace(encode, time=time)
+
+
 def _ids(values: Sequence[str]) -> str:
     return _JSON(values).decode()
 
@@ -132,7 +151,7 @@ def insert_facts(*, session: Session, facts: Sequence[Fact]) -> None:
     if bulk.dialect_of(session) == "postgresql":
         _pg_insert(session, FACTS, Fact._fields, facts, conflict)
         return
-    for columns, rows in fact_rows(facts, bulk.encoders(session)).items():
+    for columns, rows in fact_rows(facts, _sqlite_encoders(session)).items():
         bulk.insert_rows(
             session=session, table=FACTS, columns=columns, rows=rows, on_conflict=conflict
         )
@@ -229,7 +248,7 @@ def save_derivations(*, session: Session, derivations: Sequence[Derivation]) -> 
         values = [(*d.booking, d.hold) for d in derivations]
         _pg_insert(session, BOOKINGS, _BOOKING_COLUMNS, values, upsert)
         return
-    encode = bulk.encoders(session)
+    encode = _sqlite_encoders(session)
     money, time = encode.decimal, encode.time
     rows = [
         (

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dreamscape_dev.testing.builders import Document
 from tests.voyage.bookings import fact
 from tests.voyage.strategies import booking_events
-from voyage_consumer.domain import HOLD_BY_STATUS, derive
+from voyage_consumer.domain import HOLD_BY_STATUS, decide, derive
 
 
 class TestOrderIndependence:
@@ -41,3 +41,25 @@ class TestInvariants:
         assert paid == (b.status in ("confirmed", "partially_refunded", "cancelled"))
         assert paid == (b.confirmation_number is not None)
         assert b.updated_at == max(f.occurred_at for f in facts)
+
+
+class TestDecide:
+    @settings(max_examples=150)
+    @given(events=booking_events(), data=st.data())
+    def test_decide_stores_what_derive_derives(
+        self, events: list[Document], data: st.DataObject
+    ) -> None:
+        """`decide` (the handler's, without the explanation) gives `derive`'s booking, hold and anomalies for any permutation with repeats."""
+        facts = [fact(e) for e in events]
+        repeated = data.draw(st.lists(st.sampled_from(facts), max_size=6))
+        shuffled = data.draw(st.permutations(facts + repeated))
+        derived, decided = derive("bk_p", facts), decide("bk_p", shuffled)
+        if derived is None:
+            assert decided is None
+            return
+        assert decided is not None
+        assert decided[:3] == derived[:3]
+        assert (decided.winner, decided.applied_refunds) == (
+            derived.winner,
+            derived.applied_refunds,
+        )
