@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -203,6 +205,7 @@ def _pg_insert_sql(table: Table, columns: tuple[str, ...], on_conflict: str, dia
 _REQUIRED: Final = Fact._fields[:8]
 _OPTIONAL: Final = Fact._fields[8:]
 """A fact's kind-specific fields, which the other kinds leave empty (None)."""
+_NONES: Final = (None,) * len(_OPTIONAL)
 
 
 def fact_rows(
@@ -221,10 +224,10 @@ def fact_rows(
     columns_of: dict[tuple[bool, ...], tuple[str, ...]] = {}
     for f in facts:
         extra = f[8:]
-        shape = tuple(v is not None for v in extra)
+        shape = tuple(map(operator.is_not, extra, _NONES))
         columns = columns_of.get(shape)
         if columns is None:
-            columns = _REQUIRED + tuple(n for n, v in zip(_OPTIONAL, shape, strict=True) if v)
+            columns = _REQUIRED + tuple(itertools.compress(_OPTIONAL, shape))
             columns_of[shape] = columns
         row = (
             f.event_id,
@@ -235,7 +238,7 @@ def fact_rows(
             money(f.amount),
             f.currency,
             time(f.occurred_at),
-            *(v for v in extra if v is not None),
+            *itertools.compress(extra, shape),
         )
         found.setdefault(columns, []).append(row)
     return found
