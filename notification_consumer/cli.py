@@ -133,7 +133,11 @@ def resend(status: str, since: datetime | None, settings: NotificationSettings) 
         Inbound(Record("resend", 0, n, None, text.encode()), parse_event(text.encode()))
         for n, (_kind, text) in enumerate(kept)
     ]
-    results = handler.resend(batch) if batch else {}
+    try:
+        results = handler.resend(batch) if batch else {}
+    finally:
+        for close in spec.closers:  # QUIT the SMTP sessions, release the presence lock
+            close()
     described = ", ".join(f"{n} {outcome}" for outcome, n in sorted(results.items()))
     print(f"{len(batch)} {status} notification(s): {described or 'nothing to do'}")
     return 0

@@ -61,7 +61,7 @@ from notification_consumer.domain import (
     plan,
 )
 from notification_consumer.mailer import Mailer
-from notification_consumer.message import compose
+from notification_consumer.message import MessageWriter
 from notification_consumer.metrics import NotificationMetrics
 from notification_consumer.presence import Presence
 from notification_consumer.rendering import EmailContext, Renderer, message_id
@@ -95,7 +95,7 @@ class NotificationHandler:
         self._engine = engine
         self._renderer = renderer
         self._mailer = mailer
-        self._sender = sender
+        self._writer = MessageWriter(sender)  # the From header encoded once
         self._metrics = metrics
         self._address_template = address_template
         self._domain = message_id_domain
@@ -264,11 +264,11 @@ class NotificationHandler:
         email = self._renderer.render(
             event, EmailContext(kind, decision.recipient, decision.payment)
         )
-        message = compose(
-            email, sender=self._sender, recipient=decision.recipient, date=self._now()
-        )
+        message = self._writer.write(email, recipient=decision.recipient, date=self._now())
         started = time.perf_counter()
-        refused = smtp.send(message, sender=self._sender, recipient=decision.recipient.address)
+        refused = smtp.send(
+            message, sender=self._writer.envelope_from, recipient=decision.recipient.address
+        )
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         context = _context(decision.inbound, kind)
         if isinstance(refused, Deferred):

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import parseaddr
+from typing import Final
 
 from common.errors import TransientError
 from common.logs import scrub
@@ -84,27 +85,39 @@ def _reply(raw: bytes | str) -> str:
     return scrub(text)
 
 
-class MailSession:
-    """Sends messages over one connection, opened on the first send."""
+CHECK_AFTER_S: Final = 1.0
+"""A connection idle this long is checked (NOOP) before its next message: the server may
+have closed it meanwhile, and a message must never be started on a dead connection."""
+REOPEN_AFTER_S: Final = 30.0
+"""A connection idle this long is closed (QUIT) and a new one opened: servers close idle
+sessions after a while (RFC 5321 allows 5 minutes, some relays wait less)."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+
+class MailSession:
+    """Sends messages over one connection, opened on the first send and kept between sends.
+
+    The owner (`mailer.Mailer`) keeps it across handler calls and closes it at shutdown;
+    an idle connection is checked, or replaced, before it carries a message again.
+    """
+
+    def __init__(self, config: SmtpConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._smtp: smtplib.SMTP | None = None
+        self._clock = clock
+        self._used = 0.0
 
-    def send(
-        self, message: EmailMessage, *, sender: str, recipient: str
-    ) -> Refused | Deferred | None:
-        """Hand `message` to the server for `recipient`; None once accepted."""
+    def send(self, message: bytes, *, sender: str, recipient: str) -> Refused | Deferred | None:
+        """Hand `message` (its wire bytes) to the server from `sender` for `recipient`.
+
+        Both are bare addresses (the envelope); None once the server accepted the message.
+        """
         with child_span("smtp send"):  # a no-op unless tracing is on
             return self._send(message, sender=sender, recipient=recipient)
 
-    def _send(
-        self, message: EmailMessage, *, sender: str, recipient: str
-    ) -> Refused | Deferred | None:
-        envelope_from = parseaddr(sender)[1]
+    def _send(self, message: bytes, *, sender: str, recipient: str) -> Refused | Deferred | None:
         try:
             smtp = self._connection()
-            smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+            smtp.sendmail(sender, [recipient], message)
         except smtplib.SMTPRecipientsRefused as exc:
             code, raw = next(iter(exc.recipients.values()))
             if 500 <= code < 600:
@@ -125,9 +138,18 @@ class MailSession:
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise SmtpUnavailable(f"{type(exc).__name__}: {scrub(str(exc))}") from None
+        finally:
+            self._used = self._clock()
         return None
 
     def _connection(self) -> smtplib.SMTP:
+        """The open connection if it is fresh or answers a NOOP, else a new one."""
+        idle = self._clock() - self._used
+        if self._smtp is not None and idle > REOPEN_AFTER_S:
+            self.close()
+        elif self._smtp is not None and idle > CHECK_AFTER_S and not _alive(self._smtp):
+            self._smtp.close()  # no QUIT: it did not answer
+            self._smtp = None
         if self._smtp is None:
             self._smtp = connect(self._config)
         return self._smtp
@@ -141,6 +163,14 @@ class MailSession:
             smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()
+
+
+def _alive(smtp: smtplib.SMTP) -> bool:
+    """Whether the server still answers on `smtp` (NOOP, one round trip)."""
+    try:
+        return smtp.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
 
 
 def connect(config: SmtpConfig) -> smtplib.SMTP:

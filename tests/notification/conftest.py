@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from dreamscape_dev.testing.smtp import SmtpSink
@@ -17,12 +19,16 @@ def _with_contact(svc: Service) -> Service:
 
 
 @pytest.fixture
-def service(smtp_server: SmtpSink, database_url: str) -> Service:
+def service(smtp_server: SmtpSink, database_url: str) -> Iterator[Service]:
     """On SQLite and PostgreSQL: the handler, a contact for the spec's user, no address template."""
-    return _with_contact(Service(settings(smtp_server, database_url)))
+    svc = _with_contact(Service(settings(smtp_server, database_url)))
+    yield svc
+    svc.close()
 
 
 @pytest.fixture
-def sqlite_service(smtp_server: SmtpSink, sqlite_url: str) -> Service:
+def sqlite_service(smtp_server: SmtpSink, sqlite_url: str) -> Iterator[Service]:
     """The same on SQLite only, for tests about content rather than storage."""
-    return _with_contact(Service(settings(smtp_server, sqlite_url)))
+    svc = _with_contact(Service(settings(smtp_server, sqlite_url)))
+    yield svc
+    svc.close()

@@ -45,6 +45,12 @@ class Service:
         self.spec = build(config, self.registry)
         self.engine = make_engine(SCHEMA.url(config))
 
+    def close(self) -> None:
+        """What the run loop closes at its end (the SMTP sessions, kept between calls, QUIT)."""
+        for close in self.spec.closers:
+            close()
+        self.engine.dispose()
+
     def handle(self, docs: Sequence[Document]) -> None:
         assert self.spec.handle(inbounds(docs)) in (None, {})
 
