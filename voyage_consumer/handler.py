@@ -64,6 +64,7 @@ class Applied:
     new_facts: int
     duplicates: int
     derivations: tuple[Derivation, ...]
+    """As `domain.decide` returns them: the rows, without the explanation of a paid booking."""
     new_anomalies: tuple[Anomaly, ...]
     resolved_anomalies: int
 
