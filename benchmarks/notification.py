@@ -15,8 +15,8 @@ relay would be), then, for each `--smtp-connections` value (one row each), times
   default), templates rendered per email, that many SMTP sessions, each message accepted
   by the server;
 * `bare smtplib`: the anchor of the emails/s figure, measured right after the service in the
-  same run: the very messages the service sent (their bytes, as it handed them to
-  `smtplib.SMTP.sendmail`, recorded on the way), sent again to the same server over the
+  same run: the very messages the service sent (their bytes and envelopes, as it handed
+  them to SMTP, recorded on the way), sent again to the same server over the
   same number of connections, one thread each, each connection kept for the whole run.
   What the service costs on top of SMTP itself is the ratio between the two.
 
@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from unittest import mock
 
 from prometheus_client import CollectorRegistry
@@ -56,6 +56,7 @@ from common.topics import DEFAULT_TOPICS
 from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.proxy import free_port
+from notification_consumer import smtp as smtp_adapter
 from notification_consumer.service import build
 from notification_consumer.settings import NotificationSettings
 
@@ -75,21 +76,19 @@ class Sent(NamedTuple):
 
 @contextmanager
 def recording_sends() -> Iterator[list[Sent]]:
-    """Every message `smtplib.SMTP.sendmail` sends in this process meanwhile, in a list.
+    """Every message the service hands to SMTP in this process meanwhile, in a list.
 
-    Wraps the method on the class (one list append per message, next to an SMTP exchange),
-    so the bare loop can send exactly what the service sent.
+    Wraps `notification_consumer.smtp.transaction` (one list append per message, next to an
+    SMTP exchange), so the bare loop can send exactly what the service sent.
     """
     sent: list[Sent] = []
-    original = smtplib.SMTP.sendmail
+    original = smtp_adapter.transaction
 
-    def sendmail(smtp: smtplib.SMTP, sender: str, recipients: Any, body: Any, *rest: Any) -> Any:
-        recipients_list = [recipients] if isinstance(recipients, str) else list(recipients)
-        data = body if isinstance(body, bytes) else str(body).encode()
-        sent.append(Sent(sender, recipients_list, data))
-        return original(smtp, sender, recipients, body, *rest)
+    def transaction(smtp: smtplib.SMTP, message: bytes, *, sender: str, recipient: str) -> None:
+        original(smtp, message, sender=sender, recipient=recipient)
+        sent.append(Sent(sender, [recipient], message))
 
-    with mock.patch.object(smtplib.SMTP, "sendmail", sendmail):
+    with mock.patch.object(smtp_adapter, "transaction", transaction):
         yield sent
 
 
