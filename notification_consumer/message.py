@@ -227,6 +227,15 @@ class MessageWriter:
         policy = policies.SMTP
         # The one header the email package still writes: once per process, not per message.
         self._from = policy.header_factory("From", sender).fold(policy=policy)
+        self._dated: tuple[datetime, str] | None = None
+
+    def _date(self, date: datetime) -> str:
+        """The Date header; the last one is reused within its second (a batch's emails share it)."""
+        second = date.replace(microsecond=0)
+        dated = self._dated
+        if dated is None or dated[0] != second:
+            dated = self._dated = (second, f"Date: {format_datetime(second)}{CRLF}")
+        return dated[1]
 
     def write(self, email: Email, *, recipient: Recipient, date: datetime) -> bytes:
         """The message's bytes as they go on the wire; `date` is when it is written (aware)."""
@@ -235,7 +244,7 @@ class MessageWriter:
             self._from,
             mailbox("To", one_line(recipient.display_name or ""), recipient.address),
             unstructured("Subject", email.subject),
-            f"Date: {format_datetime(date)}{CRLF}",
+            self._date(date),
             "MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative;{CRLF} boundary="{boundary}"{CRLF}',
         ]
@@ -260,8 +269,14 @@ class MessageWriter:
 
 
 def compose(email: Email, *, sender: str, recipient: Recipient, date: datetime) -> EmailMessage:
-    """The message `MessageWriter` writes, parsed back by the email package (for previews)."""
-    return parse(MessageWriter(sender).write(email, recipient=recipient, date=date))
+    """The message `MessageWriter` writes, parsed back by the email package (for previews).
+
+    Parsed under `email.policy.SMTP`, so `bytes()` of it gives CRLF line ends as on the wire.
+    """
+    raw = MessageWriter(sender).write(email, recipient=recipient, date=date)
+    message = message_from_bytes(raw, policy=policies.SMTP)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def parse(raw: bytes) -> EmailMessage:
