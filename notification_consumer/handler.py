@@ -5,8 +5,8 @@ Per batch:
 1. one transaction records the payment facts of every event and reads back what planning
    needs (already notified? booking paid? contact? earlier facts of the payment?);
 2. `notifications.plan` decides, per notifying event, to send or why not;
-3. emails are rendered and sent over `SMTP_CONNECTIONS` connections kept for the batch
-   (`mailer`); every `record_every` outcomes, and at the end of the batch whatever
+3. emails are rendered, written as wire bytes (`message`) and sent over `SMTP_CONNECTIONS`
+   connections kept from call to call (`mailer`); every `record_every` outcomes, and at the end of the batch whatever
    happened (even when SMTP failed midway), the final outcomes go to `sent_notification`.
 
 Exactly once in effect: a (eventId, kind) with a recorded outcome is never sent again, and
