@@ -9,7 +9,7 @@ writes docs/performance.md's table from a checked-in copy (`docs/bench-results.j
 A figure alone says little on a shared 2-core machine, so every row names its *anchor*: a
 simpler loop over the same records, measured in the same run (the bare `consume()` loop, the
 run loop with a no-op handler, a bare `smtplib` loop...). The ratio to it moves much less
-between runs than the figure does. Where issue 13 sets a goal, the row carries it and says
+between runs than the figure does. Where issue 25 sets a goal, the row carries it and says
 whether it was met; no test ever asserts a speed.
 """
 
@@ -44,13 +44,13 @@ REQUIRED_KEYS: Final = (
     "goal_ratio",
     "goal_met",
 )
-"""Keys every row has. `goal_*` are null where issue 13 sets no goal."""
+"""Keys every row has. `goal_*` are null where issue 25 sets no goal."""
 
 BROKER: Final = f"embedded Tansu {TANSU_VERSION}"
 """The broker of every benchmark: `dreamscape_dev.testing.broker.EmbeddedBroker`."""
 
 NO_DATABASE: Final = "none"
-GOAL_SOURCE: Final = "issue 13"
+GOAL_SOURCE: Final = "issue 25"
 
 
 @dataclass(frozen=True, slots=True)

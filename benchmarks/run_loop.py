@@ -7,7 +7,7 @@ Two workloads, each published to the embedded broker once and then read four (th
 each with a fresh consumer group, timing from the first record received to the last (the
 group join is excluded):
 
-* `spec workload`: the records of issue 13's table, N copies of the spec's
+* `spec workload`: the records of the performance issue's table, N copies of the spec's
   `payment.completed` example (~500 B, each with its own eventId and paymentId) on one topic
   of 3 partitions;
 * `mixed stream`: the simulator's valid flows over the four payment topics, 6 partitions
@@ -25,9 +25,10 @@ The loops:
 * `run loop`: `common.runner.Runner` with a no-op batch handler: parse, validate into typed
   events, store offsets, emit lifecycle events to the logging and metrics subscribers.
 
-N defaults to 200,000 (20,000 with `--quick`). Goals (issue 13): the run loop at
->= 150k events/s and >= 1.0x bare + json.loads on the spec workload, >= 100k/s on the mixed
-stream.
+N defaults to 200,000 (20,000 with `--quick`). Goals (issue 25): the run loop at >= 1.0x
+bare `consume()` + `json.loads` on the spec workload and on the mixed stream, with every
+check the parser makes. A ratio to a loop of the same run, not a rate: a rate on a shared
+2-core machine says more about the machine.
 """
 
 from __future__ import annotations
@@ -267,7 +268,6 @@ def spec_workload(bootstrap: str, count: int, batch_size: int) -> Result:
         anchor=JSON_LOADS,
         anchor_events_per_s=rates[JSON_LOADS],
         records=total,
-        goal_events_per_s=150_000,
         goal_ratio=1.0,
         references={BARE: rates[BARE], PYDANTIC: rates[PYDANTIC]},
         details={"topics": 1, "partitions": SPEC_PARTITIONS, "batch_size": batch_size},
@@ -288,7 +288,7 @@ def mixed_stream(bootstrap: str, count: int, batch_size: int) -> Result:
         anchor=JSON_LOADS,
         anchor_events_per_s=rates[JSON_LOADS],
         records=total,
-        goal_events_per_s=100_000,
+        goal_ratio=1.0,
         references={BARE: rates[BARE]},
         details={"topics": 4, "partitions": MIXED_PARTITIONS, "batch_size": batch_size},
     )
