@@ -31,9 +31,8 @@ all of a batch or none of it, and the redelivered batch redoes exactly that.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import structlog
@@ -127,18 +126,10 @@ class VoyageMetrics:
 class VoyageHandler:
     """`ConsumerSpec.handle` for the voyage service."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        metrics: VoyageMetrics,
-        *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        """`now` is the clock; no row holds the wall-clock time today (every stored time is
-        an event's own), so it is unused, and kept for the callers that pin it."""
+    def __init__(self, engine: Engine, metrics: VoyageMetrics) -> None:
+        """No clock: every time voyage stores is an event's own."""
         self._engine = engine
         self._metrics = metrics
-        self._now = now
 
     def __call__(self, batch: Sequence[Inbound]) -> dict[Inbound, PermanentError]:
         rejected: dict[Inbound, PermanentError] = {}

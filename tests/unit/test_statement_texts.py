@@ -118,7 +118,7 @@ class TestVoyage:
         """The voyage handler, given batches of every size, sends fewer distinct texts than
         the driver caches per connection: no prepared statement is ever evicted."""
         engine = open_database(SCHEMA, RunnerSettings(database_url=f"sqlite:///{tmp_path}/v.db"))
-        handler = VoyageHandler(engine, VoyageMetrics(CollectorRegistry()), now=lambda: NOW)
+        handler = VoyageHandler(engine, VoyageMetrics(CollectorRegistry()))
         records = generate(SimulationConfig(flows=3000, seed=22, duplicate_rate=0.02)).records
         texts = texts_sent(engine)
         offsets = itertools.count()

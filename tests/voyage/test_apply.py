@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -34,8 +33,6 @@ from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import SCHEMA
 
 pytestmark = pytest.mark.integration
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -77,7 +74,7 @@ def voyage(database_url: str) -> Iterator[Voyage]:
     """A handler on a fresh database with the voyage schema."""
     engine = connect(database_url, SCHEMA)
     registry = CollectorRegistry()
-    yield Voyage(engine, VoyageHandler(engine, VoyageMetrics(registry), now=lambda: NOW), registry)
+    yield Voyage(engine, VoyageHandler(engine, VoyageMetrics(registry)), registry)
     engine.dispose()
 
 
