@@ -263,9 +263,12 @@ class Runner:
                 deferred.append(inbound)
             elif verdict is not None:
                 letters.append(dead_letter(inbound.record, inbound, verdict, 1))
-        if deferred:
-            letters.extend(self._defer(deferred, rejected, attempt))
-        return letters
+        if not deferred:
+            return letters
+        # The letters first: a service storing its offsets with its effects must never store
+        # one, handling the deferred records again, past a record whose letter is unwritten.
+        self._dlq.write(letters)
+        return self._defer(deferred, rejected, attempt)
 
     def _defer(
         self, deferred: list[Inbound], verdicts: Rejections, attempt: int

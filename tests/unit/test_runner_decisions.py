@@ -854,6 +854,30 @@ class TestDeferredRecords:
         [letter] = h.of(RecordDeadLettered)
         assert (letter.error_type, letter.attempts) == ("svc_deferred", 1)
 
+    def test_a_batchs_letters_are_written_before_its_deferred_records_are_tried_again(
+        self,
+    ) -> None:
+        """A record rejected for good beside a deferred one has its letter acknowledged before the deferred record is handed back: a service that stores its offsets with its effects (exactly once) must never store one past a record whose letter is not written."""
+
+        def handle(batch: Sequence[Inbound]) -> dict[Inbound, PermanentError | RetryLater]:
+            verdicts: dict[Inbound, PermanentError | RetryLater] = {}
+            for i in batch:
+                if i.record.offset == 0:
+                    verdicts[i] = PermanentError("refused", error_type="svc_refused")
+                elif i.record.offset == 1 and len(batch) > 1:  # deferred on the first call
+                    verdicts[i] = RetryLater("451 try later", error_type="svc_deferred")
+            return verdicts
+
+        h = Harness(handle, [[record(0), record(1), record(2)]])
+        h.run()
+
+        assert h.handler_calls == [[0, 1, 2], [1]]
+        names = h.names()
+        second_call = next(n for n, c in enumerate(h.calls) if c == ("handle", [1]))
+        assert names.index("send") < second_call
+        [letter] = h.of(RecordDeadLettered)
+        assert (letter.record.offset, letter.error_type) == (0, "svc_refused")
+
     def test_a_give_up_failing_transiently_is_retried_under_the_policy(self) -> None:
         """A give_up raising a TransientError (the database down) is retried until it succeeds; the record is dead-lettered once."""
         failures = [TransientError("db down")]
