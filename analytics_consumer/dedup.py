@@ -32,10 +32,17 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Final, Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from common import bulk
-from common.business import BusinessAnomaly, BusinessFact, business_key, fingerprint, legacy_key
+from common.business import (
+    BusinessAnomaly,
+    BusinessFact,
+    business_key,
+    fingerprint,
+    held_facts,
+    legacy_key,
+)
 from common.db import table_of
 from common.events import PaymentEvent
 
@@ -89,7 +96,7 @@ def claim(*, session: Session, consumer: str, events: Sequence[PaymentEvent], at
     )
     known = {key: stated[key] for key in inserted}
     if len(inserted) < len(first):
-        known |= _held(session, consumer, [key for key in first if key not in inserted])
+        known |= held_facts(session, consumer, [key for key in first if key not in inserted])
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
     anomalous: dict[str, str] = {}
@@ -138,20 +145,8 @@ def _legacy(
     olds = {key: old for key, event in first.items() if (old := legacy_key(event)) is not None}
     if not olds:
         return {}
-    held = _held(session, consumer, set(olds.values()))
+    held = held_facts(session, consumer, set(olds.values()))
     return {key: held[old] for key, old in olds.items() if old in held}
-
-
-def _held(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
-    """(fingerprint, first eventId) of the keys `consumer` already holds."""
-    found: dict[str, tuple[str, str]] = {}
-    for condition in bulk.where_in(session=session, column=_FACT.c.key, values=keys):
-        statement = select(BusinessFact.key, BusinessFact.fingerprint, BusinessFact.event_id).where(
-            BusinessFact.consumer == consumer, condition
-        )
-        for key, print_, event_id in session.exec(statement):
-            found[key] = (print_, event_id)
-    return found
 
 
 # -- the fingerprint, planned per payload type -----------------------------------------------

@@ -171,7 +171,7 @@ def claim_facts(
             returning="key",
         )
     )
-    held = _held(session, consumer, [k for k in first if k not in inserted])
+    held = held_facts(session, consumer, [k for k in first if k not in inserted])
     known = {k: stated[k] for k in inserted} | held
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
@@ -238,13 +238,13 @@ def _stated_under_legacy_keys(
     legacy = {k: old for k, e in first.items() if (old := legacy_key(e)) is not None}
     if not legacy:
         return {}
-    held = _held(session, consumer, set(legacy.values()))
+    held = held_facts(session, consumer, set(legacy.values()))
     return {
         key: held[old] for key, old in legacy.items() if old in held and held[old][0] == prints[key]
     }
 
 
-def _held(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+def held_facts(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
     """(fingerprint, first eventId) of the keys `consumer` already holds."""
     found: dict[str, tuple[str, str]] = {}
     for condition in bulk.where_in(session=session, column=_FACT.c.key, values=keys):

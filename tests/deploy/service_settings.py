@@ -13,9 +13,10 @@ import pkgutil
 from collections.abc import Iterator
 from typing import Final
 
-from pydantic.fields import FieldInfo
-
 from common.settings import RunnerSettings
+from dreamscape_dev.settings_reading import env_name, own_fields
+
+__all__ = ["env_name", "own_fields", "settings_classes"]
 
 SERVICE_PACKAGES: Final = ("voyage_consumer", "notification_consumer", "analytics_consumer")
 SEARCHED_MODULES: Final = ("settings", "service")
@@ -52,21 +53,3 @@ def _subclasses(cls: type[RunnerSettings]) -> Iterator[type[RunnerSettings]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
-
-
-def env_name(cls: type[RunnerSettings], field: str) -> str:
-    """The environment variable pydantic-settings reads for `field` of `cls`."""
-    info = cls.model_fields[field]
-    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-    prefix = cls.model_config.get("env_prefix") or ""
-    return (alias or f"{prefix}{field}").upper()
-
-
-def own_fields(cls: type[RunnerSettings]) -> dict[str, FieldInfo]:
-    """Fields `cls` adds to `RunnerSettings`, or redefines (a different default, type...)."""
-    base = RunnerSettings.model_fields
-    return {
-        name: info
-        for name, info in cls.model_fields.items()
-        if name not in base or repr(info) != repr(base[name])
-    }
