@@ -53,8 +53,14 @@ def money(amount: Decimal, currency: str, locale: Locale) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def when(value: datetime, locale: Locale, timezone: str, fmt: str = "long") -> str:
-    """A date and time in `timezone`, written as `locale` writes them (`long` by default)."""
-    return format_datetime(value, fmt, tzinfo=zone(timezone), locale=locale)
+    """A date and time in `timezone`, written as `locale` writes them (`long` by default).
+
+    CLDR puts a narrow no-break space before AM/PM; mail clients' sans-serif fonts draw it
+    so thin that `10:32:15 AM` reads `10:32:15AM`. A plain no-break space keeps the two on
+    one line and visible apart.
+    """
+    text = format_datetime(value, fmt, tzinfo=zone(timezone), locale=locale)
+    return text.replace("\u202f", "\xa0")
 
 
 def day(value: datetime, locale: Locale, timezone: str, fmt: str = "long") -> str:

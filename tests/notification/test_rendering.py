@@ -41,6 +41,13 @@ class TestLocales:
         assert "December 18, 2025" in email.text
         assert email.headers["Content-Language"] == "en"
 
+    def test_an_english_time_keeps_a_visible_space_before_am_or_pm(self) -> None:
+        """The time reads `10:32:15 AM`: Babel's narrow no-break space before AM is drawn so thin in a mail client's sans-serif that the time read `10:32:15AM`; a plain no-break space keeps the two together and visible."""
+        email = _render(payment_event("payment.completed"), "receipt")
+        assert "10:32:15\xa0AM" in email.text
+        assert "10:32:15\xa0AM" in email.html
+        assert "\u202f" not in email.text
+
     def test_french_money_and_dates_are_babels_own(self) -> None:
         """French readers get `1 250,00 €` with Babel's narrow no-break and no-break spaces."""
         email = _render(payment_event("payment.completed"), "receipt", FR)
