@@ -61,15 +61,29 @@ class Mailer:
         """Call `on_result` (on this thread) with each result; then raise the first error, if any."""
         if not jobs:
             return
-        if self._executor is None or len(jobs) == 1:
+        try:
+            if self._executor is None or len(jobs) == 1:
+                session = self._sessions.get()
+                try:
+                    for job in jobs:
+                        on_result(work(session, job))
+                finally:
+                    self._sessions.put(session)
+                return
+            self._in_parallel(self._executor, jobs, work, on_result)
+        except BaseException:
+            self._drop_connections()
+            raise
+
+    def _drop_connections(self) -> None:
+        """After a failed call, trust no kept connection: what broke one (a cut, a restarted
+        server) most likely broke the others, and within `CHECK_AFTER_S` a session sends
+        without checking first, so the retry would fail again on each stale one in turn.
+        Every session is back in the queue by now (`_in_parallel` waits for its jobs)."""
+        for _ in range(self._connections):
             session = self._sessions.get()
-            try:
-                for job in jobs:
-                    on_result(work(session, job))
-            finally:
-                self._sessions.put(session)
-            return
-        self._in_parallel(self._executor, jobs, work, on_result)
+            session.drop()
+            self._sessions.put(session)
 
     def _in_parallel(
         self,

@@ -155,6 +155,13 @@ class MailSession:
             self._smtp = connect(self._config)
         return self._smtp
 
+    def drop(self) -> None:
+        """Close the connection without QUIT: after a failure, when the peer may not answer
+        (a QUIT to a cut connection would wait out the timeout)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
     def close(self) -> None:
         """QUIT if connected; a connection that already broke is simply dropped."""
         smtp, self._smtp = self._smtp, None

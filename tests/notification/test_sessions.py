@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dreamscape_dev.testing.smtp import SmtpSink
+from notification_consumer.mailer import Mailer
 from notification_consumer.smtp import (
     CHECK_AFTER_S,
     REOPEN_AFTER_S,
@@ -88,3 +89,27 @@ class TestSessions:
         assert mail._smtp is not first
         mail.close()
         assert mail._smtp is None
+
+
+class TestMailerAfterAFailure:
+    def test_a_failed_delivery_leaves_no_kept_connection_for_the_retry(
+        self, smtp_server: SmtpSink
+    ) -> None:
+        """After a call whose send failed (the server went away), every kept connection is dropped, so the retry connects anew instead of failing again on another stale one (CI flake of test_smtp_cut_mid_batch_then_retried_sends_each_email_once[4])."""
+        mailer = Mailer(
+            SmtpConfig(smtp_server.host, smtp_server.port, timeout_s=5.0), connections=2
+        )
+
+        def work(mail: MailSession, _job: int) -> None:
+            send(mail)
+
+        try:
+            mailer.deliver([1, 2], work, lambda _result: None)  # both connections open
+            smtp_server.stop()
+            smtp_server.start()  # same port: both kept connections are gone
+            with pytest.raises(SmtpUnavailable):
+                mailer.deliver([3], work, lambda _result: None)  # one stale session fails
+            mailer.deliver([4, 5], work, lambda _result: None)  # the retry: both sessions
+        finally:
+            mailer.close()
+        assert len(smtp_server.wait_for(2)) >= 2
