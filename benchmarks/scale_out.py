@@ -67,7 +67,7 @@ from common.topics import Topics
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import PostgresServer, fresh_database, optional_postgres
 from voyage_consumer import store
-from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
+from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 
 PARTITIONS = 12
 SETTLE_S = 2.0
@@ -258,7 +258,7 @@ def run_group(
         for process in processes:
             process.join(30)
         with Session(engine := open_voyage_database(url)) as session:
-            applied = store.count_processed(session=session, consumer=CONSUMER)
+            applied = store.count_processed(session=session)
         engine.dispose()
         assert applied == distinct, f"{count} instances: {applied} of {distinct} events applied"
         database = describe_url(url)

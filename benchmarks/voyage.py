@@ -58,7 +58,7 @@ from dreamscape_dev.simulator import SimulationConfig, generate
 from dreamscape_dev.testing.broker import EmbeddedBroker
 from dreamscape_dev.testing.postgres import fresh_database, optional_postgres
 from voyage_consumer import store
-from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
+from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import SCHEMA
 
 GOAL_RATIO = 0.5
@@ -159,7 +159,7 @@ def voyage_loop(bootstrap: str, total: int, group: str, batch_size: int, url: st
     if not finished:
         raise RuntimeError(f"only {state['seen']:.0f} of {total} events handled in 600 s")
     with Session(engine) as session:
-        applied = store.count_processed(session=session, consumer=CONSUMER)
+        applied = store.count_processed(session=session)
         rows = sum(
             session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in (table_of(model).name for model in SCHEMA.models)

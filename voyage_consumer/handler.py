@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
@@ -48,10 +47,6 @@ from voyage_consumer import store
 from voyage_consumer.anomalies import ANOMALY_KINDS, Anomaly
 from voyage_consumer.domain import Derivation, decide
 from voyage_consumer.facts import Fact, storage_problem, to_fact
-
-CONSUMER: Final = "voyage-service"
-"""The inbox name of the releases whose inbox was `processed_event` (the facts are the inbox
-now, whatever the consumer group, so a new group still skips applied events)."""
 
 _log = structlog.get_logger("voyage_consumer")
 

@@ -314,13 +314,8 @@ def remove_anomalies(*, session: Session, keys: Iterable[tuple[str, str, str]]) 
         session.execute(statement, rows)
 
 
-def count_processed(*, session: Session, consumer: str = "voyage-service") -> int:
-    """How many events the service has applied: its facts (tests and benchmarks wait on it).
-
-    `consumer` is the inbox name callers knew before the facts became the inbox; the voyage
-    database has one consumer, so it changes nothing.
-    """
-    del consumer
+def count_processed(*, session: Session) -> int:
+    """How many events the service has applied: its facts (tests and benchmarks wait on it)."""
     return int(session.execute(select(func.count()).select_from(FACTS)).scalar_one())
 
 

@@ -21,7 +21,6 @@ from common.handlers import ConsumerSpec
 from common.service import run_service
 from tests.integration.crash_consumer import hang
 from voyage_consumer import store
-from voyage_consumer.handler import CONSUMER
 from voyage_consumer.service import build
 from voyage_consumer.settings import VoyageSettings
 
@@ -33,7 +32,7 @@ class CrashSettings(VoyageSettings):
 
 def build_crashing(settings: CrashSettings, registry: CollectorRegistry) -> ConsumerSpec:
     def before_commit(session: Session) -> None:
-        applied = store.count_processed(session=session, consumer=CONSUMER)  # type: ignore[arg-type]
+        applied = store.count_processed(session=session)  # type: ignore[arg-type]
         if applied >= settings.crash_after:
             hang(settings.crash_marker_path, applied)
 

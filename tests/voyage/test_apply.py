@@ -29,7 +29,7 @@ from tests.voyage.bookings import document, fact
 from tests.voyage.strategies import booking_events, renamed
 from voyage_consumer import store
 from voyage_consumer.domain import derive
-from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
+from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import SCHEMA
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ class Voyage:
 
     def processed(self) -> int:
         with Session(self.engine) as session:
-            return store.count_processed(session=session, consumer=CONSUMER)
+            return store.count_processed(session=session)
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

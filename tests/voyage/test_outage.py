@@ -23,7 +23,6 @@ from dreamscape_dev.testing.proxy import TcpProxy
 from tests.integration.helpers import ObservedRunner, dlq_records, produce, wait_until
 from tests.voyage.test_service import processed, statuses, voyage_runner
 from voyage_consumer import store
-from voyage_consumer.handler import CONSUMER
 from voyage_consumer.tables import SCHEMA
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -78,6 +77,6 @@ def test_a_postgres_outage_is_waited_out_and_nothing_is_dead_lettered(
     assert dlq_records(kafka_bootstrap_servers, consumer.dlq_topic) == []
     assert statuses(observer) == before.expected.bookings | during.expected.bookings
     with Session(observer) as session:
-        assert store.count_processed(session=session, consumer=CONSUMER) == total
+        assert store.count_processed(session=session) == total
     engine.dispose()
     observer.dispose()

@@ -30,7 +30,7 @@ from tests.integration.helpers import (
     wait_until,
 )
 from voyage_consumer import store
-from voyage_consumer.handler import CONSUMER, VoyageHandler, VoyageMetrics
+from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 from voyage_consumer.tables import BOOKINGS, SCHEMA
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def voyage_runner(engine: Engine, topics: Topics, bootstrap: str) -> ObservedRun
 
 def processed(engine: Engine) -> int:
     with Session(engine) as session:
-        return store.count_processed(session=session, consumer=CONSUMER)
+        return store.count_processed(session=session)
 
 
 def statuses(engine: Engine) -> dict[str, str]:
