@@ -23,28 +23,43 @@ The anchor of the 1-instance row is a bare `consume()` loop over the same record
 partitions after it; the others' is the 1-instance rate of the same run, so their ratio is
 the speed-up. Issue 13 sets no goal here. `--quick` reads about 6,000 records.
 
-What stops scaling on 2 cores: CPU. One instance already keeps about one core busy (the
-run loop and the handler are Python: decoding, validating, building rows), and the
-PostgreSQL server's backends, the broker and the publisher need CPU on the same two cores.
-So a second instance can at best take the second core from the others, and a third or a
-fourth only time-share the same two: they add context switches and smaller batches (more
-commits and round trips per event), not throughput. On a machine that other work keeps
-busy (the load average is recorded with every run) even the step from 1 to 2 shrinks.
-Beyond CPU, a group cannot use more instances than partitions: 12 here.
+What saturates is measured, not guessed: during each group's run, every 0.1 s, the CPU
+time (user + system, `/proc/<pid>/stat`) of the broker process, of the PostgreSQL server
+(the postmaster and every process under it: one backend per connection of the instances'
+pools, the WAL writer, the checkpointer...), of each instance and of this process (the
+publisher, and the reading of the instances' reports), and the whole machine's busy time
+from `/proc/stat`. Over the snapshots that enclose the timed window, each is printed as
+cores used (CPU-seconds over wall seconds) beside the machine's busy cores out of its
+cores, with what none of them used ("other": another engineer's benchmarks on a shared
+machine, the kernel); the same figures are in each row's `details["cpu_cores"]`. A role
+near one core is a single-threaded process at its limit; a machine near all its cores
+busy is CPU-bound as a whole, and then a further instance can only time-share the cores
+the others use. A backend that exits inside the window loses its last 0.1 s; a server on
+another host (`TEST_DATABASE_URL`) is not seen and shows as null. Beyond CPU, a group
+cannot use more instances than partitions: 12 here.
+
+Read the figures, not this paragraph, for a given machine. One full run on a 2-core machine
+that another engineer's benchmarks shared printed, for 1 instance, `cores used over 5.0 s:
+instances 0.44, postgresql 0.33, broker 0.14, publisher 0.11; machine 1.85 of 2 busy (other
+0.83)`, and the same shares at 2 and 4 instances (instances 0.45 and 0.44 in all, the
+machine 1.86 and 1.96 busy): no process of the benchmark was at its limit, the machine was,
+so the further instances only split the same CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -72,6 +87,178 @@ from voyage_consumer.handler import VoyageHandler, VoyageMetrics
 PARTITIONS = 12
 SETTLE_S = 2.0
 TIMEOUT_S = 600.0
+SAMPLE_S = 0.1
+"""How often the CPU of each process is read: a tenth of the shortest full-size window."""
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+PUBLISHER = "publisher"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""A PostgreSQL server at one of these runs here, and its processes can be found."""
+
+
+# -- CPU of the processes involved -----------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of `pid` so far (its threads too), or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
+
+
+def parents() -> dict[int, int]:
+    """Every process's parent, by pid (this kernel has no `/proc/<pid>/task/*/children`)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process under it, now."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents().items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP `port` of this machine, or None (not here, not visible)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and inodes:
+            try:
+                if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                    return int(entry.name)
+            except OSError:
+                continue  # exited meanwhile, or not ours to look into
+    return None
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy, all cores summed (`/proc/stat`'s first line)."""
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in first[1:8])
+    return (user + nice + system + irq + softirq) * TICK_S
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    """`time.monotonic()`, the clock the instances' batch times are on."""
+    by_pid: Mapping[int, float]
+    machine_busy_s: float
+
+
+class CpuSampler:
+    """Every `SAMPLE_S`, in a thread, the CPU seconds of each role's processes and the machine's.
+
+    Roles are fixed pids (`broker`, each instance, the publisher) or, for `postgresql`, the
+    server's postmaster and whatever runs under it at that moment (backends come with
+    connections).
+    """
+
+    def __init__(self, roles: Mapping[str, Sequence[int]], postmaster: int | None) -> None:
+        self.roles = {role: list(pids) for role, pids in roles.items()}
+        self.postmaster = postmaster
+        self.snapshots: list[Snapshot] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+
+    def start(self) -> None:
+        self.snapshot()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        if self.postmaster is not None:
+            self.roles["postgresql"] = descendants(self.postmaster)
+        pids = {pid for pids in self.roles.values() for pid in pids}
+        by_pid = {pid: cpu for pid in pids if (cpu := cpu_seconds(pid)) is not None}
+        self.snapshots.append(Snapshot(time.monotonic(), by_pid, machine_busy_s()))
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_S):
+            self.snapshot()
+
+    def cores(self, first: float, last: float) -> dict[str, Any]:
+        """Cores each role used over the snapshots enclosing [`first`, `last`], and the machine's.
+
+        A pid's CPU counts from the opening snapshot (from 0 if it started later) to the last
+        one it was seen in, so a backend that exited inside the window keeps what it used.
+        """
+        inside = [s for s in self.snapshots if s.at <= first] or self.snapshots[:1]
+        opening = inside[-1]
+        closing = next((s for s in self.snapshots if s.at >= last), self.snapshots[-1])
+        span = [s for s in self.snapshots if opening.at <= s.at <= closing.at]
+        wall = closing.at - opening.at
+        used: dict[int, float] = {}
+        for snapshot in span:
+            for pid, cpu in snapshot.by_pid.items():
+                used[pid] = cpu - opening.by_pid.get(pid, 0.0)
+
+        def cores_of(pids: Iterable[int]) -> float:
+            return round(sum(used.get(pid, 0.0) for pid in pids) / wall, 2)
+
+        every = {pid for snapshot in span for pid in snapshot.by_pid}
+        postgres_pids = every - {
+            pid for role, pids in self.roles.items() if role != "postgresql" for pid in pids
+        }
+        found: dict[str, Any] = {
+            "broker": cores_of(self.roles["broker"]) if self.roles["broker"] else None,
+            "postgresql": cores_of(postgres_pids) if self.postmaster is not None else None,
+            "instances": [cores_of([pid]) for pid in self.roles["instances"]],
+            PUBLISHER: cores_of(self.roles[PUBLISHER]),
+            "machine_busy": round((closing.machine_busy_s - opening.machine_busy_s) / wall, 2),
+            "machine_cores": os.cpu_count(),
+            "over_s": round(wall, 2),
+        }
+        measured = sum(found["instances"]) + sum(
+            found[role] or 0.0 for role in ("broker", "postgresql", PUBLISHER)
+        )
+        found["other"] = round(found["machine_busy"] - measured, 2)
+        return found
+
+
+def cpu_line(cores: Mapping[str, Any]) -> str:
+    """`instances 0.95 + 0.90, postgresql 0.30, ... ; machine 1.98 of 2 busy (other 0.05)`."""
+
+    def of(role: str) -> str:
+        value = cores[role]
+        return "not seen" if value is None else f"{value:.2f}"
+
+    instances = " + ".join(f"{value:.2f}" for value in cores["instances"])
+    return (
+        f"cores used over {cores['over_s']:.1f} s: instances {instances}, "
+        f"postgresql {of('postgresql')}, broker {of('broker')}, publisher {of(PUBLISHER)}; "
+        f"machine {cores['machine_busy']:.2f} of {cores['machine_cores']} busy "
+        f"(other {cores['other']:.2f})"
+    )
 
 
 def instance(
@@ -208,6 +395,7 @@ class GroupRun:
     per_instance: list[float]
     window_s: float
     cpu_per_instance: list[float]
+    cpu_cores: dict[str, Any]
     bare: float | None
     database: str
 
@@ -220,8 +408,13 @@ def run_group(
     server: PostgresServer,
     batch_size: int,
     with_bare: bool,
+    located: tuple[int | None, int | None],
 ) -> GroupRun:
-    """`count` instances in one group over `records` published after the group settled."""
+    """`count` instances in one group over `records` published after the group settled.
+
+    `located`: the pids of the broker and of the PostgreSQL postmaster (None: not found
+    here), whose CPU is sampled with the instances' and this process's while they work.
+    """
     topics = Topics(f"scale{count}.")
     create_topics(bootstrap, topics.payment_topics, partitions=PARTITIONS)
     prefixed = [OutboundRecord(topics.prefix + r.topic, r.key, r.value, r.headers) for r in records]
@@ -243,15 +436,30 @@ def run_group(
             process.start()
         group = Group(count)
         partitions = PARTITIONS * len(topics.payment_topics)
+        broker_pid, postmaster = located
+        roles = {
+            "broker": [broker_pid] if broker_pid is not None else [],
+            "instances": [process.pid or 0 for process in processes],
+            PUBLISHER: [os.getpid()],
+        }
+        sampler = CpuSampler(roles, postmaster)
         try:
             wait_for(group, reports, processes, lambda: group.settled(partitions), "the group")
-            producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
-            producer.send(prefixed)
-            producer.flush(120)
-            total = len(prefixed)
-            wait_for(
-                group, reports, processes, lambda: sum(group.handled.values()) >= total, "events"
-            )
+            sampler.start()
+            try:
+                producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
+                producer.send(prefixed)
+                producer.flush(120)
+                total = len(prefixed)
+                wait_for(
+                    group,
+                    reports,
+                    processes,
+                    lambda: sum(group.handled.values()) >= total,
+                    "events",
+                )
+            finally:
+                sampler.stop()
         finally:
             stop.set()
         wait_for(group, reports, processes, lambda: len(group.done) == count, "the instances")
@@ -277,6 +485,7 @@ def run_group(
         per_instance=[events / window for events, *_ in ordered],
         window_s=window,
         cpu_per_instance=[cpu for *_, cpu in ordered],
+        cpu_cores=sampler.cores(first, last),
         bare=bare_rate,
         database=database,
     )
@@ -307,6 +516,7 @@ def results_of(runs: Sequence[GroupRun], records: int, batch_size: int) -> list[
                     "per_instance_events_per_s": [round(rate) for rate in run.per_instance],
                     "per_instance_mean_events_per_s": round(run.aggregate / run.instances),
                     "cpu_seconds_per_instance": [round(cpu, 1) for cpu in run.cpu_per_instance],
+                    "cpu_cores": run.cpu_cores,
                     "window_s": round(run.window_s, 2),
                     "batch_size": batch_size,
                     "instances_are": "processes",
@@ -332,6 +542,8 @@ def main() -> None:
             print("scale-out left out: it runs on PostgreSQL only")
         else:
             print(f"{len(records)} records per run ({distinct} distinct events)", flush=True)
+            local = server.host in LOCAL_HOSTS
+            located = (listening_pid(broker.port), listening_pid(server.port) if local else None)
             for count in args.instances:
                 run = run_group(
                     count,
@@ -341,6 +553,7 @@ def main() -> None:
                     server,
                     args.batch_size,
                     with_bare=count == 1,
+                    located=located,
                 )
                 runs.append(run)
                 per = ", ".join(f"{rate:,.0f}" for rate in run.per_instance)
@@ -349,6 +562,7 @@ def main() -> None:
                     f"{run.window_s:.1f} s; per instance {per} events/s",
                     flush=True,
                 )
+                print(f"    {cpu_line(run.cpu_cores)}", flush=True)
     report(results_of(runs, len(records), args.batch_size), args.json)
 
 
