@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from results import REQUIRED_KEYS, goal_text, rate, read_rows, write_json
+from results import REQUIRED_KEYS, goal_text, rate, read_rows, value_text, with_unit, write_json
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS: Final = ROOT / "docs" / "bench-results.json"
@@ -59,11 +59,11 @@ def _goal(row: Mapping[str, Any]) -> str:
 
 
 def _measured(row: Mapping[str, Any]) -> str:
-    return f"{rate(row['events_per_s'])} {row['unit']}"
+    return f"{value_text(row['events_per_s'], row['unit'])} {row['unit']}"
 
 
 def _anchor(row: Mapping[str, Any]) -> str:
-    return f"{row['anchor']}: {rate(row['anchor_events_per_s'])}/s"
+    return f"{row['anchor']}: {with_unit(row['anchor_events_per_s'], row['unit'])}"
 
 
 def _when(run: Mapping[str, Any]) -> str:

@@ -55,7 +55,13 @@ GOAL_SOURCE: Final = "issue 25"
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One benchmark row: a rate, what it was compared with in the same run, and its goal."""
+    """One benchmark row: a figure, what it was compared with in the same run, and its goal.
+
+    The figure is a rate (`unit` "events/s", "emails/s") for most rows; a latency ("ms",
+    `benchmarks/latency.py`) or a resident size ("MB") for others. It is held under the key
+    `events_per_s` whatever its unit, so every row keeps one JSON shape; `ratio` is then the
+    figure over its anchor's, where lower is better for "ms" and "MB".
+    """
 
     name: str
     benchmark: str
@@ -156,11 +162,32 @@ def rate(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.0f}"
 
 
+def is_rate(unit: str) -> bool:
+    """Whether a row of `unit` holds a rate (`events/s`, `emails/s`), not a size or a time."""
+    return unit.endswith("/s")
+
+
+def value_text(value: float | None, unit: str) -> str:
+    """A row's figure in its unit's precision: rates as `rate()`, `12.3` ms below 100 ms
+    (`1,234` above), MB always with one decimal; `-` for none."""
+    if value is None or math.isnan(value):
+        return "-"
+    if unit == "MB" or (unit == "ms" and value < 100):
+        return f"{value:,.1f}"
+    return rate(value)
+
+
+def with_unit(value: float | None, unit: str) -> str:
+    """`12,345/s` for a rate, `12.3 ms` or `45.6 MB` otherwise: the figure of an anchor or goal."""
+    text = value_text(value, unit)
+    return f"{text}/s" if is_rate(unit) else f"{text} {unit}"
+
+
 def goal_text(row: Mapping[str, Any]) -> str:
     """The row's goal in words: `>= 15,000/s`, `>= 150,000/s and >= 1.0x`, or `-`."""
     parts = []
     if row.get("goal_events_per_s") is not None:
-        parts.append(f">= {rate(row['goal_events_per_s'])}/s")
+        parts.append(f">= {with_unit(row['goal_events_per_s'], str(row['unit']))}")
     if row.get("goal_ratio") is not None:
         parts.append(f">= {row['goal_ratio']:.1f}x")
     return " and ".join(parts) or "-"
@@ -175,10 +202,10 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
     """A plain-text table of results, one row each, for the terminal."""
     header = (
         "benchmark",
-        "rate",
+        "value",
         "unit",
         "anchor (same run)",
-        "anchor rate",
+        "anchor value",
         "ratio",
         "goal",
         "met",
@@ -186,10 +213,10 @@ def table(rows: Iterable[Mapping[str, Any]]) -> str:
     lines = [
         (
             str(row["name"]),
-            rate(row["events_per_s"]),
+            value_text(row["events_per_s"], str(row["unit"])),
             str(row["unit"]),
             str(row["anchor"]),
-            rate(row["anchor_events_per_s"]),
+            value_text(row["anchor_events_per_s"], str(row["unit"])),
             f"{row['ratio']:.2f}x",
             goal_text(row),
             met_text(row),
