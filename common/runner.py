@@ -188,9 +188,10 @@ class Runner:
             valid, letters = self._parse(records)
             self._dlq.write(letters)  # before handling: nothing can cover an unwritten letter
             step = self._settings.max_records_per_call
+            polled = time.monotonic()
             for start in range(0, len(valid), step):
                 if start:  # a long batch: keep the member alive between handler calls
-                    self._keep_alive()
+                    polled = self._keep_alive(polled)
                 self._dlq.write(self._handle(valid[start : start + step]))
             self._partitions.resume()
             self._partitions.store(records)
@@ -311,18 +312,26 @@ class Runner:
 
     # -- polling with every partition paused ---------------------------------------------
 
-    def _keep_alive(self) -> None:
-        """Between two handler calls of one batch: beat liveness and poll, every partition paused.
+    def _keep_alive(self, polled: float) -> float:
+        """Between two handler calls of one batch: beat liveness, and poll with every partition
+        paused if the last poll (at monotonic time `polled`) is `CALL_POLL_INTERVAL_SECONDS`
+        old; returns the time of the last poll.
 
         A poll resets librdkafka's `max.poll.interval.ms` timer and serves rebalances; with
         the partitions paused it fetches nothing new, and what was already fetched is read
-        again after the batch (the same rewind as during retries).
+        again after the batch (the same rewind as during retries). Pausing also makes
+        librdkafka drop the records it fetched ahead, so the next batch waits for a fetch:
+        worth it after a slow call, not after every fast one.
         """
         self._heartbeat()
+        now = time.monotonic()
+        if now - polled < self._settings.call_poll_interval_seconds:
+            return polled
         self._partitions.pause()
         records, errors = self._consumer.poll_batch(self._settings.batch_size, 0)
         self._report(errors)
         self._partitions.remember_rewind(records)
+        return now
 
     def _paused_wait(self, seconds: float) -> None:
         """The retry policy's sleep: poll with every partition paused, so the group keeps us."""

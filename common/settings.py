@@ -227,6 +227,11 @@ class RunnerSettings(BaseSettings):
     dlq_topic: str | None = None
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
     max_records_per_call: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    call_poll_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 5.0
+    """Longest time without a poll between two handler calls of one batch (see
+    `MAX_RECORDS_PER_CALL`). The poll serves a rebalance and resets `max.poll.interval.ms`,
+    but pausing the partitions for it makes librdkafka drop what it fetched ahead, so it is
+    not done after every fast call. `0` polls between every two calls."""
     poll_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
     shutdown_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     max_attempts: Annotated[int, Field(ge=1)] = 3

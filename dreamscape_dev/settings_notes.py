@@ -36,9 +36,10 @@ MEANINGS: Final[dict[str, str]] = {
     "DLQ_TOPIC": "the dead-letter topic; unset, `dreamscape.dlq.<group>`.",
     "BATCH_SIZE": "most records per poll, handed to the handler as one batch.",
     "MAX_RECORDS_PER_CALL": "most records handed to the handler in one call; a larger batch is "
-    "handed over in several calls, the loop beating liveness and polling (partitions paused) "
-    "between them, so a slow dependency cannot run out `LIVENESS_TIMEOUT_SECONDS` or "
-    "`max.poll.interval.ms` (300 s).",
+    "handed over in several calls, the loop beating liveness between them and polling "
+    "(partitions paused) once `CALL_POLL_INTERVAL_SECONDS` have passed since its last poll, "
+    "so a slow dependency cannot run out `LIVENESS_TIMEOUT_SECONDS` or `max.poll.interval.ms` "
+    "(300 s).",
     "POLL_TIMEOUT_SECONDS": "longest wait of one poll.",
     "SHUTDOWN_TIMEOUT_SECONDS": "longest graceful stop after SIGTERM; past it the process exits "
     "1 without the final commit. Give the orchestrator a longer grace period (compose: "

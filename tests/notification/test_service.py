@@ -250,13 +250,18 @@ def test_the_service_process_refuses_to_start_without_its_required_settings(
 def test_a_slow_relay_is_fed_in_bounded_calls_with_the_consumer_kept_alive_between(
     kafka_bootstrap_servers: str, topics: Topics, smtp_server: SmtpSink, sqlite_url: str
 ) -> None:
-    """With a relay taking 50 ms per email and MAX_RECORDS_PER_CALL=3, a batch of 12 receipts is sent in calls of at most 3, the consumer polled (partitions paused) between them so max.poll.interval.ms and liveness cannot run out, and each email sent once (issue 10, finding 7)."""
+    """With a relay taking 50 ms per email and MAX_RECORDS_PER_CALL=3 and CALL_POLL_INTERVAL_SECONDS=0, a batch of 12 receipts is sent in calls of at most 3, the consumer polled (partitions paused) between them so max.poll.interval.ms and liveness cannot run out, and each email sent once (issue 10, finding 7)."""
     smtp_server.delay_s = 0.05
     docs = [
         event("payment.completed", userId=f"slow-{n}", paymentId=f"pay_slow{n}") for n in range(12)
     ]
     consumer = _runner(
-        topics, kafka_bootstrap_servers, smtp_server, sqlite_url, max_records_per_call=3
+        topics,
+        kafka_bootstrap_servers,
+        smtp_server,
+        sqlite_url,
+        max_records_per_call=3,
+        call_poll_interval_seconds=0,
     )
     produce(kafka_bootstrap_servers, [outbound(doc, topics) for doc in docs])
     with consumer:

@@ -467,12 +467,12 @@ class TestLongBatches:
     def test_a_batch_is_handed_over_in_bounded_calls_with_the_loop_kept_alive_between(
         self,
     ) -> None:
-        """With MAX_RECORDS_PER_CALL=2 a batch of 5 goes to the handler as 2+2+1 records; between calls the liveness heartbeat beats and the consumer is polled (paused), so neither liveness nor max.poll.interval.ms can run out in a long batch; what that poll fetched is read again (issue 10, finding 7)."""
+        """With MAX_RECORDS_PER_CALL=2 a batch of 5 goes to the handler as 2+2+1 records; between calls the liveness heartbeat beats and, the poll interval run out (0 here), the consumer is polled (paused), so neither liveness nor max.poll.interval.ms can run out in a long batch; what that poll fetched is read again (issue 10, finding 7)."""
         beats: list[int] = []
         h = Harness(
             ok,
             [[record(n) for n in range(5)]],
-            settings={"max_records_per_call": 2},
+            settings={"max_records_per_call": 2, "call_poll_interval_seconds": 0},
             while_paused=[record(5)],
         )
         h.runner._heartbeat = lambda: beats.append(len(h.handler_calls))
@@ -485,6 +485,25 @@ class TestLongBatches:
         first, last = names.index("handle"), len(names) - 1 - names[::-1].index("handle")
         assert "pause" in names[first:last]
         assert ("seek", (TP, 5)) in h.calls
+        assert h.stored()[0] == {TP: 5}
+
+    def test_fast_calls_of_one_batch_beat_liveness_without_pausing_the_partitions(
+        self,
+    ) -> None:
+        """Calls quicker than CALL_POLL_INTERVAL_SECONDS are not separated by a paused poll: pausing makes librdkafka drop what it fetched ahead, and the next batch would wait for a fetch (issue 25). Liveness still beats between every two calls."""
+        beats: list[int] = []
+        h = Harness(
+            ok,
+            [[record(n) for n in range(5)]],
+            settings={"max_records_per_call": 2, "call_poll_interval_seconds": 60},
+        )
+        h.runner._heartbeat = lambda: beats.append(len(h.handler_calls))
+
+        h.run()
+
+        assert h.handler_calls[:3] == [[0, 1], [2, 3], [4]]
+        assert {1, 2} <= set(beats)
+        assert "pause" not in h.names()
         assert h.stored()[0] == {TP: 5}
 
 
