@@ -33,10 +33,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
+from typing import NamedTuple
 
 import structlog
 from sqlalchemy import Engine
@@ -139,7 +140,7 @@ class NotificationHandler:
                 for outcome in self._skip(skip):
                     keep(outcome)
             sends, elsewhere = self._claim([d for d in decisions if isinstance(d, Send)])
-            self._mailer.deliver(sends, self._send, keep)
+            self._mailer.deliver(self._written(sends), self._send, keep)
             if deferred and not answered and _recipients(sends, deferred) > 1:
                 # Every recipient deferred, none answered: the server is the problem, not
                 # the recipients. An outage, retried without limit and without counting.
@@ -200,7 +201,7 @@ class NotificationHandler:
 
         try:
             sends = [d for d in decisions if isinstance(d, Send)]
-            self._mailer.deliver(sends, self._send, keep)
+            self._mailer.deliver(self._written(sends), self._send, keep)
         finally:
             if pending:
                 self._record(pending)
@@ -257,17 +258,27 @@ class NotificationHandler:
             _log.debug("notification.duplicate", **context)
         return []
 
-    def _send(self, smtp: MailSession, decision: Send) -> Outcome:
+    def _written(self, sends: Sequence[Send]) -> Iterator[_Written]:
+        """Each send's email rendered and written, as the mailer draws it (on this thread)."""
+        for decision in sends:
+            if self._stopping.is_set():
+                raise ShutdownRequested("stopping: no new email is sent")
+            email = self._renderer.render(
+                decision.inbound.event,
+                EmailContext(decision.kind, decision.recipient, decision.payment),
+            )
+            message = self._writer.write(email, recipient=decision.recipient, date=self._now())
+            yield _Written(decision, message, email.language)
+
+    def _send(self, smtp: MailSession, written: _Written) -> Outcome:
         if self._stopping.is_set():
             raise ShutdownRequested("stopping: no new email is sent")
-        event, kind = decision.inbound.event, decision.kind
-        email = self._renderer.render(
-            event, EmailContext(kind, decision.recipient, decision.payment)
-        )
-        message = self._writer.write(email, recipient=decision.recipient, date=self._now())
+        decision, kind = written.decision, written.decision.kind
         started = time.perf_counter()
         refused = smtp.send(
-            message, sender=self._writer.envelope_from, recipient=decision.recipient.address
+            written.message,
+            sender=self._writer.envelope_from,
+            recipient=decision.recipient.address,
         )
         self._metrics.send_seconds.observe(time.perf_counter() - started)
         context = _context(decision.inbound, kind)
@@ -285,7 +296,7 @@ class NotificationHandler:
             return self._outcome(
                 decision.inbound, kind, "failed", smtp_code=refused.code, detail=refused.reply
             )
-        _log.debug("notification.sent", **context, language=email.language)
+        _log.debug("notification.sent", **context, language=written.language)
         return self._outcome(decision.inbound, kind, "sent")
 
     def _outcome(
@@ -314,6 +325,14 @@ class NotificationHandler:
             store.record_outcomes(session=session, outcomes=outcomes, now=self._now())
         for outcome in outcomes:
             self._metrics.count(outcome.kind, outcome.status)
+
+
+class _Written(NamedTuple):
+    """A send's email, rendered and written as wire bytes, ready for any connection."""
+
+    decision: Send
+    message: bytes
+    language: str
 
 
 def _recipients(sends: Sequence[Send], deferred: list[Outcome]) -> int:

@@ -9,6 +9,11 @@ QUIT, which at 48 emails per call was a connection set-up for every 12 messages.
 idle for a second is checked with a NOOP before it carries a message, one idle for 30 s is
 replaced (`smtp.MailSession`); `close` QUITs them all at shutdown.
 
+The jobs may come as an iterator: the handler renders each email as the mailer draws it, on
+the calling thread, while the connections send the ones drawn before. Rendering in the send
+threads (as before) had them hold the interpreter lock that the other threads' SMTP replies
+waited for.
+
 The first failure stops new sends (a server that refused one connection will refuse the
 next); messages already in flight finish, and every outcome reached is handed back before
 the error is raised, so the handler records what was sent before the run loop retries.
@@ -21,7 +26,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from typing import TypeVar
 
@@ -54,15 +59,17 @@ class Mailer:
 
     def deliver(
         self,
-        jobs: Sequence[J],
+        jobs: Iterable[J],
         work: Callable[[MailSession, J], R],
         on_result: Callable[[R], None],
     ) -> None:
-        """Call `on_result` (on this thread) with each result; then raise the first error, if any."""
-        if not jobs:
-            return
+        """Call `on_result` (on this thread) with each result; then raise the first error, if any.
+
+        `jobs` is drawn on this thread, one job at a time as they are sent: an error raised
+        drawing one (rendering it) ends the call as a failed send does.
+        """
         try:
-            if self._executor is None or len(jobs) == 1:
+            if self._executor is None:
                 session = self._sessions.get()
                 try:
                     for job in jobs:
@@ -88,7 +95,7 @@ class Mailer:
     def _in_parallel(
         self,
         executor: ThreadPoolExecutor,
-        jobs: Sequence[J],
+        jobs: Iterable[J],
         work: Callable[[MailSession, J], R],
         on_result: Callable[[R], None],
     ) -> None:
@@ -107,12 +114,18 @@ class Mailer:
             finally:
                 sessions.put(session)
 
-        # Each job in a copy of this thread's context: its SMTP send's span (common.tracing)
-        # is a child of the handler call's.
-        futures: list[Future[R | _NotAttempted]] = [
-            executor.submit(contextvars.copy_context().run, run, job) for job in jobs
-        ]
+        futures: list[Future[R | _NotAttempted]] = []
         error: BaseException | None = None
+        try:
+            for job in jobs:  # drawn here, on the calling thread, while earlier ones are sent
+                if failed.is_set():
+                    break
+                # In a copy of this thread's context: the send's span (common.tracing) is a
+                # child of the handler call's.
+                futures.append(executor.submit(contextvars.copy_context().run, run, job))
+        except BaseException as unmade:  # the job could not be made: send nothing new
+            error = unmade
+            failed.set()
         try:
             for future in as_completed(futures):
                 if (exc := future.exception()) is not None:

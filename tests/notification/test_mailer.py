@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -73,3 +74,48 @@ def test_an_outcome_callback_that_fails_still_gets_every_finished_send(connectio
     mailer.close()
     assert set(range(connections)) <= set(seen)  # everything under way at the failure
     assert len(seen) == len(set(seen))
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_lazy_jobs_are_drawn_on_the_calling_thread_one_at_a_time(
+    connections: int,
+) -> None:
+    """Jobs given as an iterator are drawn on the thread that called deliver, one at a time, while the connections send those drawn before: rendering runs beside the sends instead of inside the send threads, where it held the GIL that replies waited for (issue 25)."""
+    mailer = Mailer(CONFIG, connections=connections)
+    caller = threading.get_ident()
+    drawn: list[int] = []
+
+    def jobs() -> Iterator[int]:
+        for n in range(20):
+            assert threading.get_ident() == caller
+            drawn.append(n)
+            yield n
+
+    seen: list[int] = []
+    mailer.deliver(jobs(), lambda _session, job: job * 2, seen.append)
+    mailer.close()
+    assert drawn == list(range(20))
+    assert sorted(seen) == [n * 2 for n in range(20)]
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+def test_a_job_that_fails_to_prepare_stops_new_sends_after_handing_back_the_sent_ones(
+    connections: int,
+) -> None:
+    """A job the iterator cannot produce (a template bug while rendering it) ends the call like a failed send: nothing after it is drawn or sent, every send already made reaches on_result, then the error is raised."""
+    mailer = Mailer(CONFIG, connections=connections)
+    drawn: list[int] = []
+
+    def jobs() -> Iterator[int]:
+        for n in range(20):
+            if n == 6:
+                raise ValueError("template bug")
+            drawn.append(n)
+            yield n
+
+    seen: list[int] = []
+    with pytest.raises(ValueError, match="template bug"):
+        mailer.deliver(jobs(), lambda _session, job: job, seen.append)
+    mailer.close()
+    assert drawn == list(range(6))
+    assert sorted(seen) == list(range(6))
