@@ -7,16 +7,22 @@ A receipt is a customer waiting, so issue 25 asks for latency under load, not on
 For the no-op run loop (the anchor), voyage (SQLite), analytics (SQLite) and notification
 (SQLite ledger, an aiosmtpd server in another process as in `benchmarks/notification.py`):
 
-1. *capacity*: the service's events/s at full speed over a pre-published mixed stream
-   (`run_loop.time_runner`, default settings, fresh consumer group and database), unless
-   `--rate SERVICE=N` gives the paced rate instead;
+1. *capacity*: the records/s the service sustains while a publisher in another process
+   sends a fresh stream as fast as it can, from the first record sent to the last effect
+   (default settings, fresh topics, group and database), unless `--rate SERVICE=N` gives
+   the paced rate instead;
 2. *paced run*: on topics of their own, the service joins its group; once every partition
    is assigned a publisher in another process (so it takes no GIL from the service) sends a
    fresh simulated stream at a steady rate of half that capacity, stamping each record
-   with `time.time()` in a header right before handing it to the producer (`linger.ms=1`).
-   The service's `ConsumerSpec.handle` is wrapped: when a call returns (its database
-   transaction committed, its emails accepted by the SMTP server) every record of it gets
-   its latency, now minus its stamp. p50 and p99 of those, in milliseconds.
+   with `time.time()` in a header right before handing it to the producer. The service's
+   `ConsumerSpec.handle` is wrapped: when a call returns (its database transaction
+   committed, its emails accepted by the SMTP server) every record of it gets its latency,
+   now minus its stamp. p50 and p99 of those, in milliseconds.
+
+Capacity is measured with the publisher running because on 2 cores the publisher and the
+broker take their share: in a first version that timed the service over records published
+beforehand (as `voyage.py` does), the no-op loop measured 80,000/s and, paced at half that,
+queued up (p50 1.2 s) whatever the settings.
 
 One row per service, percentile and setting, its anchor the no-op run loop's same percentile
 with the same setting in the same run (itself paced at half *its* capacity). No goal: issue
@@ -27,18 +33,27 @@ Settings. The run loop polls `RunnerSettings.batch_size` records, waiting at mos
 `poll_timeout_seconds` (librdkafka's `consume()` returns early only once the batch is full),
 and the embedded Tansu broker answers a fetch with no new data only after the consumer's
 `fetch.wait.max.ms` (`KAFKA_FETCH_WAIT_MAX_MS`). `max_records_per_call` stays the
-service's own (1,000; notification 100). Each `--config` is one such triple; the defaults
-compare the services' defaults (batch 1,000, poll 0.5 s, fetch wait 50 ms, which every
-benchmark uses) with batch 100, poll 0.05 s, fetch wait 10 ms. With the defaults a record
-under light load waits for a batch of 1,000 to fill or for the 0.5 s timeout: the notification
-service, paced at a few hundred records/s, has a p50 of about half a second. The small batch
-and short waits give clearly lower latency to every service at the same rate (the figures
-printed by the last run are in docs/performance.md); `--quick` runs the small setting only.
+service's own (1,000; notification 100). Each `--config` is one such triple; by default two
+runs: the services' defaults (batch 1,000, poll 0.5 s, fetch wait 50 ms, as every benchmark
+runs) and batch 100, poll 0.05 s, fetch wait 10 ms (`--quick`: that one only). With the
+defaults a record waits for a batch of 1,000 to fill or for the 0.5 s timeout. In the
+three full runs of 7 December 2026 (the 2 cores shared with other benchmarks, so figures
+moved a lot between runs) the defaults gave p50s of 0.66-0.73 s for notification (paced at
+400-500 records/s), about 0.25 s for voyage and analytics, 0.13-0.53 s for the no-op loop;
+the short poll and fetch waits gave clearly lower ones at the same rates: notification
+0.14-0.33 s, voyage 0.05-0.23 s, analytics 0.05-0.09 s, the no-op loop 0.03-0.12 s. They
+are the settings to use where latency matters. Batch 1,000 with the same short waits
+(`--config 1000,0.05,10`, tried once) differed from batch 100 by less than runs differed:
+the poll timeout is the setting that matters, and a small batch costs a commit (an fsync
+on SQLite) per 100 records, so at these rates it buys nothing sure.
 
-Not measured: the producer's own queueing beyond the stamp (its acknowledgement comes later
-and does not count), offset commits (they follow the effect), a remote broker or database
-(everything here is local: no network round trip, SQLite fsyncs on the local disk), load
-bursts (the rate is steady), the time to a human's inbox after the SMTP server accepted a
+The publisher lingers 20 ms (`linger.ms`, as every benchmark's publisher): the stamp is
+taken before it, so up to 20 ms of every figure is the producer's batching. With 1 ms the
+broker got a request per millisecond and, at 10,000 records/s, fell behind (p50 0.5 s).
+
+Not measured: the producer's acknowledgement (it comes later and does not count), offset
+commits (they follow the effect), a remote broker or database (everything here is local:
+no network round trip, SQLite fsyncs on the local disk), PostgreSQL, load bursts (the rate is steady), the time to a human's inbox after the SMTP server accepted a
 message, and latency above half capacity, where queues build and it grows without bound.
 """
 
@@ -84,6 +99,7 @@ from voyage_consumer.settings import VoyageSettings
 SENT_HEADER = "bench-sent-at"
 """The header holding `time.time()` when the publisher handed the record to its producer."""
 PARTITIONS = 6
+PUBLISHER_LINGER_MS = "20"
 NOOP = "run loop, no-op handler"
 LOAD = 0.5
 """The paced rate, as a share of the capacity measured (issue 25: half of it)."""
@@ -202,7 +218,7 @@ NAMES = {
 }
 CAPACITY_RECORDS = {"noop": 30_000, "voyage": 15_000, "analytics": 15_000, "notification": 2_000}
 """Records each capacity run reads: a few seconds each, about a second with `--quick`."""
-QUICK_CAPACITY_RECORDS = {"noop": 10_000, "voyage": 5_000, "analytics": 5_000, "notification": 500}
+QUICK_CAPACITY_RECORDS = {"noop": 5_000, "voyage": 3_000, "analytics": 3_000, "notification": 300}
 
 
 class Latencies(NamedTuple):
@@ -249,7 +265,7 @@ def publisher(
     """
     configure_logging(level="WARNING", fmt="json", service="bench-publisher")
     records = paced_records(prefix, count)
-    producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "1"})
+    producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": PUBLISHER_LINGER_MS})
     ready.set()
     go.wait()
     if rate is None:
@@ -461,7 +477,7 @@ def main() -> None:
     )
     add_arguments(parser)
     args = parser.parse_args()
-    seconds = args.seconds or (2.0 if args.quick else 5.0)
+    seconds = args.seconds or (1.5 if args.quick else 5.0)
     configs: list[Config] = args.configs or ([SMALL] if args.quick else [DEFAULTS, SMALL])
     given: dict[str, float] = dict(args.rate)
     configure_logging(level="ERROR", fmt="json", service="bench")
@@ -473,11 +489,13 @@ def main() -> None:
         try:
             runs = Runs(broker.bootstrap_servers, Path(directory), smtp_port)
             for name in ["noop", *(n for n in args.only if n != "noop")]:
-                capacities[name] = given.get(name, 0.0) / LOAD or capacity(
-                    SERVICES[name],
-                    runs.next(DEFAULTS),
-                    size(None, args.quick, CAPACITY_RECORDS[name], QUICK_CAPACITY_RECORDS[name]),
-                )
+                if name in given:
+                    capacities[name] = given[name] / LOAD
+                else:
+                    records = size(
+                        None, args.quick, CAPACITY_RECORDS[name], QUICK_CAPACITY_RECORDS[name]
+                    )
+                    capacities[name] = capacity(SERVICES[name], runs.next(DEFAULTS), records)
                 print(f"{NAMES[name]}: capacity {capacities[name]:,.0f} records/s", flush=True)
                 for config in configs:
                     target = runs.next(config)
