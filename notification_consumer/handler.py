@@ -230,7 +230,6 @@ class NotificationHandler:
                 payments = store.remember_payments(session=session, events=events)
                 if not notifying:
                     return Knowledge()
-                session.flush()
                 claimed = claim_facts(
                     session=session, consumer=self._consumer, events=notifying, now=self._now()
                 )
