@@ -38,7 +38,7 @@ from results import read_rows, table, write_json, write_rows
 from dreamscape_dev.testing.postgres import URL_ENV, optional_postgres
 
 HERE = Path(__file__).parent
-BENCHMARKS = ("run_loop", "voyage", "analytics", "notification", "scale_out")
+BENCHMARKS = ("run_loop", "voyage", "analytics", "notification", "scale_out", "latency", "memory")
 """In this order; `micro.py` (nanoseconds per piece, no broker) is not a throughput benchmark."""
 LOAD_EVERY_S = 5.0
 

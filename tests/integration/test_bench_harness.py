@@ -18,7 +18,19 @@ import pytest
 pytestmark = pytest.mark.integration
 
 BENCHMARKS: Final = Path(__file__).resolve().parents[2] / "benchmarks"
-SCRIPTS: Final = ("run_loop", "voyage", "analytics", "notification", "scale_out", "micro")
+SCRIPTS: Final = (
+    "run_loop",
+    "voyage",
+    "analytics",
+    "notification",
+    "scale_out",
+    "latency",
+    "memory",
+    "micro",
+    "tracing",
+    "soak",
+    "profiles",
+)
 
 
 def test_every_benchmark_script_imports() -> None:
