@@ -29,23 +29,19 @@ with the same setting in the same run (itself paced at half *its* capacity). No 
 25 sets none for latency. The capacity and the paced rate actually achieved are the row's
 references.
 
-Settings. The run loop polls `RunnerSettings.batch_size` records, waiting at most
-`poll_timeout_seconds` (librdkafka's `consume()` returns early only once the batch is full),
-and the embedded Tansu broker answers a fetch with no new data only after the consumer's
-`fetch.wait.max.ms` (`KAFKA_FETCH_WAIT_MAX_MS`). `max_records_per_call` stays the
-service's own (1,000; notification 100). Each `--config` is one such triple; by default two
-runs: the services' defaults (batch 1,000, poll 0.5 s, fetch wait 50 ms, as every benchmark
-runs) and batch 100, poll 0.05 s, fetch wait 10 ms (`--quick`: that one only). With the
-defaults a record waits for a batch of 1,000 to fill or for the 0.5 s timeout. In the
-three full runs of 7 December 2026 (the 2 cores shared with other benchmarks, so figures
-moved a lot between runs) the defaults gave p50s of 0.66-0.73 s for notification (paced at
-400-500 records/s), about 0.25 s for voyage and analytics, 0.13-0.53 s for the no-op loop;
-the short poll and fetch waits gave clearly lower ones at the same rates: notification
-0.14-0.33 s, voyage 0.05-0.23 s, analytics 0.05-0.09 s, the no-op loop 0.03-0.12 s. They
-are the settings to use where latency matters. Batch 1,000 with the same short waits
-(`--config 1000,0.05,10`, tried once) differed from batch 100 by less than runs differed:
-the poll timeout is the setting that matters, and a small batch costs a commit (an fsync
-on SQLite) per 100 records, so at these rates it buys nothing sure.
+Settings. The run loop polls up to `RunnerSettings.batch_size` records: what has arrived,
+or, with nothing queued, the first record within `poll_timeout_seconds` and what came with
+it (`common.kafka.consumer.KafkaConsumer.poll_batch`); the embedded Tansu broker answers a
+fetch with no new data only after the consumer's `fetch.wait.max.ms`
+(`KAFKA_FETCH_WAIT_MAX_MS`). `max_records_per_call` stays the service's own (1,000;
+notification 100). Each `--config` is one such triple; by default two runs: the services'
+defaults (batch 1,000, poll 0.5 s, fetch wait 50 ms, as every benchmark runs) and batch 100,
+poll 0.05 s, fetch wait 10 ms (`--quick`: that one only). Until issue 25 the poll waited for
+a full batch or the timeout (librdkafka's `consume(n, timeout)` returns only then), so with
+the defaults a record below full load waited up to 0.5 s for a batch that would not fill,
+and only the short waits gave low latency; now the two settings give figures within the
+run-to-run noise of each other, and the defaults are what to use. The figures, and the
+runs before and after that change side by side, are in docs/performance.md.
 
 The publisher lingers 20 ms (`linger.ms`, as every benchmark's publisher): the stamp is
 taken before it, so up to 20 ms of every figure is the producer's batching. With 1 ms the

@@ -34,13 +34,16 @@ MEANINGS: Final[dict[str, str]] = {
     "TOPIC_PREFIX": "prefix of every topic name (payment and DLQ topics), to share a cluster "
     "between deployments.",
     "DLQ_TOPIC": "the dead-letter topic; unset, `dreamscape.dlq.<group>`.",
-    "BATCH_SIZE": "most records per poll, handed to the handler as one batch.",
+    "BATCH_SIZE": "most records per poll, handed to the handler as one batch. A poll takes "
+    "what has arrived and never waits for a batch to fill: below full load a batch is what "
+    "came in while the one before was handled.",
     "MAX_RECORDS_PER_CALL": "most records handed to the handler in one call; a larger batch is "
     "handed over in several calls, the loop beating liveness between them and polling "
     "(partitions paused) once `CALL_POLL_INTERVAL_SECONDS` have passed since its last poll, "
     "so a slow dependency cannot run out `LIVENESS_TIMEOUT_SECONDS` or `max.poll.interval.ms` "
     "(300 s).",
-    "POLL_TIMEOUT_SECONDS": "longest wait of one poll.",
+    "POLL_TIMEOUT_SECONDS": "longest wait of one poll for a first record when none has "
+    "arrived; it ends as soon as one does.",
     "SHUTDOWN_TIMEOUT_SECONDS": "longest graceful stop after SIGTERM; past it the process exits "
     "1 without the final commit. Give the orchestrator a longer grace period (compose: "
     "`stop_grace_period: 30s`).",

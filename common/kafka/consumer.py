@@ -71,13 +71,24 @@ class KafkaConsumer:
     ) -> tuple[list[Record], list[ClientError]]:
         """Up to `max_records` records, waiting at most `timeout_s`; errors come back separately.
 
+        What has arrived, without waiting for a full batch: librdkafka's `consume(n, timeout)`
+        returns only once it holds `n` messages or the timeout is over, so below full load
+        every record waited up to `timeout_s` (POLL_TIMEOUT_SECONDS) for a batch that would
+        not fill. So: take what is queued without waiting; if nothing is, wait for one
+        record, then take what arrived with it. Under load the queue holds more than a batch
+        and one call returns a full one; below it a batch is what came in while the last one
+        was handled, and a record waits for the batch before it, not for a timeout.
+
         A fatal error comes back with `fatal` set and its cause as `code`
         (`FENCED_INSTANCE_ID`...): librdkafka reports it as `_FATAL` with `fatal()` false.
         """
         records: list[Record] = []
         errors: list[ClientError] = []
+        consume = self._consumer.consume
         try:
-            messages = self._consumer.consume(max_records, timeout_s)
+            messages = consume(max_records, 0)
+            if not messages and (messages := consume(1, timeout_s)) and max_records > 1:
+                messages.extend(consume(max_records - 1, 0))
         except (KafkaException, SystemError) as exc:
             if (found := fatal.from_exception(CONSUMER, exc)) is None:
                 raise
