@@ -38,12 +38,10 @@ the others use. A backend that exits inside the window loses its last 0.1 s; a s
 another host (`TEST_DATABASE_URL`) is not seen and shows as null. Beyond CPU, a group
 cannot use more instances than partitions: 12 here.
 
-Read the figures, not this paragraph, for a given machine. One full run on a 2-core machine
-that another engineer's benchmarks shared printed, for 1 instance, `cores used over 5.0 s:
-instances 0.44, postgresql 0.33, broker 0.14, publisher 0.11; machine 1.85 of 2 busy (other
-0.83)`, and the same shares at 2 and 4 instances (instances 0.45 and 0.44 in all, the
-machine 1.86 and 1.96 busy): no process of the benchmark was at its limit, the machine was,
-so the further instances only split the same CPU.
+The records are published while the instances read them, so a group cannot outrun the
+publisher for long: each run also prints how fast the publisher got its records acknowledged,
+and an aggregate near that rate measures the publisher and the broker, not the instances.
+Read the figures for a given machine, not this paragraph: docs/performance.md quotes a run.
 """
 
 from __future__ import annotations
@@ -394,6 +392,9 @@ class GroupRun:
     aggregate: float
     per_instance: list[float]
     window_s: float
+    published_per_s: float
+    """How fast the publisher got the records acknowledged: the group cannot go faster than
+    it for long, so an aggregate near it measures the publisher, not the instances."""
     cpu_per_instance: list[float]
     cpu_cores: dict[str, Any]
     bare: float | None
@@ -448,9 +449,11 @@ def run_group(
             sampler.start()
             try:
                 producer = KafkaProducer({"bootstrap.servers": bootstrap, "linger.ms": "20"})
+                publishing = time.monotonic()
                 producer.send(prefixed)
                 producer.flush(120)
                 total = len(prefixed)
+                published_s = time.monotonic() - publishing
                 wait_for(
                     group,
                     reports,
@@ -484,6 +487,7 @@ def run_group(
         aggregate=sum(events for events, *_ in ordered) / window,
         per_instance=[events / window for events, *_ in ordered],
         window_s=window,
+        published_per_s=len(prefixed) / published_s,
         cpu_per_instance=[cpu for *_, cpu in ordered],
         cpu_cores=sampler.cores(first, last),
         bare=bare_rate,
@@ -518,6 +522,7 @@ def results_of(runs: Sequence[GroupRun], records: int, batch_size: int) -> list[
                     "cpu_seconds_per_instance": [round(cpu, 1) for cpu in run.cpu_per_instance],
                     "cpu_cores": run.cpu_cores,
                     "window_s": round(run.window_s, 2),
+                    "published_events_per_s": round(run.published_per_s),
                     "batch_size": batch_size,
                     "instances_are": "processes",
                 },
@@ -559,7 +564,8 @@ def main() -> None:
                 per = ", ".join(f"{rate:,.0f}" for rate in run.per_instance)
                 print(
                     f"  {count} instance(s): {run.aggregate:,.0f} events/s in all over "
-                    f"{run.window_s:.1f} s; per instance {per} events/s",
+                    f"{run.window_s:.1f} s; per instance {per} events/s; the publisher "
+                    f"got {run.published_per_s:,.0f} records/s acknowledged",
                     flush=True,
                 )
                 print(f"    {cpu_line(run.cpu_cores)}", flush=True)
