@@ -39,9 +39,9 @@ defaults (batch 1,000, poll 0.5 s, fetch wait 50 ms, as every benchmark runs) an
 poll 0.05 s, fetch wait 10 ms (`--quick`: that one only). Until issue 25 the poll waited for
 a full batch or the timeout (librdkafka's `consume(n, timeout)` returns only then), so with
 the defaults a record below full load waited up to 0.5 s for a batch that would not fill,
-and only the short waits gave low latency; now the two settings give figures within the
-run-to-run noise of each other, and the defaults are what to use. The figures, and the
-runs before and after that change side by side, are in docs/performance.md.
+and only the short waits gave low latency; now the defaults no longer add the poll timeout,
+and the short waits save about the difference in fetch wait. The figures, and the runs
+before and after that change side by side, are in docs/performance.md.
 
 The publisher lingers 20 ms (`linger.ms`, as every benchmark's publisher): the stamp is
 taken before it, so up to 20 ms of every figure is the producer's batching. With 1 ms the
