@@ -39,7 +39,7 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m dreamscape_dev.demo
 
-# The fault suite (docs/chaos.md): every scenario, ~23 minutes on 2 cores. SCENARIO=crash
+# The fault suite (docs/chaos.md): every scenario, ~19 minutes on 2 cores. SCENARIO=crash
 # (or broker, network, database, smtp, rebalance, poison, mixed, short) runs one.
 SCENARIO ?= all
 chaos: $(STAMP)
