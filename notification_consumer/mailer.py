@@ -3,7 +3,7 @@
 SMTP is chatty: every message costs four round trips (MAIL, RCPT, DATA, the body), so one
 connection spends most of its time waiting for the server, and a relay 5 ms away caps it
 near 50 messages/s. `SMTP_CONNECTIONS` sessions, each driven by its own worker thread,
-overlap those waits with rendering the next messages. The sessions outlive the handler call:
+overlap those waits with each other and with rendering the next messages. The sessions outlive the handler call:
 opening one costs the TCP handshake, the greeting, EHLO (and TLS, login) and closing it a
 QUIT, which at 48 emails per call was a connection set-up for every 12 messages. A session
 idle for a second is checked with a NOOP before it carries a message, one idle for 30 s is
