@@ -16,20 +16,13 @@ Here the business key is the only claim, so an event writes at most one dedup ro
 
 The keys and fingerprints are `common.business`'s, so the rows are the ones the previous
 release wrote (a fact claimed before the upgrade is recognised after it), and failures
-stored under their legacy key are read as `claim_facts` reads them. The fingerprint is
-computed here with a plan per payload type instead of `business.fingerprint`'s general
-loop: the same text hashed, pinned equal by tests/analytics/test_dedup.py, at under half
-the cost (one is computed per event).
+stored under their legacy key are read as `claim_facts` reads them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from operator import attrgetter
 from typing import Any, Final, Literal
 
 from sqlmodel import Session
@@ -78,7 +71,7 @@ def claim(*, session: Session, consumer: str, events: Sequence[PaymentEvent], at
     first: dict[str, PaymentEvent] = {}
     for key, event in zip(keys, events, strict=True):
         first.setdefault(key, event)
-    prints = {key: fast_fingerprint(event) for key, event in first.items()}
+    prints = {key: fingerprint(event) for key, event in first.items()}
     stated = {key: (prints[key], event.event_id) for key, event in first.items()}
     legacy = _legacy(session, consumer, first)
     for key, (print_, event_id) in legacy.items():
@@ -108,7 +101,7 @@ def claim(*, session: Session, consumer: str, events: Sequence[PaymentEvent], at
             verdicts[event_id] = "seen" if before else "new"
             continue
         firsts[event_id] = stored_id
-        if (prints[key] if first[key] is event else fast_fingerprint(event)) == stored_print:
+        if (prints[key] if first[key] is event else fingerprint(event)) == stored_print:
             verdicts[event_id] = "duplicate"
         else:
             verdicts[event_id] = "anomaly"
@@ -147,43 +140,3 @@ def _legacy(
         return {}
     held = held_facts(session, consumer, set(olds.values()))
     return {key: held[old] for key, old in olds.items() if old in held}
-
-
-# -- the fingerprint, planned per payload type -----------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    values: attrgetter[Any]
-    """The payload's fingerprinted fields, in sorted order, as one tuple."""
-    heads: tuple[str, ...]
-    """`"name":` of each field, quoted as `json.dumps` quotes it."""
-
-
-_PLANS: dict[type[Any], _Plan] = {}
-_OCCURRENCE_TIMES: Final = frozenset({"initiated_at", "completed_at", "failed_at", "refunded_at"})
-"""Left out of the fingerprint, as `common.business` leaves them (a redelivery restamps them)."""
-_QUOTED: Final = json.encoder.encode_basestring_ascii
-"""How `json.dumps` quotes a string (ensure_ascii), in C."""
-
-
-def _plan(payload_type: type[Any]) -> _Plan:
-    names = [n for n in sorted(payload_type.__struct_fields__) if n not in _OCCURRENCE_TIMES]
-    plan = _Plan(attrgetter(*names), tuple(f"{_QUOTED(name)}:" for name in names))
-    _PLANS[payload_type] = plan
-    return plan
-
-
-def fast_fingerprint(event: PaymentEvent) -> str:
-    """`common.business.fingerprint(event)`, the same digest, with less work per call."""
-    payload = event.payload
-    plan = _PLANS.get(type(payload)) or _plan(type(payload))
-    parts = []
-    for head, value in zip(plan.heads, plan.values(payload), strict=True):
-        if type(value) is str:
-            parts.append(head + _QUOTED(value))
-        elif isinstance(value, Decimal):  # `common.events.Amount`
-            parts.append(head + _QUOTED(format(value.normalize(), "f")))
-        else:  # not a payload field of today: the general function says what it makes of it
-            return fingerprint(event)
-    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
