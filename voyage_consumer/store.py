@@ -10,8 +10,6 @@ row than the query.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Table, and_, bindparam, delete, func, select, text
+from sqlalchemy import and_, bindparam, delete, func, select, text
 from sqlmodel import Session
 
 from common import bulk
@@ -92,9 +90,8 @@ def _rows_of(session: Session, select_where: str, booking_ids: Sequence[str]) ->
     """The rows of `select_where` (a SELECT ending in `WHERE booking_id`) for `booking_ids`,
     as the driver returns them: no SQLAlchemy compiling or type processing per row or value.
 
-    PostgreSQL: the ids as one JSON array (`_PG_IDS`). SQLite: lists of at most
-    `common.bulk.IN_CHUNK` ids, each padded to a power of two with its last id, as
-    `bulk.where_in` does, so that a statement has a few texts whatever the batch sizes.
+    PostgreSQL: the ids as one JSON array (`_PG_IDS`). SQLite: `bulk.padded_chunks`, the
+    lists `bulk.where_in` makes, so that a statement has a few texts whatever the batch sizes.
     """
     if not booking_ids:
         return
@@ -102,34 +99,16 @@ def _rows_of(session: Session, select_where: str, booking_ids: Sequence[str]) ->
     if bulk.dialect_of(session) == "postgresql":
         yield from connection.exec_driver_sql(select_where + _PG_IDS, (_ids(booking_ids),))
         return
-    distinct = list(dict.fromkeys(booking_ids))
-    for start in range(0, len(distinct), bulk.IN_CHUNK):
-        chunk = distinct[start : start + bulk.IN_CHUNK]
-        chunk += chunk[-1:] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+    for chunk in bulk.padded_chunks(booking_ids):
         marks = ",".join("?" * len(chunk))
         yield from connection.exec_driver_sql(f"{select_where} IN ({marks})", tuple(chunk))
 
 
-def _sqlite_encoders(session: Session) -> bulk.Encoders:
-    """SQLite's `common.bulk` encoders, with a shorter way for the times that are UTC already
-    (every event's, hence every fact's and booking's): the same text in less time."""
-    return _with_utc_fast_path(bulk.encoders(session))
-
-
-@functools.cache
-def _with_utc_fast_path(encode: bulk.Encoders) -> bulk.Encoders:
-    slow = encode.time
-
-    def time(value: datetime | None) -> str | None:
-        if value is not None and value.tzinfo is UTC:
-            return value.isoformat(" ", "microseconds")[:26]  # naive UTC, as `slow` writes
-        return slow(value)
-
-    return dataclasses.replace(encode, time=time)
-
-
 def _ids(values: Sequence[str]) -> str:
-    return _JSON(values).decode()
+    return _ENCODE_IDS(values).decode()
+
+
+_ENCODE_IDS: Final = msgspec.json.Encoder().encode
 
 
 def _decoder(dialect: bulk.Dialect) -> Callable[[Sequence[Any]], Fact]:
@@ -158,55 +137,14 @@ def insert_facts(*, session: Session, facts: Sequence[Fact]) -> None:
     """
     conflict = "(booking_id, event_id) DO NOTHING"
     if bulk.dialect_of(session) == "postgresql":
-        _pg_insert(session, FACTS, Fact._fields, facts, conflict)
+        bulk.insert_rows(
+            session=session, table=FACTS, columns=Fact._fields, rows=facts, on_conflict=conflict
+        )
         return
-    for columns, rows in fact_rows(facts, _sqlite_encoders(session)).items():
+    for columns, rows in fact_rows(facts, bulk.encoders(session)).items():
         bulk.insert_rows(
             session=session, table=FACTS, columns=columns, rows=rows, on_conflict=conflict
         )
-
-
-def _decimal_text(value: object) -> str:
-    """msgspec's hook for `Decimal` subclasses (`common.events.Amount`): their exact text."""
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to the database")
-
-
-_JSON: Final = msgspec.json.Encoder(decimal_format="string", enc_hook=_decimal_text).encode
-
-
-def _pg_insert(
-    session: Session,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    on_conflict: str,
-) -> None:
-    """PostgreSQL: insert `rows` (plain values: text, `Decimal`, aware `datetime`, None) as
-    one JSON array of arrays, unpacked by the server (`jsonb_array_elements`).
-
-    No value is encoded in Python and no row becomes a dict: msgspec writes the tuples as
-    they are (decimals as exact text, datetimes in RFC 3339), which took a fraction of the
-    client time of `common.bulk`'s JSON objects for the same rows. One SQL text per table.
-    """
-    if rows:
-        connection = session.connection()
-        sql = _pg_insert_sql(table, tuple(columns), on_conflict, connection.dialect)
-        connection.exec_driver_sql(sql, (_JSON(rows).decode(),))
-
-
-@functools.cache
-def _pg_insert_sql(table: Table, columns: tuple[str, ...], on_conflict: str, dialect: Any) -> str:
-    values = ", ".join(
-        f"CAST(r->>{n} AS {table.c[c].type.compile(dialect=dialect)})"
-        for n, c in enumerate(columns)
-    )
-    return (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names from the models
-        f"SELECT {values} FROM jsonb_array_elements(CAST(%s AS jsonb)) AS r "
-        f"ON CONFLICT {on_conflict}"
-    )
 
 
 _REQUIRED: Final = Fact._fields[:8]
@@ -257,9 +195,15 @@ def save_derivations(*, session: Session, derivations: Sequence[Derivation]) -> 
     if bulk.dialect_of(session) == "postgresql":
         values = [(*d.booking, d.hold) for d in derivations]
         upsert = bulk.update_all(_BOOKING_COLUMNS, ["booking_id"])
-        _pg_insert(session, BOOKINGS, _BOOKING_COLUMNS, values, upsert)
+        bulk.insert_rows(
+            session=session,
+            table=BOOKINGS,
+            columns=_BOOKING_COLUMNS,
+            rows=values,
+            on_conflict=upsert,
+        )
         return
-    encode = _sqlite_encoders(session)
+    encode = bulk.encoders(session)
     money, time = encode.decimal, encode.time
     rows = [
         (

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from common import bulk
 from voyage_consumer.facts import Fact
-from voyage_consumer.store import _with_utc_fast_path, fact_rows
+from voyage_consumer.store import fact_rows
 
 ENCODERS = bulk.Encoders(
     decimal=lambda d: None if d is None else f"decimal:{d}",
@@ -58,16 +58,3 @@ def test_a_field_left_empty_is_left_out_of_the_columns() -> None:
     }
     for columns, rows in groups.items():
         assert all(None not in row and len(row) == len(columns) for row in rows)
-
-
-def test_times_already_in_utc_are_written_as_common_bulk_writes_them() -> None:
-    """SQLite's shorter way for UTC times gives `common.bulk`'s text, microseconds or none, and other zones still go through it."""
-    sqlite = bulk._ENCODERS["sqlite"]
-    fast = _with_utc_fast_path(sqlite)
-    for moment in (
-        datetime(2025, 12, 18, 10, 30, tzinfo=UTC),
-        datetime(2025, 12, 18, 10, 30, 1, 5, tzinfo=UTC),
-        datetime(2025, 12, 18, 12, 30, tzinfo=timezone(timedelta(hours=2))),
-        None,
-    ):
-        assert fast.time(moment) == sqlite.time(moment)
