@@ -41,7 +41,6 @@ from typing import NamedTuple
 
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
 from common.business import Claimed, claim_facts
 from common.db import transaction
@@ -225,22 +224,17 @@ class NotificationHandler:
         """Record the batch's payment facts, then read what planning needs (one transaction)."""
         events = [inbound.event for inbound in batch]
         notifying = [event for event in events if kind_of(event) is not None]
-        try:
-            with transaction(self._engine) as session:
-                payments = store.remember_payments(session=session, events=events)
-                if not notifying:
-                    return Knowledge()
-                claimed = claim_facts(
-                    session=session, consumer=self._consumer, events=notifying, now=self._now()
-                )
-                known = store.knowledge(session=session, events=notifying, payments=payments)
-            self._on_claimed(claimed)
-            restated = {
-                e: claimed.first_event[e] for e in claimed.verdicts if not claimed.applies(e)
-            }
-            return replace(known, restated=restated)
-        except IntegrityError as exc:  # another member inserted the same payment first
-            raise TransientError("notification_payment written concurrently; retrying") from exc
+        with transaction(self._engine) as session:
+            store.remember_payments(session=session, events=events)
+            if not notifying:
+                return Knowledge()
+            claimed = claim_facts(
+                session=session, consumer=self._consumer, events=notifying, now=self._now()
+            )
+            known = store.knowledge(session=session, events=notifying)
+        self._on_claimed(claimed)
+        restated = {e: claimed.first_event[e] for e in claimed.verdicts if not claimed.applies(e)}
+        return replace(known, restated=restated)
 
     def _skip(self, decision: Skip) -> list[Outcome]:
         kind = decision.kind

@@ -8,7 +8,7 @@ trips, not thousands. Outcomes are one conflict-ignoring multi-row INSERT (`comm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -52,16 +52,15 @@ _SUMMARY_COLUMNS: Final = tuple(_PAYMENT.c[f.name] for f in fields(PaymentSummar
 _TIMES: Final = ("initiated_at", "completed_at", "failed_at")
 
 
-def remember_payments(
-    *, session: Session, events: Sequence[PaymentEvent]
-) -> dict[str, PaymentSummary]:
+def remember_payments(*, session: Session, events: Sequence[PaymentEvent]) -> None:
     """Merge what `events` say into `notification_payment`; idempotent and order-independent.
 
     The first word wins: in the table, then in the batch's order. So the batch is folded
-    into one row per payment here, merged by one upsert (`COALESCE(stored, new)` per column,
-    rows sorted by paymentId so two members lock them in one order), and read back: the
-    merged facts, for `knowledge`, by paymentId. Reading, merging and flushing each payment
-    through the ORM cost this service a sixth of its time (docs/performance.md).
+    into one row per payment here and merged by one upsert (`COALESCE(stored, new)` per
+    column, rows sorted by paymentId so two members lock them in one order; concurrent
+    members wait on each other's rows instead of colliding). Reading, merging and flushing
+    each payment through the ORM cost this service a sixth of its time
+    (docs/performance.md).
     """
     rows: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -92,11 +91,6 @@ def remember_payments(
         rows=encoded,
         on_conflict=_MERGE_PAYMENT,
     )
-    merged: dict[str, PaymentSummary] = {}
-    for condition in bulk.where_in(session=session, column=_PAYMENT.c.payment_id, values=rows):
-        statement = select(_PAYMENT.c.payment_id, *_SUMMARY_COLUMNS).where(condition)
-        merged.update((got[0], PaymentSummary(*got[1:])) for got in session.execute(statement))
-    return merged
 
 
 def _said(event: PaymentEvent) -> Iterable[tuple[str, Any]]:
@@ -124,13 +118,9 @@ def _said(event: PaymentEvent) -> Iterable[tuple[str, Any]]:
     return ()
 
 
-def knowledge(
-    *, session: Session, events: Sequence[PaymentEvent], payments: Mapping[str, PaymentSummary]
-) -> Knowledge:
-    """Everything `domain.plan` needs about `events`, read in one pass per table.
-
-    `payments` is what `remember_payments` returned in this transaction: no need to read it back.
-    """
+def knowledge(*, session: Session, events: Sequence[PaymentEvent]) -> Knowledge:
+    """Everything `domain.plan` needs about `events`, read in one pass per table (after
+    `remember_payments` in the same transaction, so their payments are known)."""
     event_ids = [e.event_id for e in events]
     notified: set[tuple[str, str]] = set()
     for condition in bulk.where_in(session=session, column=_SENT.c.event_id, values=event_ids):
@@ -150,9 +140,20 @@ def knowledge(
     return Knowledge(
         notified=frozenset(notified),
         paid_bookings=frozenset(paid),
-        payments={e.payload.payment_id: payments[e.payload.payment_id] for e in events},
+        payments=payments(session=session, payment_ids=[e.payload.payment_id for e in events]),
         contacts=contacts(session=session, user_ids=[e.payload.user_id for e in events]),
     )
+
+
+def payments(*, session: Session, payment_ids: Iterable[str]) -> dict[str, PaymentSummary]:
+    """What is known of `payment_ids` (the merged `notification_payment` rows), by paymentId."""
+    found: dict[str, PaymentSummary] = {}
+    for condition in bulk.where_in(
+        session=session, column=_PAYMENT.c.payment_id, values=payment_ids
+    ):
+        statement = select(_PAYMENT.c.payment_id, *_SUMMARY_COLUMNS).where(condition)
+        found.update((row[0], PaymentSummary(*row[1:])) for row in session.execute(statement))
+    return found
 
 
 def contacts(*, session: Session, user_ids: Iterable[str]) -> dict[str, Recipient]:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from common.db import make_engine, transaction
 from common.events import PaymentEvent
@@ -38,19 +39,26 @@ def events(payment_id: str = "pay_f1") -> list[PaymentEvent]:
     ]
 
 
+def remember(engine: Engine, batch: list[PaymentEvent]) -> dict[str, PaymentSummary]:
+    """`remember_payments` of `batch`, then what the store knows of its payments, in one
+    transaction, as the handler does."""
+    with transaction(engine) as session:
+        store.remember_payments(session=session, events=batch)
+        return store.payments(session=session, payment_ids=[e.payload.payment_id for e in batch])
+
+
 @pytest.mark.parametrize("split", [1, 2, 4])
 def test_a_payments_facts_are_its_first_words_in_one_batch_or_several(
     database_url: str, split: int
 ) -> None:
-    """Remembered in one batch or across several, the stored facts and the summary returned are the same: the first value each column was given, the initiation's details joined with the completion's."""
+    """Remembered in one batch or across several, the stored facts read back are the same: the first value each column was given, the initiation's details joined with the completion's."""
     engine = make_engine(database_url)
     migrate(engine, SCHEMA)
     given = events()
     size = len(given) // split
     summaries: dict[str, PaymentSummary] = {}
     for start in range(0, len(given), size):
-        with transaction(engine) as session:
-            summaries = store.remember_payments(session=session, events=given[start : start + size])
+        summaries = remember(engine, given[start : start + size])
 
     assert summaries["pay_f1"] == PaymentSummary(
         payment_method="card",
@@ -68,10 +76,8 @@ def test_the_completion_seen_before_its_initiation_is_joined_by_it_later(
     engine = make_engine(database_url)
     migrate(engine, SCHEMA)
     initiated, completed, redelivered, _refund = events()
-    with transaction(engine) as session:
-        first = store.remember_payments(session=session, events=[completed])
-    with transaction(engine) as session:
-        second = store.remember_payments(session=session, events=[redelivered, initiated])
+    first = remember(engine, [completed])
+    second = remember(engine, [redelivered, initiated])
 
     assert first["pay_f1"].transaction_id == "txn_first"
     assert first["pay_f1"].payment_method is None
@@ -91,8 +97,7 @@ def test_every_order_of_the_events_gives_the_same_facts_but_the_transaction(
         payment_id = f"pay_o{n}"
         given = events(payment_id)
         batch = [given[i] for i in order]
-        with transaction(engine) as session:
-            summary = store.remember_payments(session=session, events=batch)[payment_id]
+        summary = remember(engine, batch)[payment_id]
         first_completion = "txn_first" if order.index(1) < order.index(2) else "txn_second"
         assert summary.transaction_id == first_completion
         seen.add((summary.payment_method, summary.initiated_at, summary.amount, summary.currency))
