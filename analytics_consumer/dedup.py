@@ -14,9 +14,10 @@ Here the business key is the only claim, so an event writes at most one dedup ro
   once, and `store` inserts it with DO NOTHING ... RETURNING, so the same duplicate
   delivered again adds nothing (and is not reported again).
 
-The keys and fingerprints are `common.business`'s, so the rows are the ones the previous
-release wrote (a fact claimed before the upgrade is recognised after it), and failures
-stored under their legacy key are read as `claim_facts` reads them.
+The claim itself is `common.business.claim_keys`, the one `claim_facts` makes for the other
+services, so the rows are the ones the previous release wrote (a fact claimed before the
+upgrade is recognised after it, failures under their legacy key too); only the verdicts
+differ, `seen` being analytics' own.
 """
 
 from __future__ import annotations
@@ -28,23 +29,14 @@ from typing import Any, Final, Literal
 from sqlmodel import Session
 
 from common import bulk
-from common.business import (
-    BusinessAnomaly,
-    BusinessFact,
-    business_key,
-    fingerprint,
-    held_facts,
-    legacy_key,
-)
+from common.business import BusinessAnomaly, claim_keys
 from common.db import table_of
 from common.events import PaymentEvent
 
 Verdict = Literal["new", "seen", "duplicate", "anomaly"]
 
 
-_FACT: Final = table_of(BusinessFact)
 _ANOMALY: Final = table_of(BusinessAnomaly)
-_FACT_COLUMNS: Final = ("consumer", "key", "fingerprint", "event_id", "first_seen")
 _ANOMALY_COLUMNS: Final = ("consumer", "event_id", "key", "first_event_id", "detected_at")
 
 
@@ -60,48 +52,22 @@ class Claims:
 
 
 def claim(*, session: Session, consumer: str, events: Sequence[PaymentEvent], at: Any) -> Claims:
-    """Claim the business keys of `events` (distinct eventIds) in the caller's transaction.
-
-    One `INSERT ... ON CONFLICT DO NOTHING RETURNING` of the keys, sorted (two instances lock
-    them in one order); one SELECT of the keys held already, only if some were; one more
-    for the legacy keys of failures, only if the batch has failures. `at` is `first_seen`,
-    encoded for the database.
-    """
-    keys = [business_key(event) for event in events]
-    first: dict[str, PaymentEvent] = {}
-    for key, event in zip(keys, events, strict=True):
-        first.setdefault(key, event)
-    prints = {key: fingerprint(event) for key, event in first.items()}
-    stated = {key: (prints[key], event.event_id) for key, event in first.items()}
-    legacy = _legacy(session, consumer, first)
-    for key, (print_, event_id) in legacy.items():
-        if print_ == prints[key]:  # the same content: carry its first eventId to the new key
-            stated[key] = (print_, event_id)
-    inserted = set(
-        bulk.insert_rows(
-            session=session,
-            table=_FACT,
-            columns=_FACT_COLUMNS,
-            rows=[(consumer, key, *stated[key], at) for key in sorted(first)],
-            on_conflict="(consumer, key) DO NOTHING",
-            returning="key",
-        )
-    )
-    known = {key: stated[key] for key in inserted}
-    if len(inserted) < len(first):
-        known |= held_facts(session, consumer, [key for key in first if key not in inserted])
+    """Claim the business keys of `events` (distinct eventIds) in the caller's transaction
+    (`common.business.claim_keys`); `at` is `first_seen`, encoded for the database."""
+    claimed = claim_keys(session=session, consumer=consumer, events=events, at=at)
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
     anomalous: dict[str, str] = {}
-    for key, event in zip(keys, events, strict=True):
+    for key, event in zip(claimed.keys, events, strict=True):
         event_id = event.event_id
-        stored_print, stored_id = known[key]
+        stored_print, stored_id = claimed.known[key]
         if event_id == stored_id:  # its own key: new now, or counted by an earlier batch
-            before = key not in inserted or (key in legacy and legacy[key][1] == event_id)
+            legacy = claimed.legacy.get(key)
+            before = key not in claimed.inserted or (legacy is not None and legacy[1] == event_id)
             verdicts[event_id] = "seen" if before else "new"
             continue
         firsts[event_id] = stored_id
-        if (prints[key] if first[key] is event else fingerprint(event)) == stored_print:
+        if claimed.print_of(key, event) == stored_print:
             verdicts[event_id] = "duplicate"
         else:
             verdicts[event_id] = "anomaly"
@@ -125,18 +91,3 @@ def record_anomalies(
         rows=rows,
         on_conflict="(consumer, event_id) DO NOTHING",
     )
-
-
-def _legacy(
-    session: Session, consumer: str, first: Mapping[str, PaymentEvent]
-) -> dict[str, tuple[str, str]]:
-    """(fingerprint, first eventId) stored under the legacy key of each failure that has one.
-
-    A failure claimed before issue 21 is held as `payment.failed:<paymentId>` (see
-    `common.business`); nothing is read for a batch without failures.
-    """
-    olds = {key: old for key, event in first.items() if (old := legacy_key(event)) is not None}
-    if not olds:
-        return {}
-    held = held_facts(session, consumer, set(olds.values()))
-    return {key: held[old] for key, old in olds.items() if old in held}

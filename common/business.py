@@ -160,23 +160,48 @@ class Claimed:
         return [e for e, v in self.verdicts.items() if v == verdict]
 
 
-def claim_facts(
-    *, session: Session, consumer: str, events: Sequence[PaymentEvent], now: datetime
-) -> Claimed:
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """Where a batch's business keys stand once claimed (`claim_keys`), for a verdict per event."""
+
+    keys: list[str]
+    """Each event's key, in the batch's order."""
+    first: dict[str, PaymentEvent]
+    """Per key, the batch's first event stating it."""
+    prints: dict[str, str]
+    """Per key, the fingerprint of that first event."""
+    inserted: set[str]
+    """The keys claimed by this transaction."""
+    known: dict[str, tuple[str, str]]
+    """Per key, (fingerprint, first eventId) as held now: claimed here or before."""
+    legacy: dict[str, tuple[str, str]]
+    """Per key of a failure, what its legacy key holds (`legacy_key`), whatever the content."""
+
+    def print_of(self, key: str, event: PaymentEvent) -> str:
+        """`event`'s fingerprint, computed once for the first event of each key."""
+        return self.prints[key] if self.first[key] is event else fingerprint(event)
+
+
+def claim_keys(
+    *, session: Session, consumer: str, events: Sequence[PaymentEvent], at: Any
+) -> KeyClaim:
     """Claim the business keys of `events` for `consumer`, in the caller's transaction.
 
     One `INSERT ... ON CONFLICT DO NOTHING RETURNING` for the keys (sorted, so concurrent
-    claims lock in one order), one SELECT for the keys already held; anomalies are recorded.
-    An event whose key it already holds under its own eventId (a retry) is `new` again.
+    claims lock in one order); one SELECT for the keys already held, only if some were; one
+    more for the legacy keys of failures, only if the batch has failures. A failure whose
+    content is already held under its legacy key (claimed before issue 21) carries that row's
+    first eventId to its new key. `at` is `first_seen`, encoded for the database. What the
+    claim means for each event is the caller's: `claim_facts`, analytics' `dedup.claim`.
     """
     keys = [business_key(event) for event in events]
     first: dict[str, PaymentEvent] = {}
     for key, event in zip(keys, events, strict=True):
         first.setdefault(key, event)
-    at = bulk.encoders(session).naive_time(now)
     prints = {key: fingerprint(event) for key, event in first.items()}
-    stated = {k: (prints[k], first[k].event_id) for k in first}
-    stated |= _stated_under_legacy_keys(session, consumer, first, prints)
+    stated = {key: (prints[key], event.event_id) for key, event in first.items()}
+    legacy = _held_under_legacy_keys(session, consumer, first)
+    stated |= {key: held for key, held in legacy.items() if held[0] == prints[key]}
     inserted = set(
         bulk.insert_rows(
             session=session,
@@ -187,18 +212,31 @@ def claim_facts(
             returning="key",
         )
     )
-    held = held_facts(session, consumer, [k for k in first if k not in inserted])
-    known = {k: stated[k] for k in inserted} | held
+    known = {key: stated[key] for key in inserted}
+    if len(inserted) < len(first):
+        known |= held_facts(session, consumer, [k for k in first if k not in inserted])
+    return KeyClaim(keys, first, prints, inserted, known, legacy)
+
+
+def claim_facts(
+    *, session: Session, consumer: str, events: Sequence[PaymentEvent], now: datetime
+) -> Claimed:
+    """Claim the business keys of `events` for `consumer` (`claim_keys`); anomalies are recorded.
+
+    An event whose key it already holds under its own eventId (a retry) is `new` again.
+    """
+    at = bulk.encoders(session).naive_time(now)
+    claim = claim_keys(session=session, consumer=consumer, events=events, at=at)
     verdicts: dict[str, Verdict] = {}
     firsts: dict[str, str] = {}
     anomalies: list[tuple[str, str, str]] = []
-    for key, event in zip(keys, events, strict=True):
-        stored_print, stored_id = known[key]
+    for key, event in zip(claim.keys, events, strict=True):
+        stored_print, stored_id = claim.known[key]
         if event.event_id == stored_id:
             verdicts[event.event_id] = "new"
             continue
         firsts[event.event_id] = stored_id
-        if fingerprint(event) == stored_print:
+        if claim.print_of(key, event) == stored_print:
             verdicts[event.event_id] = "duplicate"
         else:
             verdicts[event.event_id] = "anomaly"
@@ -241,10 +279,10 @@ class BusinessMetrics:
             )
 
 
-def _stated_under_legacy_keys(
-    session: Session, consumer: str, first: Mapping[str, PaymentEvent], prints: Mapping[str, str]
+def _held_under_legacy_keys(
+    session: Session, consumer: str, first: Mapping[str, PaymentEvent]
 ) -> dict[str, tuple[str, str]]:
-    """(fingerprint, first eventId) of the failures already stored under their legacy key.
+    """Per key of a failure, (fingerprint, first eventId) held under its legacy key.
 
     A failure claimed before issue 21 is held as `payment.failed:<paymentId>`; the same
     content redelivered now carries over that row's first eventId to its new key (so it is a
@@ -255,9 +293,7 @@ def _stated_under_legacy_keys(
     if not legacy:
         return {}
     held = held_facts(session, consumer, set(legacy.values()))
-    return {
-        key: held[old] for key, old in legacy.items() if old in held and held[old][0] == prints[key]
-    }
+    return {key: held[old] for key, old in legacy.items() if old in held}
 
 
 def held_facts(session: Session, consumer: str, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
