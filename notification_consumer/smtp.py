@@ -149,8 +149,7 @@ class MailSession:
         if self._smtp is not None and idle > REOPEN_AFTER_S:
             self.close()
         elif self._smtp is not None and idle > CHECK_AFTER_S and not _alive(self._smtp):
-            self._smtp.close()  # no QUIT: it did not answer
-            self._smtp = None
+            self.drop()  # no QUIT: it did not answer
         if self._smtp is None:
             self._smtp = connect(self._config)
         return self._smtp
